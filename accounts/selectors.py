@@ -1,0 +1,101 @@
+"""Reads for people and units, including the unit scope behind the one access rule."""
+
+from functools import reduce
+import operator
+
+from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from accounts import roles
+from accounts.models import Unit, UnitMembership, User
+
+ACCESS_UNIT = "accounts.access_unit"
+
+
+def unit_scope_paths(*, user: User) -> list[str]:
+    """Return the tree paths of the units ``user`` was granted access to (object permissions only).
+
+    Global (model-wide) permissions are ignored on purpose: a model-wide grant must never widen an
+    object scope to "everything" (field case C17). Superusers get an empty list; callers treat
+    superusers separately. The result is cached on the user object for the request.
+    """
+    if not user.is_authenticated or not user.is_active or user.is_superuser:
+        return []
+    cached = getattr(user, "_unit_scope_paths", None)
+    if cached is None:
+        granted = get_objects_for_user(
+            user,
+            ACCESS_UNIT,
+            klass=Unit.objects.filter(is_active=True),
+            accept_global_perms=False,
+            with_superuser=False,
+        )
+        cached = sorted(set(granted.values_list("path", flat=True)))
+        user._unit_scope_paths = cached
+    return cached
+
+
+def unit_scope_q(*, user: User, prefix: str = "") -> Q:
+    """Return a ``Q`` matching units inside ``user``'s scope; ``prefix`` is the lookup to the unit.
+
+    The query is built from the user's few granted paths (``path LIKE 'p%'``), never from a list of
+    unit or case ids, so its size does not grow with the data (field case C18).
+    """
+    if user.is_superuser and user.is_active:
+        return Q()
+    paths = unit_scope_paths(user=user)
+    if not paths:
+        return Q(pk__in=[])
+    return reduce(operator.or_, (Q(**{f"{prefix}path__startswith": p}) for p in paths))
+
+
+def units_in_scope(*, user: User) -> QuerySet[Unit]:
+    """Return the units whose cases ``user`` may see (granted units and their descendants)."""
+    return Unit.objects.filter(unit_scope_q(user=user))
+
+
+def user_covers_unit(*, user: User, unit: Unit | None) -> bool:
+    """Tell whether ``unit`` lies inside ``user``'s scope (superusers cover every unit)."""
+    if user.is_superuser and user.is_active:
+        return True
+    if unit is None:
+        return False
+    return any(unit.path.startswith(p) for p in unit_scope_paths(user=user))
+
+
+def user_is_city_wide(*, user: User) -> bool:
+    """Tell whether ``user``'s scope includes a root of the unit tree (sees unassigned cases)."""
+    if user.is_superuser and user.is_active:
+        return True
+    return any(p.count(".") == 1 for p in unit_scope_paths(user=user))
+
+
+def user_has_role(*, user: User, role: str) -> bool:
+    """Tell whether ``user`` is in the group of role ``role``."""
+    return user.groups.filter(name=role).exists()
+
+
+def unit_staff_emails(*, unit: Unit, role: str | None = None, heads_only: bool = False) -> list[str]:
+    """Return the e-mail addresses of ``unit``'s active members, optionally only a role or the heads."""
+    qs = UnitMembership.objects.filter(unit=unit, user__is_active=True).exclude(user__email="")
+    if role:
+        qs = qs.filter(user__groups__name=role)
+    if heads_only:
+        qs = qs.filter(is_head=True)
+    return sorted(set(qs.values_list("user__email", flat=True)))
+
+
+def unit_by_function(*, function: str) -> Unit | None:
+    """Return the unit holding ``function`` (e.g. the 网评办), or None when none is configured."""
+    return Unit.objects.filter(function=function, is_active=True).first()
+
+
+def comment_office_emails() -> list[str]:
+    """Return the addresses of the 网评办's dispatchers and reviewers (催办 copies go to them)."""
+    office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
+    if office is None:
+        return []
+    return sorted(
+        set(unit_staff_emails(unit=office, role=roles.DISPATCHER))
+        | set(unit_staff_emails(unit=office, role=roles.OFFICE_REVIEWER))
+    )

@@ -1,0 +1,582 @@
+"""Casework data: the case and its closed loop, drafts, audit events, clocks and escalation.
+
+The case state is one protected django-fsm-2 field. Transition bodies only set fields; every
+transition is performed by exactly one service in :mod:`casework.services`, which checks the
+permission, locks the row, writes the audit event and queues side effects after commit.
+"""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+
+class Platform(models.Model):
+    """A public message board the bureau answers on (人民网领导留言板, 问政平台, 12345 …)."""
+
+    name = models.CharField(_("名称"), max_length=100, unique=True)
+    code = models.SlugField(_("代码"), max_length=50, unique=True)
+    url = models.URLField(_("网址"), blank=True)
+
+    class Meta:
+        verbose_name = _("留言平台")
+        verbose_name_plural = _("留言平台")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MessageType(models.TextChoices):
+    CONSULT = "consult", _("咨询")
+    HELP = "help", _("求助")
+    SUGGEST = "suggest", _("建议")
+    COMPLAIN = "complain", _("投诉")
+    REPORT = "report", _("举报")
+    OTHER = "other", _("其他")
+
+
+class State(models.TextChoices):
+    REGISTERED = "registered", _("已登记·待交办")
+    DISPATCHED = "dispatched", _("已交办·待签收")
+    HANDLING = "handling", _("承办中")
+    OFFICE_REVIEW = "office_review", _("网评办审核")
+    LEADER_REVIEW = "leader_review", _("分管局领导审签")
+    APPROVED = "approved", _("待发布")
+    REPLIED = "replied", _("已回复·督办回访")
+    ARCHIVED = "archived", _("已归档")
+
+
+ACTIVE_STATES = [
+    State.DISPATCHED,
+    State.HANDLING,
+    State.OFFICE_REVIEW,
+    State.LEADER_REVIEW,
+    State.APPROVED,
+]
+
+
+def _may(perm: str, scope: str):
+    """Build a django-fsm-2 permission callable: role permission ``perm`` plus the unit scope.
+
+    ``scope`` is ``"lead"`` (the user's units cover the case's lead unit) or ``"case"`` (the user
+    may see the case at all). The rule itself lives in :func:`casework.selectors.user_may_act`.
+    """
+
+    def check(case: "Case", user) -> bool:
+        from casework.selectors import user_may_act
+
+        return user_may_act(user=user, case=case, perm=perm, scope=scope)
+
+    check.__name__ = f"may_{perm}_{scope}"
+    return check
+
+
+def _has_current_draft(case: "Case") -> bool:
+    return case.drafts.filter(round=case.handling_round).exists()
+
+
+class Case(ConcurrentTransitionMixin, models.Model):
+    """A citizen's message and the case it opens."""
+
+    reference = models.CharField(_("案件编号"), max_length=30, unique=True, null=True, blank=True)
+    platform = models.ForeignKey(Platform, verbose_name=_("平台"), on_delete=models.PROTECT)
+    external_id = models.CharField(_("平台留言编号"), max_length=64, blank=True, default="")
+    subject = models.CharField(_("留言主题"), max_length=500)
+    body = models.TextField(_("留言详情"))
+    submitted_at = models.DateTimeField(_("留言时间"))
+    citizen_name = models.CharField(_("网民昵称"), max_length=100, blank=True)
+    citizen_contact = models.CharField(_("联系方式"), max_length=200, blank=True)
+    likes = models.PositiveIntegerField(_("点赞数"), null=True, blank=True)
+    dislikes = models.PositiveIntegerField(_("反对数"), null=True, blank=True)
+    message_type = models.CharField(
+        _("留言类型"), max_length=20, choices=MessageType.choices, default=MessageType.CONSULT
+    )
+    category = models.CharField(_("平台分类"), max_length=100, blank=True)
+
+    state = FSMField(
+        _("状态"), default=State.REGISTERED, choices=State.choices, protected=True, db_index=True
+    )
+    lead_unit = models.ForeignKey(
+        "accounts.Unit",
+        verbose_name=_("承办单位"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lead_cases",
+    )
+    handling_round = models.PositiveSmallIntegerField(_("办理轮次"), default=1)
+    dispatched_at = models.DateTimeField(_("交办时间"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
+    feedback_at = models.DateTimeField(_("反馈时间"), null=True, blank=True)
+    sign_for_due_at = models.DateTimeField(_("签收期限"), null=True, blank=True, db_index=True)
+    reply_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True, db_index=True)
+    published_reply = models.TextField(_("已发布答复"), blank=True)
+    published_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
+    published_where = models.CharField(_("发布位置"), max_length=200, blank=True)
+    archived_at = models.DateTimeField(_("归档时间"), null=True, blank=True)
+    closing_reason = models.CharField(_("不予受理理由"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("网民留言")
+        verbose_name_plural = _("网民留言")
+        ordering = ["-submitted_at", "-id"]
+        permissions = [
+            ("register_case", _("登记留言")),
+            ("dispatch_case", _("交办")),
+            ("reject_case", _("不予受理")),
+            ("accept_case", _("签收")),
+            ("return_case", _("退回")),
+            ("submit_feedback", _("反馈")),
+            ("office_review_case", _("网评办审核")),
+            ("leader_review_case", _("分管局领导审签")),
+            ("publish_reply", _("发布答复")),
+            ("follow_up_case", _("回访与重办")),
+            ("archive_case", _("归档")),
+            ("import_messages", _("导入留言")),
+            ("view_citizen_contact", _("查看网民联系方式")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="case_platform_external_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state__in=State.values), name="case_state_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "reply_due_at"], name="case_state_reply_due_idx"),
+            models.Index(fields=["lead_unit", "state"], name="case_unit_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference or '—'} {self.subject}"
+
+    # --- the closed loop (DESIGN.md §3). Bodies only set fields. ---
+
+    @transition(
+        field=state,
+        source=State.REGISTERED,
+        target=State.DISPATCHED,
+        permission=_may("dispatch_case", "case"),
+    )
+    def dispatch(self, *, unit, at, sign_for_due_at, reply_due_at) -> None:
+        self.lead_unit = unit
+        self.dispatched_at = at
+        self.accepted_at = None
+        self.sign_for_due_at = sign_for_due_at
+        self.reply_due_at = reply_due_at
+
+    @transition(
+        field=state,
+        source=State.REGISTERED,
+        target=State.ARCHIVED,
+        permission=_may("reject_case", "case"),
+    )
+    def reject_invalid(self, *, reason, at) -> None:
+        self.closing_reason = reason
+        self.archived_at = at
+
+    @transition(
+        field=state,
+        source=State.DISPATCHED,
+        target=State.HANDLING,
+        permission=_may("accept_case", "lead"),
+    )
+    def accept(self, *, at) -> None:
+        self.accepted_at = at
+
+    @transition(
+        field=state,
+        source=State.DISPATCHED,
+        target=State.REGISTERED,
+        permission=_may("return_case", "lead"),
+    )
+    def return_to_office(self) -> None:
+        self.lead_unit = None
+        self.dispatched_at = None
+        self.sign_for_due_at = None
+        self.reply_due_at = None
+
+    @transition(
+        field=state,
+        source=State.HANDLING,
+        target=State.OFFICE_REVIEW,
+        permission=_may("submit_feedback", "lead"),
+        conditions=[_has_current_draft],
+    )
+    def submit_feedback(self, *, at) -> None:
+        self.feedback_at = at
+
+    @transition(
+        field=state,
+        source=State.OFFICE_REVIEW,
+        target=State.LEADER_REVIEW,
+        permission=_may("office_review_case", "case"),
+    )
+    def office_approve(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.OFFICE_REVIEW,
+        target=State.HANDLING,
+        permission=_may("office_review_case", "case"),
+    )
+    def office_send_back(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.LEADER_REVIEW,
+        target=State.APPROVED,
+        permission=_may("leader_review_case", "case"),
+    )
+    def leader_approve(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.LEADER_REVIEW,
+        target=State.HANDLING,
+        permission=_may("leader_review_case", "case"),
+    )
+    def leader_send_back(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.APPROVED,
+        target=State.REPLIED,
+        permission=_may("publish_reply", "case"),
+    )
+    def publish_reply(self, *, text, where, at) -> None:
+        self.published_reply = text
+        self.published_where = where
+        self.published_at = at
+
+    @transition(
+        field=state,
+        source=State.REPLIED,
+        target=State.REPLIED,
+        permission=_may("follow_up_case", "case"),
+    )
+    def record_follow_up(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.REPLIED,
+        target=State.HANDLING,
+        permission=_may("follow_up_case", "case"),
+    )
+    def reopen(self, *, reply_due_at) -> None:
+        self.handling_round += 1
+        self.reply_due_at = reply_due_at
+        self.feedback_at = None
+        self.published_reply = ""
+        self.published_at = None
+        self.published_where = ""
+
+    @transition(
+        field=state,
+        source=State.REPLIED,
+        target=State.ARCHIVED,
+        permission=_may("archive_case", "case"),
+    )
+    def archive(self, *, at) -> None:
+        self.archived_at = at
+
+
+class ReplyDraft(models.Model):
+    """One version of a unit's feedback (办理情况) and draft public reply. Versions are never edited."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="drafts")
+    round = models.PositiveSmallIntegerField(_("办理轮次"))
+    version = models.PositiveIntegerField(_("版本"))
+    handling_report = models.TextField(_("办理情况"))
+    policy_basis = models.TextField(_("政策依据"), blank=True)
+    measures = models.TextField(_("整改措施"), blank=True)
+    reply_text = models.TextField(_("答复草稿"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("撰写人"), on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("答复草稿")
+        verbose_name_plural = _("答复草稿")
+        ordering = ["case", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "version"], name="draft_case_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} v{self.version}"
+
+
+class CaseEvent(models.Model):
+    """An append-only, hash-chained audit event of a case (one per transition and side step).
+
+    ``hash`` is SHA-256 over the event's content and the previous event's hash of the same case,
+    so an edited or deleted event breaks the chain (:func:`casework.selectors.case_audit_verify`).
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField(_("序号"))
+    action = models.CharField(_("动作"), max_length=50)
+    from_state = models.CharField(_("原状态"), max_length=20, blank=True)
+    to_state = models.CharField(_("新状态"), max_length=20, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+    )
+    at = models.DateTimeField(_("时间"))
+    reason = models.TextField(_("理由"), blank=True)
+    payload = models.JSONField(_("内容"), default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("办理记录")
+        verbose_name_plural = _("办理记录")
+        ordering = ["case", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "seq"], name="event_case_seq_unique"),
+        ]
+        indexes = [models.Index(fields=["action", "at"], name="event_action_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}#{self.seq} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise RuntimeError("CaseEvent is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("CaseEvent is append-only.")
+
+    def compute_hash(self) -> str:
+        """Return the SHA-256 of this event's content chained to ``prev_hash``."""
+        content = json.dumps(
+            [
+                self.case_id,
+                self.seq,
+                self.action,
+                self.from_state,
+                self.to_state,
+                self.actor_id,
+                self.at.isoformat(),
+                self.reason,
+                self.payload,
+                self.prev_hash,
+            ],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+class FollowUp(models.Model):
+    """A structured 回访 record: reached or not, satisfaction, rectification status."""
+
+    class Result(models.TextChoices):
+        SATISFIED = "satisfied", _("满意")
+        BASICALLY = "basically_satisfied", _("基本满意")
+        UNSATISFIED = "unsatisfied", _("不满意")
+        UNREACHABLE = "unreachable", _("未联系上")
+
+    class Rectification(models.TextChoices):
+        NOT_NEEDED = "not_needed", _("无需整改")
+        DONE = "done", _("已整改")
+        IN_PROGRESS = "in_progress", _("整改中")
+        NOT_DONE = "not_done", _("未整改")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="follow_ups")
+    round = models.PositiveSmallIntegerField(_("办理轮次"))
+    result = models.CharField(_("回访结果"), max_length=30, choices=Result.choices)
+    rectification = models.CharField(
+        _("整改情况"), max_length=20, choices=Rectification.choices, default=Rectification.NOT_NEEDED
+    )
+    note = models.TextField(_("说明"), blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField(_("回访时间"))
+
+    class Meta:
+        verbose_name = _("回访记录")
+        verbose_name_plural = _("回访记录")
+        ordering = ["case", "recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} {self.get_result_display()}"
+
+
+class WorkCalendarDay(models.Model):
+    """An exception to the Monday–Friday week: a holiday on a weekday or a 调休 working weekend day."""
+
+    date = models.DateField(_("日期"), unique=True)
+    is_workday = models.BooleanField(_("工作日"))
+    note = models.CharField(_("说明"), max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = _("工作日历")
+        verbose_name_plural = _("工作日历")
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'班' if self.is_workday else '休'} {self.note}"
+
+
+class DeadlinePolicy(models.Model):
+    """Clock lengths in working days for one message type (DESIGN.md §4).
+
+    Defaults follow published local practice: 1 working day to sign for; 3 working days to reply to
+    a consultation; 10–15 for complaints and reports.
+    """
+
+    message_type = models.CharField(
+        _("留言类型"), max_length=20, choices=MessageType.choices, unique=True
+    )
+    sign_for_days = models.PositiveSmallIntegerField(_("签收时限(工作日)"), default=1)
+    reply_days = models.PositiveSmallIntegerField(_("答复时限(工作日)"))
+
+    class Meta:
+        verbose_name = _("办理时限")
+        verbose_name_plural = _("办理时限")
+
+    def __str__(self) -> str:
+        return f"{self.get_message_type_display()}: {self.sign_for_days}/{self.reply_days}"
+
+
+class Clock(models.TextChoices):
+    SIGN_FOR = "sign_for", _("签收")
+    REPLY = "reply", _("答复")
+
+
+class EscalationLevel(models.TextChoices):
+    REMIND = "remind", _("到期提醒")
+    URGE = "urge", _("催办·督办单")
+    ESCALATE = "escalate", _("报分管局领导")
+    REFER = "refer", _("移交纪检督察")
+
+
+class EscalationStep(models.Model):
+    """One step of the escalation ladder taken on one case, clock and handling round.
+
+    The unique constraint makes every step happen at most once, whatever the scheduler does.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="escalation_steps")
+    clock = models.CharField(_("时限"), max_length=20, choices=Clock.choices)
+    round = models.PositiveSmallIntegerField(_("办理轮次"))
+    level = models.CharField(_("级别"), max_length=20, choices=EscalationLevel.choices)
+    due_at = models.DateTimeField(_("期限"))
+    happened_at = models.DateTimeField(_("时间"))
+
+    class Meta:
+        verbose_name = _("催督办记录")
+        verbose_name_plural = _("催督办记录")
+        ordering = ["case", "happened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "clock", "round", "level"], name="escalation_step_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} {self.get_clock_display()} {self.get_level_display()}"
+
+
+class SupervisionNotice(models.Model):
+    """A 督办单 on an active case, tracked until the unit answers it."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="supervision_notices")
+    unit = models.ForeignKey("accounts.Unit", verbose_name=_("被督办单位"), on_delete=models.PROTECT)
+    step = models.OneToOneField(
+        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="notice"
+    )
+    content = models.TextField(_("督办内容"))
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("督办人"),
+    )
+    opened_at = models.DateTimeField(_("督办时间"))
+    answer = models.TextField(_("单位答复"), blank=True)
+    answered_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("督办单")
+        verbose_name_plural = _("督办单")
+        ordering = ["-opened_at"]
+        permissions = [("answer_supervision", _("答复督办单"))]
+
+    def __str__(self) -> str:
+        return f"督办单 {self.case.reference} → {self.unit}"
+
+
+class DisciplineReferral(models.Model):
+    """An immutable referral of a case to 纪检督察, with a snapshot of its timeline and notices."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="referrals")
+    unit = models.ForeignKey("accounts.Unit", verbose_name=_("涉及单位"), on_delete=models.PROTECT)
+    step = models.OneToOneField(
+        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="referral"
+    )
+    reason = models.TextField(_("移交理由"))
+    snapshot = models.JSONField(_("案件材料"), default=dict)
+    created_at = models.DateTimeField(_("移交时间"))
+    outcome = models.TextField(_("处理结果"), blank=True)
+    outcome_recorded_at = models.DateTimeField(_("结果登记时间"), null=True, blank=True)
+    outcome_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("纪检督察移交")
+        verbose_name_plural = _("纪检督察移交")
+        ordering = ["-created_at"]
+        permissions = [("record_referral_outcome", _("登记移交处理结果"))]
+
+    def __str__(self) -> str:
+        return f"移交 {self.case.reference}"
+
+
+class Notification(models.Model):
+    """An e-mail in the outbox. Written in the same transaction as its cause, sent after commit.
+
+    ``key`` is unique, so a cause that runs twice queues one e-mail; ``sent_at`` is set under a
+    row lock by the sending task, so a redelivered task sends nothing new.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT)
+    recipients = models.JSONField(_("收件人"), default=list)
+    subject = models.CharField(_("主题"), max_length=300)
+    body = models.TextField(_("正文"))
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    last_error = models.TextField(_("最近错误"), blank=True)
+
+    class Meta:
+        verbose_name = _("邮件通知")
+        verbose_name_plural = _("邮件通知")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.subject

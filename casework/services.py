@@ -1,0 +1,703 @@
+"""Every write to a case. One service per transition of the closed loop (DESIGN.md §3).
+
+Each transition service: loads the case row with ``select_for_update``, refuses when the case left
+the state the user acted on (a clear conflict, field case C12), checks the transition permission of
+the acting user on that case (role + unit scope, django-fsm-2 ``has_transition_perm``), applies the
+transition, saves only the changed fields, appends one hash-chained audit event in the same
+transaction and queues e-mails with ``transaction.on_commit``.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_fsm import can_proceed
+
+from accounts import roles
+from accounts.models import Unit, User
+from accounts.selectors import comment_office_emails, unit_staff_emails
+from casework import calendar
+from casework.models import (
+    Case,
+    CaseEvent,
+    DeadlinePolicy,
+    FollowUp,
+    MessageType,
+    Notification,
+    Platform,
+    ReplyDraft,
+    State,
+)
+from casework.text import find_personal_numbers, to_half_width
+
+logger = logging.getLogger("casework")
+
+# Defaults when no DeadlinePolicy row exists for a message type (working days).
+# Source: DESIGN.md §4 (published local practice: 1 day to sign for, 3 for a consultation,
+# 10–15 for complaints).
+DEFAULT_SIGN_FOR_DAYS = 1
+DEFAULT_REPLY_DAYS = {
+    MessageType.CONSULT: 3,
+    MessageType.HELP: 5,
+    MessageType.SUGGEST: 10,
+    MessageType.COMPLAIN: 15,
+    MessageType.REPORT: 15,
+    MessageType.OTHER: 10,
+}
+
+
+class TransitionRefused(Exception):
+    """A transition cannot happen; ``str(exc)`` says why, in words a member of staff understands."""
+
+
+class CaseConflict(TransitionRefused):
+    """The case changed since the user loaded it (someone else acted first)."""
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    sign_for_due_at: datetime
+    reply_due_at: datetime
+
+
+# ---------------------------------------------------------------- audit and notifications
+
+
+def event_append(
+    *,
+    case: Case,
+    action: str,
+    actor: User | None,
+    from_state: str = "",
+    to_state: str = "",
+    reason: str = "",
+    payload: dict | None = None,
+    at: datetime | None = None,
+) -> CaseEvent:
+    """Append one hash-chained audit event to ``case``.
+
+    Must run inside the transaction that holds the case row lock (the services do), so the
+    sequence number and the chain are computed without races.
+    """
+    last = case.events.order_by("-seq").values("seq", "hash").first()
+    event = CaseEvent(
+        case=case,
+        seq=(last["seq"] + 1) if last else 1,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        at=at or timezone.now(),
+        reason=reason,
+        payload=payload or {},
+        prev_hash=last["hash"] if last else "",
+    )
+    event.hash = event.compute_hash()
+    event.save()
+    return event
+
+
+def notification_queue(
+    *, key: str, recipients: list[str], subject: str, body: str, case: Case | None = None
+) -> Notification | None:
+    """Put an e-mail in the outbox once per ``key`` and send it after the transaction commits.
+
+    Returns the notification, or None when it has no recipients or ``key`` was queued before.
+    """
+    recipients = sorted({r for r in recipients if r})
+    if not recipients:
+        return None
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                key=key, case=case, recipients=recipients, subject=subject, body=body
+            )
+    except IntegrityError:
+        return None
+
+    def _send() -> None:
+        from casework.tasks import notification_send
+
+        notification_send.delay(notification.pk)
+
+    transaction.on_commit(_send)
+    return notification
+
+
+def notification_deliver(*, notification_id: int) -> bool:
+    """Send one queued e-mail unless it was sent already; True when this call sent it.
+
+    The row is locked while sending so two workers never both send it. Raises the mail backend's
+    error after recording it (the Celery task retries).
+    """
+    from django.core.mail import EmailMultiAlternatives
+
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().get(pk=notification_id)
+        if notification.sent_at is not None:
+            return False
+        notification.attempts += 1
+        message = EmailMultiAlternatives(
+            subject=notification.subject, body=notification.body, to=notification.recipients
+        )
+        try:
+            message.send()
+        except Exception as exc:  # recorded, then re-raised for the task to retry
+            notification.last_error = str(exc)[:2000]
+            Notification.objects.filter(pk=notification.pk).update(
+                attempts=notification.attempts, last_error=notification.last_error
+            )
+            raise
+        notification.sent_at = timezone.now()
+        notification.save(update_fields=["sent_at", "attempts"])
+        return True
+
+
+def case_url(case: Case) -> str:
+    """Return the absolute admin URL of ``case`` for e-mails."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    return settings.SITE_URL + reverse("admin:casework_case_change", args=[case.pk])
+
+
+def _notify_unit_handlers(*, case: Case, event: CaseEvent, subject: str, lines: list[str]) -> None:
+    if case.lead_unit is None:
+        return
+    body = "\n".join([*lines, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)])
+    notification_queue(
+        key=f"event:{event.pk}",
+        case=case,
+        recipients=unit_staff_emails(unit=case.lead_unit, role=roles.HANDLER),
+        subject=subject,
+        body=body,
+    )
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def case_deadlines(*, message_type: str, start: datetime) -> Deadlines:
+    """Compute the sign-for and reply deadlines of a case dispatched at ``start``.
+
+    Args:
+        message_type: a ``MessageType`` value; its ``DeadlinePolicy`` row gives the lengths in
+            working days, else ``DEFAULT_SIGN_FOR_DAYS`` / ``DEFAULT_REPLY_DAYS``.
+        start: aware datetime of dispatch.
+
+    Returns:
+        aware Asia/Shanghai deadlines computed on the work calendar.
+    """
+    policy = DeadlinePolicy.objects.filter(message_type=message_type).first()
+    sign_days = policy.sign_for_days if policy else DEFAULT_SIGN_FOR_DAYS
+    reply_days = policy.reply_days if policy else DEFAULT_REPLY_DAYS.get(message_type, 10)
+    return Deadlines(
+        sign_for_due_at=calendar.add_working_days(start, sign_days),
+        reply_due_at=calendar.add_working_days(start, reply_days),
+    )
+
+
+# ---------------------------------------------------------------- intake
+
+
+@transaction.atomic
+def case_register(
+    *,
+    acting_user: User | None,
+    platform: Platform,
+    subject: str,
+    body: str,
+    submitted_at: datetime,
+    external_id: str = "",
+    citizen_name: str = "",
+    citizen_contact: str = "",
+    likes: int | None = None,
+    dislikes: int | None = None,
+    message_type: str = MessageType.CONSULT,
+    category: str = "",
+    source: str = "manual",
+) -> Case:
+    """Register a citizen message as a new case in state ``registered``.
+
+    Args:
+        acting_user: the member of staff entering it, or None for an import/platform push.
+        submitted_at: aware datetime the citizen posted it (naive values are taken as Beijing time).
+        external_id: the platform's id; stored half-width; unique per platform.
+        source: where it came from (``manual``, ``import``, ``api``), kept in the audit event.
+
+    Raises:
+        PermissionDenied: when ``acting_user`` lacks ``casework.register_case``.
+        TransitionRefused: when subject or body is empty, or the platform id already exists.
+    """
+    if acting_user is not None and not acting_user.has_perm("casework.register_case"):
+        raise PermissionDenied(_("您没有登记留言的权限。"))
+    subject = (subject or "").strip()
+    if not subject:
+        raise TransitionRefused(_("留言主题不能为空。"))
+    if not (body or "").strip():
+        raise TransitionRefused(_("留言详情不能为空。"))
+    if timezone.is_naive(submitted_at):
+        submitted_at = submitted_at.replace(tzinfo=calendar.SHANGHAI)
+    external_id = to_half_width(external_id or "")
+    if external_id and Case.objects.filter(platform=platform, external_id=external_id).exists():
+        raise TransitionRefused(_("该平台留言编号已存在:%(id)s") % {"id": external_id})
+    case = Case(
+        platform=platform,
+        external_id=external_id,
+        subject=subject,
+        body=body,
+        submitted_at=submitted_at,
+        citizen_name=citizen_name or "",
+        citizen_contact=to_half_width(citizen_contact or ""),
+        likes=likes,
+        dislikes=dislikes,
+        message_type=message_type,
+        category=category or "",
+    )
+    case.save()
+    from django.conf import settings
+
+    local_year = timezone.localtime(case.created_at).year
+    case.reference = f"{settings.CASEWORK_REFERENCE_PREFIX}-{local_year}-{case.pk:06d}"
+    case.save(update_fields=["reference"])
+    event_append(
+        case=case,
+        action="register",
+        actor=acting_user,
+        to_state=case.state,
+        payload={"source": source, "platform": platform.code, "external_id": external_id},
+    )
+    return case
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def _changed_fields(case: Case, before: dict) -> list[str]:
+    return [
+        f.attname
+        for f in case._meta.concrete_fields
+        if getattr(case, f.attname) != before[f.attname]
+    ] + ["updated_at"]
+
+
+def _transition(
+    *,
+    case: Case,
+    acting_user: User,
+    name: str,
+    reason: str = "",
+    reason_required: bool = False,
+    expected_state: str | None = None,
+    kwargs: dict | None = None,
+    payload: dict | None = None,
+    condition_message: str = "",
+) -> tuple[Case, CaseEvent]:
+    """Run transition ``name`` on ``case`` for ``acting_user``; see the module docstring."""
+    reason = (reason or "").strip()
+    if reason_required and not reason:
+        raise TransitionRefused(_("必须填写理由。"))
+    locked = Case.objects.select_for_update().select_related("lead_unit").get(pk=case.pk)
+    method = getattr(locked, name)
+    if expected_state is not None and locked.state != expected_state:
+        raise CaseConflict(
+            _("案件已被他人处理,当前状态为「%(state)s」,请刷新页面后再操作。")
+            % {"state": locked.get_state_display()}
+        )
+    if not can_proceed(method, check_conditions=False):
+        raise TransitionRefused(
+            _("案件当前状态为「%(state)s」,不能执行此操作。") % {"state": locked.get_state_display()}
+        )
+    meta = method._django_fsm
+    if not meta.has_transition_perm(locked, locked.state, acting_user):
+        raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
+    if not meta.conditions_met(locked, locked.state):
+        raise TransitionRefused(condition_message or _("办理条件尚未满足。"))
+    from_state = locked.state
+    before = {f.attname: getattr(locked, f.attname) for f in locked._meta.concrete_fields}
+    method(**(kwargs or {}))
+    locked.save(update_fields=_changed_fields(locked, before))
+    event = event_append(
+        case=locked,
+        action=name,
+        actor=acting_user,
+        from_state=from_state,
+        to_state=locked.state,
+        reason=reason,
+        payload=payload,
+    )
+    return locked, event
+
+
+@transaction.atomic
+def case_dispatch(
+    *, case: Case, acting_user: User, unit: Unit, expected_state: str | None = None, note: str = ""
+) -> Case:
+    """交办: assign ``case`` to lead ``unit`` and start its sign-for and reply clocks.
+
+    Raises:
+        TransitionRefused: case not registered, or the unit is inactive.
+        PermissionDenied: user lacks ``casework.dispatch_case`` or cannot see the case.
+    """
+    if not unit.is_active:
+        raise TransitionRefused(_("所选单位已停用。"))
+    now = timezone.now()
+    deadlines = case_deadlines(message_type=case.message_type, start=now)
+    case, event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="dispatch",
+        reason=note,
+        expected_state=expected_state,
+        kwargs={
+            "unit": unit,
+            "at": now,
+            "sign_for_due_at": deadlines.sign_for_due_at,
+            "reply_due_at": deadlines.reply_due_at,
+        },
+        payload={
+            "unit_id": unit.pk,
+            "unit": unit.name,
+            "sign_for_due_at": deadlines.sign_for_due_at.isoformat(),
+            "reply_due_at": deadlines.reply_due_at.isoformat(),
+        },
+    )
+    _notify_unit_handlers(
+        case=case,
+        event=event,
+        subject=_("【新交办】%(ref)s 请于 %(due)s 前签收")
+        % {"ref": case.reference, "due": timezone.localtime(case.sign_for_due_at).strftime("%Y-%m-%d %H:%M")},
+        lines=[
+            _("网评办向贵单位交办网民留言一件。"),
+            _("签收期限:%s") % timezone.localtime(case.sign_for_due_at).strftime("%Y-%m-%d %H:%M"),
+            _("答复期限:%s") % timezone.localtime(case.reply_due_at).strftime("%Y-%m-%d %H:%M"),
+        ],
+    )
+    return case
+
+
+@transaction.atomic
+def case_reject_invalid(
+    *, case: Case, acting_user: User, reason: str, expected_state: str | None = None
+) -> Case:
+    """不予受理: close a registered message that is a duplicate, spam or out of scope (reason required)."""
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="reject_invalid",
+        reason=reason,
+        reason_required=True,
+        expected_state=expected_state,
+        kwargs={"reason": (reason or "").strip()[:500], "at": timezone.now()},
+    )
+    return case
+
+
+@transaction.atomic
+def case_accept(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
+    """签收: the lead unit's handler signs for a dispatched case; the sign-for clock stops."""
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="accept",
+        expected_state=expected_state,
+        kwargs={"at": timezone.now()},
+    )
+    return case
+
+
+@transaction.atomic
+def case_return_to_office(
+    *, case: Case, acting_user: User, reason: str, expected_state: str | None = None
+) -> Case:
+    """退回: the lead unit returns a mis-dispatched case to the 网评办 (reason required)."""
+    unit = case.lead_unit
+    case, event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="return_to_office",
+        reason=reason,
+        reason_required=True,
+        expected_state=expected_state,
+        payload={"unit_id": unit.pk if unit else None, "unit": unit.name if unit else ""},
+    )
+    notification_queue(
+        key=f"event:{event.pk}",
+        case=case,
+        recipients=comment_office_emails(),
+        subject=_("【退回】%(ref)s 被 %(unit)s 退回") % {"ref": case.reference, "unit": unit},
+        body="\n".join([_("退回理由:%s") % event.reason, case_url(case)]),
+    )
+    return case
+
+
+@transaction.atomic
+def draft_save(
+    *,
+    case: Case,
+    acting_user: User,
+    handling_report: str,
+    reply_text: str,
+    policy_basis: str = "",
+    measures: str = "",
+) -> ReplyDraft:
+    """Save a new version of the lead unit's feedback and draft reply (older versions are kept).
+
+    Raises:
+        TransitionRefused: the case is not in handling, or the report or reply is empty.
+        PermissionDenied: the user may not submit feedback for the case's lead unit.
+    """
+    from casework.selectors import user_may_act
+
+    locked = Case.objects.select_for_update().select_related("lead_unit").get(pk=case.pk)
+    if locked.state != State.HANDLING:
+        raise TransitionRefused(_("只有承办中的案件可以修改答复草稿。"))
+    if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):
+        raise PermissionDenied(_("您没有为该案件撰写反馈的权限。"))
+    if not (handling_report or "").strip() or not (reply_text or "").strip():
+        raise TransitionRefused(_("办理情况和答复草稿都不能为空。"))
+    last = locked.drafts.order_by("-version").values_list("version", flat=True).first() or 0
+    draft = ReplyDraft.objects.create(
+        case=locked,
+        round=locked.handling_round,
+        version=last + 1,
+        handling_report=handling_report,
+        policy_basis=policy_basis or "",
+        measures=measures or "",
+        reply_text=reply_text,
+        author=acting_user,
+    )
+    event_append(
+        case=locked,
+        action="draft_saved",
+        actor=acting_user,
+        from_state=locked.state,
+        to_state=locked.state,
+        payload={"draft_id": draft.pk, "version": draft.version},
+    )
+    return draft
+
+
+@transaction.atomic
+def case_submit_feedback(
+    *, case: Case, acting_user: User, expected_state: str | None = None
+) -> Case:
+    """反馈: submit the current draft for review (tier 1 is the handler's own check)."""
+    from casework.selectors import case_current_draft
+
+    draft = case_current_draft(case=case)
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="submit_feedback",
+        expected_state=expected_state,
+        kwargs={"at": timezone.now()},
+        payload={"draft_id": draft.pk, "version": draft.version} if draft else {},
+        condition_message=_("请先保存本轮的办理情况和答复草稿。"),
+    )
+    return case
+
+
+def _send_back(*, case, acting_user, name, reason, expected_state, tier):
+    case, event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name=name,
+        reason=reason,
+        reason_required=True,
+        expected_state=expected_state,
+        payload={"tier": tier},
+    )
+    _notify_unit_handlers(
+        case=case,
+        event=event,
+        subject=_("【发回修改】%s") % case.reference,
+        lines=[_("%(tier)s发回修改,理由:%(reason)s") % {"tier": tier, "reason": event.reason}],
+    )
+    return case
+
+
+@transaction.atomic
+def case_office_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
+    """网评办审核通过: tier 2 passes the draft to the 分管局领导."""
+    case, _event = _transition(
+        case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state
+    )
+    return case
+
+
+@transaction.atomic
+def case_office_send_back(
+    *, case: Case, acting_user: User, reason: str, expected_state: str | None = None
+) -> Case:
+    """网评办发回: tier 2 sends the draft back to the unit with a reason (required)."""
+    return _send_back(
+        case=case,
+        acting_user=acting_user,
+        name="office_send_back",
+        reason=reason,
+        expected_state=expected_state,
+        tier=_("网评办"),
+    )
+
+
+@transaction.atomic
+def case_leader_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
+    """分管局领导审签: tier 3 signs the reply off for publication."""
+    case, _event = _transition(
+        case=case, acting_user=acting_user, name="leader_approve", expected_state=expected_state
+    )
+    return case
+
+
+@transaction.atomic
+def case_leader_send_back(
+    *, case: Case, acting_user: User, reason: str, expected_state: str | None = None
+) -> Case:
+    """分管局领导发回: tier 3 sends the draft back to the unit with a reason (required)."""
+    return _send_back(
+        case=case,
+        acting_user=acting_user,
+        name="leader_send_back",
+        reason=reason,
+        expected_state=expected_state,
+        tier=_("分管局领导"),
+    )
+
+
+@transaction.atomic
+def case_publish_reply(
+    *,
+    case: Case,
+    acting_user: User,
+    where: str,
+    text: str | None = None,
+    at: datetime | None = None,
+    expected_state: str | None = None,
+) -> Case:
+    """回复: publish the approved reply; the published text is frozen on the case.
+
+    Args:
+        where: where it was published (platform and page).
+        text: the text as published; defaults to the approved draft's reply.
+        at: publication time (aware); defaults to now. The demo passes the platform's real time.
+
+    Raises:
+        TransitionRefused: no approved draft, an empty text, or the text contains a phone or ID
+            number (DESIGN.md §8).
+    """
+    from casework.selectors import case_current_draft
+
+    draft = case_current_draft(case=case)
+    if text is None:
+        text = draft.reply_text if draft else ""
+    if not text.strip():
+        raise TransitionRefused(_("答复内容不能为空。"))
+    numbers = find_personal_numbers(text)
+    if numbers:
+        raise TransitionRefused(
+            _("答复中含有电话或身份证号码,请删除后再发布:%s") % "、".join(numbers)
+        )
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="publish_reply",
+        expected_state=expected_state,
+        kwargs={"text": text, "where": (where or "").strip(), "at": at or timezone.now()},
+        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None},
+    )
+    return case
+
+
+@transaction.atomic
+def case_record_follow_up(
+    *,
+    case: Case,
+    acting_user: User,
+    result: str,
+    rectification: str = FollowUp.Rectification.NOT_NEEDED,
+    note: str = "",
+    expected_state: str | None = None,
+) -> FollowUp:
+    """回访: record the citizen's rating and the rectification status of a replied case."""
+    if result not in FollowUp.Result.values:
+        raise TransitionRefused(_("请选择回访结果。"))
+    if rectification not in FollowUp.Rectification.values:
+        raise TransitionRefused(_("请选择整改情况。"))
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="record_follow_up",
+        reason=note,
+        expected_state=expected_state,
+        payload={"result": result, "rectification": rectification},
+    )
+    return FollowUp.objects.create(
+        case=case,
+        round=case.handling_round,
+        result=result,
+        rectification=rectification,
+        note=note or "",
+        recorded_by=acting_user,
+        recorded_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def case_reopen(
+    *, case: Case, acting_user: User, reason: str, expected_state: str | None = None
+) -> Case:
+    """重办: send a replied case back to its unit for another round (reason required).
+
+    A new reply clock starts now with the case's policy length.
+    """
+    deadlines = case_deadlines(message_type=case.message_type, start=timezone.now())
+    case, event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="reopen",
+        reason=reason,
+        reason_required=True,
+        expected_state=expected_state,
+        kwargs={"reply_due_at": deadlines.reply_due_at},
+        payload={"reply_due_at": deadlines.reply_due_at.isoformat()},
+    )
+    _notify_unit_handlers(
+        case=case,
+        event=event,
+        subject=_("【重办】%s") % case.reference,
+        lines=[_("案件需重新办理,理由:%s") % event.reason],
+    )
+    return case
+
+
+@transaction.atomic
+def case_archive(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
+    """归档: close a replied case; it becomes read-only."""
+    case, _event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="archive",
+        expected_state=expected_state,
+        kwargs={"at": timezone.now()},
+    )
+    return case
+
+
+# Transition name → (service, needs a reason). The admin's buttons use this table.
+TRANSITION_SERVICES = {
+    "accept": (case_accept, False),
+    "return_to_office": (case_return_to_office, True),
+    "submit_feedback": (case_submit_feedback, False),
+    "office_approve": (case_office_approve, False),
+    "office_send_back": (case_office_send_back, True),
+    "leader_approve": (case_leader_approve, False),
+    "leader_send_back": (case_leader_send_back, True),
+    "reopen": (case_reopen, True),
+    "archive": (case_archive, False),
+    "reject_invalid": (case_reject_invalid, True),
+}

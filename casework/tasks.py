@@ -1,0 +1,29 @@
+"""Celery tasks: thin, idempotent interfaces that take ids and call services."""
+
+from celery import shared_task
+
+from casework import escalation, services
+
+
+@shared_task(name="casework.escalation_sweep", acks_late=True)
+def escalation_sweep() -> dict[str, int]:
+    """Run the escalation ladder over the cases due now (scheduled by Celery beat).
+
+    Returns the number of steps taken per level. Running it twice, or twice at once, takes each
+    step once (see :mod:`casework.escalation`).
+    """
+    return escalation.escalation_sweep()
+
+
+@shared_task(
+    name="casework.notification_send",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=30,
+    retry_backoff_max=1800,
+    max_retries=10,
+)
+def notification_send(self, notification_id: int) -> bool:
+    """Send one outbox e-mail by id unless already sent; retried with backoff when SMTP fails."""
+    return services.notification_deliver(notification_id=notification_id)

@@ -301,7 +301,7 @@ def _transition(
     reason = (reason or "").strip()
     if reason_required and not reason:
         raise TransitionRefused(_("必须填写理由。"))
-    locked = Case.objects.select_for_update().select_related("lead_unit").get(pk=case.pk)
+    locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
     method = getattr(locked, name)
     if expected_state is not None and locked.state != expected_state:
         raise CaseConflict(
@@ -335,17 +335,30 @@ def _transition(
 
 @transaction.atomic
 def case_dispatch(
-    *, case: Case, acting_user: User, unit: Unit, expected_state: str | None = None, note: str = ""
+    *,
+    case: Case,
+    acting_user: User,
+    unit: Unit,
+    expected_state: str | None = None,
+    note: str = "",
+    at: datetime | None = None,
 ) -> Case:
     """交办: assign ``case`` to lead ``unit`` and start its sign-for and reply clocks.
 
+    Args:
+        at: aware datetime the dispatch took effect; defaults to now. A past value is for
+            recording a dispatch made earlier (e.g. carried over from another system); the clocks
+            start from it. The audit event is always stamped with the real time.
+
     Raises:
-        TransitionRefused: case not registered, or the unit is inactive.
+        TransitionRefused: case not registered, the unit is inactive, or ``at`` is in the future.
         PermissionDenied: user lacks ``casework.dispatch_case`` or cannot see the case.
     """
     if not unit.is_active:
         raise TransitionRefused(_("所选单位已停用。"))
-    now = timezone.now()
+    now = at or timezone.now()
+    if now > timezone.now():
+        raise TransitionRefused(_("交办时间不能晚于当前时间。"))
     deadlines = case_deadlines(message_type=case.message_type, start=now)
     case, event = _transition(
         case=case,
@@ -362,6 +375,7 @@ def case_dispatch(
         payload={
             "unit_id": unit.pk,
             "unit": unit.name,
+            "dispatched_at": now.isoformat(),
             "sign_for_due_at": deadlines.sign_for_due_at.isoformat(),
             "reply_due_at": deadlines.reply_due_at.isoformat(),
         },
@@ -453,7 +467,7 @@ def draft_save(
     """
     from casework.selectors import user_may_act
 
-    locked = Case.objects.select_for_update().select_related("lead_unit").get(pk=case.pk)
+    locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
     if locked.state != State.HANDLING:
         raise TransitionRefused(_("只有承办中的案件可以修改答复草稿。"))
     if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):

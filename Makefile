@@ -1,0 +1,37 @@
+# One command to run the bureau, one to test it. See README.md.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+
+.PHONY: venv run setup test lint browser-deps clean-demo
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Set up the demo bureau on real messages (idempotent).
+setup: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+
+## Set up, then serve the site on 127.0.0.1:$(PORT) with a Celery worker and beat beside it.
+run: setup
+	PORT=$(PORT) bash scripts/run.sh
+
+## Headless Chromium and a CJK font for the browser tests (Debian packages; never `playwright install`).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-wqy-microhei; fi; }
+
+## Run the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis).
+test: venv browser-deps
+	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+lint: venv
+	$(VENV)/bin/ruff check .

@@ -4,15 +4,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
-mkdir -p var/log
+LOG_DIR="${CASEWORK_VAR_DIR:-var}/log"
+mkdir -p "$LOG_DIR"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-.venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 >var/log/worker.log 2>&1 &
+.venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 >"$LOG_DIR/worker.log" 2>&1 &
 pids+=($!)
 .venv/bin/celery -A config beat --loglevel=INFO -S django_celery_beat.schedulers:DatabaseScheduler \
-  --pidfile= >var/log/beat.log 2>&1 &
+  --pidfile= >"$LOG_DIR/beat.log" 2>&1 &
 pids+=($!)
-echo "Celery worker and beat started (logs: var/log/worker.log, var/log/beat.log)"
+echo "Celery worker and beat started (logs: $LOG_DIR/worker.log, $LOG_DIR/beat.log)"
 echo "Site: http://127.0.0.1:${PORT}/admin/   (Ctrl-C stops site, worker and beat)"
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload

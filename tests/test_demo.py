@@ -1,0 +1,69 @@
+"""The demo loader builds the bureau and walks real messages into every state of the loop."""
+
+import csv
+import gzip
+from io import StringIO
+
+from django.core.management import call_command
+import pytest
+
+from accounts.models import Unit, User
+from casework.demo import is_police_related
+from casework.management.commands.demo_setup import DATA_FILE
+from casework.models import Case, DisciplineReferral, Notification, State, SupervisionNotice
+
+
+@pytest.fixture
+def small_data_file(tmp_path):
+    """A gzipped slice of the real data file: 80 police-related and 70 other messages."""
+    with gzip.open(DATA_FILE, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames
+        rows = list(reader)
+    police = [r for r in rows if is_police_related(Case(subject=r["subject"], body=r["body"]))][:80]
+    others = [r for r in rows if r not in police][:70]
+    path = tmp_path / "slice.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(police + others)
+    return path
+
+
+@pytest.mark.django_db
+def test_demo_setup_builds_bureau_and_cases_in_every_state(small_data_file, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    out = StringIO()
+    call_command("demo_setup", file=str(small_data_file), password="pw-demo", stdout=out)
+
+    assert User.objects.filter(is_superuser=False).count() == 42
+    assert Unit.objects.filter(kind=Unit.Kind.DISTRICT).count() == 7
+    assert Unit.objects.get(function=Unit.Function.COMMENT_OFFICE).name == "网评办"
+    assert Case.objects.count() == 150
+    states = set(Case.objects.values_list("state", flat=True))
+    assert states == set(State.values)
+    # Published replies are the platform's official replies, not invented text.
+    replied = Case.objects.filter(state__in=[State.REPLIED, State.ARCHIVED]).exclude(published_reply="")
+    assert replied.exists()
+    assert all("您好" in c.published_reply or "网友" in c.published_reply or len(c.published_reply) > 30
+               for c in replied)
+    # Overdue cases were escalated: notices opened, and e-mails queued in the outbox.
+    assert SupervisionNotice.objects.exists()
+    assert DisciplineReferral.objects.exists()
+    assert Notification.objects.filter(subject__startswith="【催办·督办单】").exists()
+    assert "wpb_li" in out.getvalue() or "wpb_zhang" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_demo_setup_twice_adds_no_duplicates(small_data_file, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    call_command("demo_setup", file=str(small_data_file), password="pw-demo", stdout=StringIO())
+    counts = (Case.objects.count(), User.objects.count(), Unit.objects.count(),
+              Notification.objects.count(), SupervisionNotice.objects.count())
+    states = sorted(Case.objects.values_list("state", flat=True))
+
+    call_command("demo_setup", file=str(small_data_file), password="pw-demo", stdout=StringIO())
+
+    assert (Case.objects.count(), User.objects.count(), Unit.objects.count(),
+            Notification.objects.count(), SupervisionNotice.objects.count()) == counts
+    assert sorted(Case.objects.values_list("state", flat=True)) == states

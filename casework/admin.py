@@ -85,6 +85,14 @@ class ScopedCaseChildAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request).select_related("case")
         return qs.filter(case__in=selectors.cases_visible_to(user=request.user))
 
+    def get_object(self, request, object_id, from_field=None):
+        # A row of a case outside the user's scope does not exist for them: 404 on the change,
+        # history and delete pages alike, before any model permission check (field case C01).
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404
+        return obj
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -133,10 +141,12 @@ class CaseAdmin(admin.ModelAdmin):
         return selectors.cases_visible_to(user=request.user, queryset=super().get_queryset(request))
 
     def get_object(self, request, object_id, from_field=None):
+        # Outside the user's scope (or nonexistent): 404 on every object page, never a redirect
+        # or a permission error that would tell the two apart (field cases C01, C17).
         try:
             case = selectors.case_get_for_user(user=request.user, pk=int(object_id))
-        except (Case.DoesNotExist, ValueError, TypeError):
-            return None
+        except (Case.DoesNotExist, ValueError, TypeError) as exc:
+            raise Http404 from exc
         case.may_see_contact = request.user.has_perm("casework.view_citizen_contact")
         return case
 
@@ -286,6 +296,7 @@ class CaseAdmin(admin.ModelAdmin):
             _require(form)
             services.case_dispatch(case=case, acting_user=user, unit=form.cleaned_data["unit"],
                                    note=form.cleaned_data["note"], expected_state=expected)
+            self.log_change(request, case, _("执行:%s") % _("交办"))
             return _("已交办至%s。") % form.cleaned_data["unit"]
         if action == "save_draft":
             form = DraftForm(post)
@@ -297,12 +308,14 @@ class CaseAdmin(admin.ModelAdmin):
             _require(form)
             services.case_publish_reply(case=case, acting_user=user, expected_state=expected,
                                         **form.cleaned_data)
+            self.log_change(request, case, _("执行:%s") % _("发布答复"))
             return _("答复已发布。")
         if action == "record_follow_up":
             form = FollowUpForm(post)
             _require(form)
             services.case_record_follow_up(case=case, acting_user=user, expected_state=expected,
                                            **form.cleaned_data)
+            self.log_change(request, case, _("执行:%s") % _("回访"))
             return _("已记录回访。")
         if action not in services.TRANSITION_SERVICES:
             raise Http404
@@ -323,6 +336,7 @@ class CaseAdmin(admin.ModelAdmin):
         for case in queryset:
             try:
                 services.case_archive(case=case, acting_user=request.user)
+                self.log_change(request, case, _("执行:%s") % _("批量归档"))
                 done += 1
             except (PermissionDenied, services.TransitionRefused) as exc:
                 refused.append(f"{case.reference}:{exc}")

@@ -11,11 +11,22 @@ escalate   +3         e-mail to the 分管局领导                             
 refer      +5         纪检督察 referral record; e-mail to the supervisors     escalate
 =========  =========  ====================================================  =====================
 
+Thresholds are compared with the clock's deadline on the work calendar (:mod:`casework.calendar`):
+a level with threshold ``k >= 0`` is due when the deadline lies at least ``k`` working days before
+now (``due_at <= subtract_working_days(now, k)``; ``k = 0`` means the deadline has passed). The
+reminder is due while the deadline is still ahead but at most one working day away
+(``now < due_at <= add_working_days(now, 1)``); a case first seen already overdue gets the 督办单,
+not a "due soon" reminder. The sign-for clock runs while the case is ``dispatched`` (签收 stops it);
+the reply clock runs while the case is active (publishing the reply stops it).
+
 Every step is an ``EscalationStep`` row under a unique constraint (case, clock, round, level), so it
-happens at most once whatever the scheduler does; its e-mail is queued in the outbox in the same
-transaction and sent after commit. A level that needs another fires only once that one exists, so
-a case climbs one step per sweep. The sweep selects due cases with one indexed query per clock and
-level, so its cost grows with the cases that are due, not with all cases.
+happens at most once whatever the scheduler does (two beats, a redelivered task, two sweeps at
+once); its e-mail is queued in the outbox in the same transaction and sent after commit. A level
+that needs another fires only once that one exists, so a case climbs one step per sweep. The sweep
+computes the cut-offs once and selects due cases with one indexed query per clock and level, so a
+sweep with nothing due runs a fixed number of queries, and its cost grows with the cases that are
+due, not with all cases. The referral stores a snapshot of the case: its clock, the timeline, the
+escalation steps, the 督办单 and the e-mails sent.
 """
 
 from dataclasses import dataclass
@@ -66,24 +77,43 @@ CLOCK_STATES = {Clock.SIGN_FOR: [State.DISPATCHED], Clock.REPLY: ACTIVE_STATES}
 
 
 def _cutoff(now: datetime, threshold_days: int) -> datetime:
+    """Return the latest deadline on which a level with ``threshold_days`` is due at ``now``."""
     if threshold_days >= 0:
         return calendar.subtract_working_days(now, threshold_days)
     return calendar.add_working_days(now, -threshold_days)
 
 
-def escalation_due_cases(*, now: datetime, clock: str, rung: Rung) -> list[int]:
+def _is_due(*, due_at: datetime, now: datetime, rung: Rung, cutoff: datetime) -> bool:
+    """Tell whether a deadline ``due_at`` makes ``rung`` due at ``now`` (see the module docstring)."""
+    if due_at > cutoff:
+        return False
+    return rung.threshold_days >= 0 or due_at > now
+
+
+def escalation_due_cases(
+    *, now: datetime, clock: str, rung: Rung, cutoff: datetime | None = None
+) -> list[int]:
     """Return ids of cases on which ``rung`` of ``clock`` is due at ``now`` and not yet taken.
+
+    One query. Cases whose clock does not run, whose deadline is not far enough past, or whose
+    level (or required level) is already recorded are left out by the database.
 
     Args:
         now: aware datetime (Asia/Shanghai semantics).
+        clock: a ``Clock`` value; rung: one entry of ``LADDER``.
+        cutoff: ``_cutoff(now, rung.threshold_days)`` when the caller computed it already.
     """
     field = CLOCK_FIELD[clock]
+    if cutoff is None:
+        cutoff = _cutoff(now, rung.threshold_days)
     taken = EscalationStep.objects.filter(
         case=OuterRef("pk"), clock=clock, round=OuterRef("handling_round"), level=rung.level
     )
     qs = Case.objects.filter(
-        state__in=CLOCK_STATES[clock], **{f"{field}__lte": _cutoff(now, rung.threshold_days)}
+        state__in=CLOCK_STATES[clock], lead_unit__isnull=False, **{f"{field}__lte": cutoff}
     ).filter(~Exists(taken))
+    if rung.threshold_days < 0:
+        qs = qs.filter(**{f"{field}__gt": now})
     if rung.requires:
         qs = qs.filter(
             Exists(
@@ -108,19 +138,37 @@ def _users_emails(role: str) -> list[str]:
 
 
 def _late_text(case: Case, due_at: datetime, now: datetime) -> str:
-    days = calendar.working_days_between(due_at, now) if now > due_at else 0
     local_due = timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M")
     if now <= due_at:
         return _("期限 %(due)s,尚未到期。") % {"due": local_due}
+    days = calendar.working_days_between(due_at, now)
+    if days == 0:
+        return _("期限 %(due)s,已超期。") % {"due": local_due}
     return _("期限 %(due)s,已超期 %(days)s 个工作日。") % {"due": local_due, "days": days}
 
 
-def _snapshot(case: Case) -> dict:
+def _iso(value: datetime | None) -> str | None:
+    return timezone.localtime(value).isoformat() if value else None
+
+
+def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime) -> dict:
+    """Return the referral's frozen material: the case, its clock, timeline, steps, notices, e-mails.
+
+    Times are ISO 8601 in Beijing time. Taken inside the transaction that holds the case lock.
+    """
     return {
         "reference": case.reference,
         "subject": case.subject,
+        "message_type": case.message_type,
         "state": case.state,
         "lead_unit": case.lead_unit.name if case.lead_unit else "",
+        "handling_round": case.handling_round,
+        "clock": clock,
+        "due_at": _iso(due_at),
+        "working_days_overdue": calendar.working_days_between(due_at, now),
+        "dispatched_at": _iso(case.dispatched_at),
+        "accepted_at": _iso(case.accepted_at),
+        "taken_at": _iso(now),
         "timeline": [
             {
                 "seq": e.seq,
@@ -128,23 +176,41 @@ def _snapshot(case: Case) -> dict:
                 "from": e.from_state,
                 "to": e.to_state,
                 "actor": str(e.actor) if e.actor else "",
-                "at": e.at.isoformat(),
+                "at": _iso(e.at),
                 "reason": e.reason,
+                "payload": e.payload,
                 "hash": e.hash,
             }
             for e in case.events.select_related("actor").order_by("seq")
         ],
+        "escalation_steps": [
+            {
+                "clock": s.clock,
+                "round": s.round,
+                "level": s.level,
+                "due_at": _iso(s.due_at),
+                "happened_at": _iso(s.happened_at),
+            }
+            for s in case.escalation_steps.order_by("happened_at", "pk")
+        ],
         "notices": [
             {
-                "opened_at": n.opened_at.isoformat(),
+                "unit": n.unit.name,
+                "opened_at": _iso(n.opened_at),
                 "content": n.content,
-                "answered_at": n.answered_at.isoformat() if n.answered_at else None,
+                "answer": n.answer,
+                "answered_at": _iso(n.answered_at),
             }
-            for n in case.supervision_notices.order_by("opened_at")
+            for n in case.supervision_notices.select_related("unit").order_by("opened_at", "pk")
         ],
         "notifications": [
-            {"subject": n.subject, "recipients": n.recipients, "sent_at": n.sent_at.isoformat() if n.sent_at else None}
-            for n in case.notification_set.order_by("created_at")
+            {
+                "subject": n.subject,
+                "recipients": n.recipients,
+                "created_at": _iso(n.created_at),
+                "sent_at": _iso(n.sent_at),
+            }
+            for n in case.notification_set.order_by("created_at", "pk")
         ],
     }
 
@@ -154,7 +220,9 @@ def case_escalate(*, case_id: int, clock: str, level: str, now: datetime) -> Esc
     """Take one ladder step on one case, once; return the new step or None if nothing was due.
 
     Re-checks under the case row lock that the clock still runs, the deadline is still past the
-    threshold and the required level exists, so a case that moved on meanwhile is left alone.
+    threshold and the required level exists, so a case that moved on meanwhile is left alone. The
+    step row, the 督办单 or referral, the audit event and the outbox e-mail are written in this
+    one transaction; the e-mail is handed to Celery after commit.
 
     Args:
         case_id: the case's primary key.
@@ -162,11 +230,20 @@ def case_escalate(*, case_id: int, clock: str, level: str, now: datetime) -> Esc
         now: aware datetime of the sweep.
     """
     rung = next(r for r in LADDER if r.level == level)
-    case = Case.objects.select_for_update().select_related("lead_unit").filter(pk=case_id).first()
+    # of=("self",): lock only the case row; the unit is joined through a nullable FK (outer
+    # join), which PostgreSQL refuses to lock.
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("lead_unit")
+        .filter(pk=case_id)
+        .first()
+    )
     if case is None or case.state not in CLOCK_STATES[clock] or case.lead_unit is None:
         return None
     due_at = getattr(case, CLOCK_FIELD[clock])
-    if due_at is None or due_at > _cutoff(now, rung.threshold_days):
+    if due_at is None or not _is_due(
+        due_at=due_at, now=now, rung=rung, cutoff=_cutoff(now, rung.threshold_days)
+    ):
         return None
     steps = EscalationStep.objects.filter(case=case, clock=clock, round=case.handling_round)
     if steps.filter(level=level).exists():
@@ -214,7 +291,12 @@ def case_escalate(*, case_id: int, clock: str, level: str, now: datetime) -> Esc
     else:
         reason = _("%(clock)s超期,经催办、报分管局领导后仍未办结。") % {"clock": clock_label}
         referral = DisciplineReferral.objects.create(
-            case=case, unit=unit, step=step, reason=reason, snapshot=_snapshot(case), created_at=now
+            case=case,
+            unit=unit,
+            step=step,
+            reason=reason,
+            snapshot=_snapshot(case, clock=clock, due_at=due_at, now=now),
+            created_at=now,
         )
         payload["referral_id"] = referral.pk
         recipients = _users_emails(roles.SUPERVISOR)
@@ -250,12 +332,21 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
     Safe to run twice or concurrently: each step is re-checked under the case lock and protected by
     the unique constraint. Highest levels are handled first so a case climbs one step per sweep.
+    With nothing due it runs a fixed number of queries (the calendar look-ups for the cut-offs and
+    one selection per clock and level), whatever the number of open cases.
+
+    Args:
+        now: aware datetime of the sweep; defaults to the current time.
     """
     now = now or timezone.now()
+    cutoffs = {rung.threshold_days: _cutoff(now, rung.threshold_days) for rung in LADDER}
     taken: dict[str, int] = {}
     for rung in LADDER:
         for clock in rung.clocks:
-            for case_id in escalation_due_cases(now=now, clock=clock, rung=rung):
+            due = escalation_due_cases(
+                now=now, clock=clock, rung=rung, cutoff=cutoffs[rung.threshold_days]
+            )
+            for case_id in due:
                 if case_escalate(case_id=case_id, clock=clock, level=rung.level, now=now):
                     taken[rung.level] = taken.get(rung.level, 0) + 1
     return taken

@@ -1,6 +1,7 @@
 """Celery tasks: thin, idempotent interfaces that take ids and call services."""
 
 from celery import shared_task
+from django.core.exceptions import ObjectDoesNotExist
 
 from casework import escalation, services
 
@@ -17,13 +18,26 @@ def escalation_sweep() -> dict[str, int]:
 
 @shared_task(
     name="casework.notification_send",
-    bind=True,
     acks_late=True,
     autoretry_for=(Exception,),
+    # A notification that does not exist will not appear by retrying (e.g. a message left in the
+    # broker from another database): fail at once instead of retrying for hours.
+    dont_autoretry_for=(ObjectDoesNotExist,),
     retry_backoff=30,
     retry_backoff_max=1800,
     max_retries=10,
 )
-def notification_send(self, notification_id: int) -> bool:
-    """Send one outbox e-mail by id unless already sent; retried with backoff when SMTP fails."""
+def notification_send(notification_id: int) -> bool:
+    """Send one outbox e-mail by id unless already sent; retried with backoff when SMTP fails.
+
+    Args:
+        notification_id: primary key of a ``Notification`` row (queued after its cause committed).
+
+    Returns:
+        True when this call sent the e-mail, False when it had been sent before (a redelivered
+        or repeated task sends nothing new).
+
+    Raises:
+        Notification.DoesNotExist: no such row (not retried).
+    """
     return services.notification_deliver(notification_id=notification_id)

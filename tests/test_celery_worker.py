@@ -1,0 +1,105 @@
+"""The escalation sweep through a real Celery worker on the configured broker, and its beat schedule."""
+
+from datetime import datetime, timedelta
+from io import StringIO
+import time
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+import pytest
+import time_machine
+
+from casework.models import EscalationLevel, EscalationStep, Notification, State, SupervisionNotice
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+pytestmark = pytest.mark.celery
+
+
+@pytest.fixture
+def celery_app(settings, tmp_path):
+    """The project's Celery app with tasks sent to the broker (not eager) and an empty queue.
+
+    On Redis (REDIS_URL set) the default queue of the configured database is purged first. With the
+    filesystem broker (no REDIS_URL) the message folders are moved to a private temporary
+    directory, so nobody else's worker or stale message can interfere.
+    """
+    from config.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    if not settings.REDIS_URL:
+        folder = tmp_path / "broker"
+        folder.mkdir()
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder),
+            "store_processed": False,
+        }
+    # Drop pooled broker connections made with other settings (Celery's own after-fork reset).
+    app._after_fork()
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(app.conf.task_default_queue)
+    yield app
+    app._after_fork()
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_runs_the_sweep_and_sends_the_supervision_email(celery_app):
+    from celery.contrib.testing.worker import start_worker
+
+    from casework.tasks import escalation_sweep
+    from tests.factories import Bureau
+
+    call_command("calendar_seed", "--from-year", "2025", "--to-year", "2026", stdout=StringIO(),
+                 stderr=StringIO())
+    bureau = Bureau()
+    # Dispatched and signed for four weeks ago, never answered: the reply clock is overdue now.
+    then = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(weeks=4)
+    with time_machine.travel(then, tick=False):
+        case = bureau.case_in(State.HANDLING, submitted_at=then)
+    mail.outbox = []
+    # The dispatch e-mail was queued for the broker on commit; this worker will send it too.
+    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+        escalation_sweep.delay()
+        sent = wait_for(
+            lambda: Notification.objects.filter(
+                case=case, key__startswith="step:", sent_at__isnull=False
+            ).exists()
+        )
+        assert sent, "the worker did not send the escalation e-mail within 30 s"
+        assert wait_for(lambda: not Notification.objects.filter(sent_at__isnull=True).exists(), 10)
+    step = EscalationStep.objects.get(case=case)
+    assert step.level == EscalationLevel.URGE
+    assert SupervisionNotice.objects.filter(case=case).count() == 1
+    urge = [m for m in mail.outbox if "督办单" in m.subject]
+    assert len(urge) == 1
+    assert bureau.head_a.email in urge[0].to and bureau.dispatcher.email in urge[0].to
+    link = settings.SITE_URL + reverse("admin:casework_case_change", args=[case.pk])
+    assert link in urge[0].body
+
+
+@pytest.mark.django_db
+def test_the_data_migration_schedules_the_sweep_in_beat_in_beijing_time():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="casework.escalation_sweep")
+    assert task.enabled
+    assert task.interval is not None
+    assert (task.interval.every, task.interval.period) == (5, "minutes")
+    assert settings.CELERY_TIMEZONE == "Asia/Shanghai"
+    # Field case C10: a crontab schedule (if one is ever used) must carry the Beijing time zone.
+    for periodic in PeriodicTask.objects.filter(task__startswith="casework.", crontab__isnull=False):
+        assert str(periodic.crontab.timezone) == "Asia/Shanghai"

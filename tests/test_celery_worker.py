@@ -56,7 +56,7 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
     return False
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_sweep_and_sends_the_supervision_email(celery_app):
     from celery.contrib.testing.worker import start_worker
 
@@ -92,7 +92,7 @@ def test_a_real_worker_runs_the_sweep_and_sends_the_supervision_email(celery_app
 
 
 @pytest.mark.django_db
-def test_the_data_migration_schedules_the_sweep_in_beat_in_beijing_time():
+def test_migrate_schedules_the_sweep_in_beat_in_beijing_time():
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(task="casework.escalation_sweep")

@@ -278,7 +278,7 @@ def test_a_redelivered_notification_task_sends_nothing_new(
 
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_the_same_moment_take_each_step_once(calendar_2026, eager):
     from tests.factories import Bureau
 

@@ -267,7 +267,7 @@ def run_together(*calls):
 
 
 @on_postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_c12_two_leaders_acting_at_once_make_exactly_one_transition(bureau, eager_celery):
     leader2 = make_user("leader2", role=roles.LEADER, unit=bureau.leadership, city_wide=bureau.city)
     for _ in range(3):
@@ -296,7 +296,7 @@ def test_c12_two_leaders_acting_at_once_make_exactly_one_transition(bureau, eage
 
 
 @on_postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_c12_concurrent_admin_posts_give_one_transition_and_a_reload_message(bureau, eager_celery):
     leader2 = make_user("leader2", role=roles.LEADER, unit=bureau.leadership, city_wide=bureau.city)
     case = bureau.case_in(State.LEADER_REVIEW)
@@ -383,7 +383,7 @@ def test_c13_unknown_state_is_rejected_by_the_postgres_check_constraint(bureau):
 
 
 @on_postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_c13_refresh_from_db_sees_a_transition_made_on_another_connection(bureau):
     loaded = Case.objects.get(pk=bureau.case_in(State.DISPATCHED).pk)
 

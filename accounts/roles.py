@@ -34,6 +34,12 @@ ROLE_PERMISSIONS = {
         "casework.import_messages",
         "casework.view_supervisionnotice",
         "casework.view_disciplinereferral",
+        "casework.merge_case",
+        "casework.assign_co_unit",
+        "casework.mark_key_case",
+        "casework.decide_extension",
+        "casework.view_extension",
+        "casework.view_citizen_contact",
     ],
     HANDLER: [
         "casework.view_case",
@@ -42,6 +48,8 @@ ROLE_PERMISSIONS = {
         "casework.submit_feedback",
         "casework.view_supervisionnotice",
         "casework.answer_supervision",
+        "casework.request_extension",
+        "casework.view_extension",
     ],
     OFFICE_REVIEWER: [
         "casework.view_case",
@@ -51,6 +59,7 @@ ROLE_PERMISSIONS = {
     LEADER: [
         "casework.view_case",
         "casework.leader_review_case",
+        "casework.mark_key_case",
         "casework.view_supervisionnotice",
         "casework.view_disciplinereferral",
     ],

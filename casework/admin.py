@@ -236,8 +236,9 @@ class CaseAdmin(admin.ModelAdmin):
             context["dispatch_form"] = DispatchForm(units=units_in_scope(user=user).filter(is_active=True))
         if case.state == State.HANDLING and may("submit_feedback", "lead"):
             initial = {}
-            if draft:
-                initial = {f: getattr(draft, f) for f in DraftForm.base_fields}
+            latest = draft or case.drafts.order_by("-version").first()
+            if latest:
+                initial = {f: getattr(latest, f) for f in DraftForm.base_fields}
             context["draft_form"] = DraftForm(initial=initial)
         if case.state == State.APPROVED and may("publish_reply"):
             context["publish_form"] = PublishForm(

@@ -118,6 +118,24 @@ class Case(ConcurrentTransitionMixin, models.Model):
     published_where = models.CharField(_("发布位置"), max_length=200, blank=True)
     archived_at = models.DateTimeField(_("归档时间"), null=True, blank=True)
     closing_reason = models.CharField(_("不予受理理由"), max_length=500, blank=True)
+    is_key_case = models.BooleanField(_("重点难点案件"), default=False)
+    key_case_leader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("挂帅局领导"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="led_cases",
+    )
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("并入主案件"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_cases",
+    )
+    lock_version = models.PositiveIntegerField(_("版本号"), default=0, editable=False)
     created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
@@ -139,6 +157,9 @@ class Case(ConcurrentTransitionMixin, models.Model):
             ("archive_case", _("归档")),
             ("import_messages", _("导入留言")),
             ("view_citizen_contact", _("查看网民联系方式")),
+            ("merge_case", _("合并重复留言")),
+            ("assign_co_unit", _("指定协办单位")),
+            ("mark_key_case", _("标记重点难点案件")),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -199,6 +220,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
         permission=_may("return_case", "lead"),
     )
     def return_to_office(self) -> None:
+        # A re-dispatch after a return is a new round: its clocks and ladder start afresh.
+        self.handling_round += 1
         self.lead_unit = None
         self.dispatched_at = None
         self.sign_for_due_at = None
@@ -277,12 +300,11 @@ class Case(ConcurrentTransitionMixin, models.Model):
         permission=_may("follow_up_case", "case"),
     )
     def reopen(self, *, reply_due_at) -> None:
+        # The earlier published reply stays on the case (and in its publish event) until the
+        # next publication replaces it: a published text is never edited.
         self.handling_round += 1
         self.reply_due_at = reply_due_at
         self.feedback_at = None
-        self.published_reply = ""
-        self.published_at = None
-        self.published_where = ""
 
     @transition(
         field=state,
@@ -292,6 +314,81 @@ class Case(ConcurrentTransitionMixin, models.Model):
     )
     def archive(self, *, at) -> None:
         self.archived_at = at
+
+
+class CoUnitTask(models.Model):
+    """A co-unit's sub-task in joint handling (多警种联动): its own task, deadline and report."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="co_unit_tasks")
+    unit = models.ForeignKey("accounts.Unit", verbose_name=_("协办单位"), on_delete=models.PROTECT)
+    task = models.TextField(_("协办任务"))
+    due_at = models.DateTimeField(_("协办期限"), db_index=True)
+    report = models.TextField(_("协办情况"), blank=True)
+    reported_at = models.DateTimeField(_("报告时间"), null=True, blank=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("协办任务")
+        verbose_name_plural = _("协办任务")
+        ordering = ["case", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "unit"], name="co_unit_task_once_per_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} · {self.unit}"
+
+
+class Extension(models.Model):
+    """A unit's request to move one clock of a case (延期), and the dispatcher's decision."""
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", _("待审批")
+        APPROVED = "approved", _("已批准")
+        REFUSED = "refused", _("未批准")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="extensions")
+    clock = models.CharField(_("时限"), max_length=20, default="reply")
+    round = models.PositiveSmallIntegerField(_("办理轮次"))
+    unit = models.ForeignKey("accounts.Unit", verbose_name=_("申请单位"), on_delete=models.PROTECT)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("申请人")
+    )
+    requested_at = models.DateTimeField(_("申请时间"))
+    reason = models.TextField(_("延期理由"))
+    requested_days = models.PositiveSmallIntegerField(_("申请延长(工作日)"))
+    decision = models.CharField(
+        _("审批结果"), max_length=20, choices=Decision.choices, default=Decision.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    decision_note = models.TextField(_("审批意见"), blank=True)
+    old_due_at = models.DateTimeField(_("原期限"))
+    new_due_at = models.DateTimeField(_("新期限"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("延期申请")
+        verbose_name_plural = _("延期申请")
+        ordering = ["-requested_at"]
+        permissions = [
+            ("request_extension", _("申请延期")),
+            ("decide_extension", _("审批延期")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "clock"],
+                condition=models.Q(decision="pending"),
+                name="extension_one_pending_per_clock",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} 延期 {self.requested_days} 个工作日"
 
 
 class ReplyDraft(models.Model):
@@ -319,6 +416,29 @@ class ReplyDraft(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case.reference} v{self.version}"
+
+
+ACTION_LABELS = {
+    "register": _("登记"),
+    "dispatch": _("交办"),
+    "reject_invalid": _("不予受理"),
+    "accept": _("签收"),
+    "return_to_office": _("退回"),
+    "draft_saved": _("保存答复草稿"),
+    "submit_feedback": _("反馈(一审)"),
+    "office_approve": _("网评办审核通过(二审)"),
+    "office_send_back": _("网评办发回"),
+    "leader_approve": _("分管局领导审签(三审)"),
+    "leader_send_back": _("分管局领导发回"),
+    "publish_reply": _("发布答复"),
+    "record_follow_up": _("回访"),
+    "reopen": _("重办"),
+    "archive": _("归档"),
+    "escalation_remind": _("到期提醒"),
+    "escalation_urge": _("催办·督办单"),
+    "escalation_escalate": _("报分管局领导"),
+    "escalation_refer": _("移交纪检督察"),
+}
 
 
 class CaseEvent(models.Model):
@@ -357,6 +477,19 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}#{self.seq} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        """The action in words staff use (falls back to the code for actions added later)."""
+        return str(ACTION_LABELS.get(self.action, self.action))
+
+    @property
+    def from_state_label(self) -> str:
+        return str(State(self.from_state).label) if self.from_state in State.values else self.from_state
+
+    @property
+    def to_state_label(self) -> str:
+        return str(State(self.to_state).label) if self.to_state in State.values else self.to_state
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

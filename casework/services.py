@@ -622,7 +622,7 @@ def case_publish_reply(
         name="publish_reply",
         expected_state=expected_state,
         kwargs={"text": text, "where": (where or "").strip(), "at": at or timezone.now()},
-        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None},
+        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None, "text": text},
     )
     return case
 

@@ -3,6 +3,7 @@
 import csv
 from datetime import datetime
 import gzip
+import logging
 import os
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         parser.add_argument("--file", default=str(DATA_FILE), help="留言数据文件")
 
     def handle(self, *args, password: str, file: str, **options):
+        # One line per escalation step is right for the worker's log, too much for this summary.
+        logging.getLogger("casework").setLevel(logging.WARNING)
         out = self.stdout
         result = bureau_preset_load(password=password)
         out.write(f"单位:新建 {result.units_created};人员:新建 {result.users_created},共 {len(result.logins)} 人")

@@ -303,6 +303,11 @@ def _transition(
         raise TransitionRefused(_("必须填写理由。"))
     locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
     method = getattr(locked, name)
+    from casework.selectors import user_can_see_case
+
+    if not user_can_see_case(user=acting_user, case=locked):
+        # Someone outside the case's scope learns nothing about it, not even its state.
+        raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
     if expected_state is not None and locked.state != expected_state:
         raise CaseConflict(
             _("案件已被他人处理,当前状态为「%(state)s」,请刷新页面后再操作。")
@@ -468,10 +473,10 @@ def draft_save(
     from casework.selectors import user_may_act
 
     locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
-    if locked.state != State.HANDLING:
-        raise TransitionRefused(_("只有承办中的案件可以修改答复草稿。"))
     if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):
         raise PermissionDenied(_("您没有为该案件撰写反馈的权限。"))
+    if locked.state != State.HANDLING:
+        raise TransitionRefused(_("只有承办中的案件可以修改答复草稿。"))
     if not (handling_report or "").strip() or not (reply_text or "").strip():
         raise TransitionRefused(_("办理情况和答复草稿都不能为空。"))
     last = locked.drafts.order_by("-version").values_list("version", flat=True).first() or 0

@@ -78,6 +78,11 @@ def _has_current_draft(case: "Case") -> bool:
     return case.drafts.filter(round=case.handling_round).exists()
 
 
+def _co_units_reported(case: "Case") -> bool:
+    """Joint handling: the lead unit reports only after every co-unit has (DESIGN.md §3)."""
+    return not case.co_unit_tasks.filter(reported_at__isnull=True).exists()
+
+
 class Case(ConcurrentTransitionMixin, models.Model):
     """A citizen's message and the case it opens."""
 
@@ -232,7 +237,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=State.HANDLING,
         target=State.OFFICE_REVIEW,
         permission=_may("submit_feedback", "lead"),
-        conditions=[_has_current_draft],
+        conditions=[_has_current_draft, _co_units_reported],
     )
     def submit_feedback(self, *, at) -> None:
         self.feedback_at = at
@@ -438,6 +443,15 @@ ACTION_LABELS = {
     "escalation_urge": _("催办·督办单"),
     "escalation_escalate": _("报分管局领导"),
     "escalation_refer": _("移交纪检督察"),
+    "co_unit_assign": _("指定协办单位"),
+    "co_unit_report": _("协办单位报告"),
+    "extension_request": _("申请延期"),
+    "extension_decide": _("延期审批"),
+    "return_ruling": _("退回裁定"),
+    "merge": _("并入主案件"),
+    "merge_in": _("合并重复留言"),
+    "merged_reply": _("随主案件答复"),
+    "mark_key_case": _("标记重点难点"),
 }
 
 

@@ -651,26 +651,60 @@ def messages_import(
     ):
         raise PermissionDenied(_("您没有导入留言的权限。"))
     report = ImportReport()
-    first_seen: dict[str, int] = {}
     with _rows(rows_source, limit) as (rows, total):
         clock = _Progress(total, progress, progress_every)
-        while batch := list(itertools.islice(rows, BATCH_SIZE)):
-            ids = [item.external_id for item in batch if isinstance(item, MessageRow)]
-            existing = dict(
-                Case.objects.filter(platform=platform, external_id__in=ids).values_list("external_id", "pk")
-            )
-            for item in batch:
-                _import_one(
-                    item,
-                    report=report,
-                    platform=platform,
-                    acting_user=acting_user,
-                    existing=existing,
-                    first_seen=first_seen,
-                )
-                clock.tick()
+        _import_items(rows, report=report, platform=platform, acting_user=acting_user, clock=clock)
         report.seconds = clock.elapsed()
         clock.tick(final=True)
+    return report
+
+
+def _import_items(items, *, report: ImportReport, platform: Platform, acting_user, clock) -> None:
+    first_seen: dict[str, int] = {}
+    while batch := list(itertools.islice(items, BATCH_SIZE)):
+        ids = [item.external_id for item in batch if isinstance(item, MessageRow)]
+        existing = dict(
+            Case.objects.filter(platform=platform, external_id__in=ids).values_list("external_id", "pk")
+        )
+        for item in batch:
+            _import_one(
+                item,
+                report=report,
+                platform=platform,
+                acting_user=acting_user,
+                existing=existing,
+                first_seen=first_seen,
+            )
+            if clock is not None:
+                clock.tick()
+
+
+def messages_import_records(*, records: list[dict], platform: Platform, acting_user=None) -> ImportReport:
+    """Register messages given as mappings with the export's column names (the platform push API).
+
+    Same rules as :func:`messages_import`: one savepoint per record, existing (platform, message
+    id) skipped, every bad record reported with its 1-based position in ``records`` as row number.
+
+    Args:
+        records: e.g. ``[{"message_id": "123", "subject": "…", "body": "…",
+            "submitted_at": "2026-03-02T09:00:00+08:00", "user_id": "…", "likes": 3}]``; naive
+            times are Beijing time.
+
+    Raises:
+        PermissionDenied: when ``acting_user`` lacks ``casework.register_case``.
+    """
+    if acting_user is not None and not acting_user.has_perm("casework.register_case"):
+        raise PermissionDenied(_("您没有登记留言的权限。"))
+    columns = {column: index for index, column in enumerate(COLUMNS)}
+    now = timezone.now()
+    items = (
+        _parse_record(number, [record.get(c) for c in COLUMNS], columns, len(COLUMNS), now)
+        if isinstance(record, dict)
+        else RowError(row_number=number, external_id="", reason=_("每条留言必须是一个 JSON 对象。"))
+        for number, record in enumerate(records, start=1)
+    )
+    report = ImportReport()
+    _import_items(iter(items), report=report, platform=platform, acting_user=acting_user, clock=None)
     return report
 
 

@@ -1,0 +1,93 @@
+"""The platform push endpoint: ``POST /api/messages/`` with a JSON body (DESIGN.md §5).
+
+Authentication is HTTP Basic with a staff or service account that holds
+``casework.register_case`` (use HTTPS in production). The body is one message object or a list of
+them, with the export's column names (``message_id``, ``subject``, ``body``, ``submitted_at``,
+``user_id``, ``category``, ``likes``, ``dislikes``) and a ``platform`` code (query parameter or
+top-level field of an envelope ``{"platform": "...", "messages": [...]}``). Re-sending a message is
+harmless: (platform, message_id) already registered is reported as ``skipped``.
+"""
+
+import base64
+import binascii
+import json
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from casework.importing import messages_import_records
+from casework.models import Case, Platform
+
+MAX_MESSAGES = 1000
+
+
+def _basic_auth_user(request: HttpRequest):
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return authenticate(request, username=username, password=password)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status, json_dumps_params={"ensure_ascii": False})
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="casework"'
+    return response
+
+
+@csrf_exempt
+@require_POST
+def messages_push(request: HttpRequest) -> JsonResponse:
+    """Register pushed messages; answer per message with its case reference or its error.
+
+    Responses: 200 with ``{"created": n, "skipped": n, "errors": [{"index", "message_id",
+    "reason"}], "cases": [{"message_id", "reference", "created"}]}`` (errors of single messages do
+    not fail the others); 400 for a body that is not JSON or too large; 401 without valid
+    credentials; 403 without ``casework.register_case``; 404 for an unknown platform code.
+    """
+    user = _basic_auth_user(request)
+    if user is None or not user.is_active:
+        return _error(401, "需要有效的用户名和密码(HTTP Basic)。")
+    try:
+        payload = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error(400, "请求体不是有效的 UTF-8 JSON。")
+    platform_code = request.GET.get("platform", "")
+    if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
+        platform_code = payload.get("platform") or platform_code
+        records = payload["messages"]
+    elif isinstance(payload, list):
+        records = payload
+    else:
+        records = [payload]
+    if len(records) > MAX_MESSAGES:
+        return _error(400, f"一次最多推送 {MAX_MESSAGES} 条留言。")
+    platform = Platform.objects.filter(code=platform_code).first()
+    if platform is None:
+        return _error(404, f"未知的平台代码:{platform_code or '(未提供)'}。")
+    try:
+        report = messages_import_records(records=records, platform=platform, acting_user=user)
+    except PermissionDenied:
+        return _error(403, "该账号没有登记留言的权限。")
+    references = dict(Case.objects.filter(pk__in=[r.case_id for r in report.rows]).values_list("pk", "reference"))
+    return JsonResponse(
+        {
+            "created": report.created,
+            "skipped": report.skipped,
+            "errors": [
+                {"index": e.row_number - 1, "message_id": e.external_id, "reason": e.reason} for e in report.errors
+            ],
+            "cases": [
+                {"message_id": r.external_id, "reference": references.get(r.case_id), "created": r.created}
+                for r in report.rows
+            ],
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )

@@ -3,17 +3,32 @@
 The rule (DESIGN.md §1, §8): a superuser sees every case; anyone else sees a case when the case's
 lead unit lies inside one of the units they were granted ``accounts.access_unit`` on (a grant
 covers the unit's descendants), and users whose grant includes a root unit also see cases not yet
-dispatched. Model-wide permissions never widen this scope. Acting on a case additionally needs the
-role permission of the action; acting as the lead unit needs the lead unit in scope.
+dispatched. A co-unit of a jointly handled case (a ``CoUnitTask`` for a unit in scope) sees that
+case too, and nothing else of the lead unit's work. Model-wide permissions never widen this scope.
+Acting on a case additionally needs the role permission of the action; acting as the lead unit
+needs the lead unit in scope.
 """
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import DateTimeField, Exists, F, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.selectors import unit_scope_q, user_covers_unit, user_is_city_wide
-from casework.models import ACTIVE_STATES, Case, CaseEvent, ReplyDraft, State
+from casework.models import (
+    ACTIVE_STATES,
+    Case,
+    CaseEvent,
+    CoUnitTask,
+    DisciplineReferral,
+    Extension,
+    FollowUp,
+    ReplyDraft,
+    State,
+)
 
 
 def case_scope_q(*, user: User) -> Q:
@@ -25,6 +40,9 @@ def case_scope_q(*, user: User) -> Q:
     q = unit_scope_q(user=user, prefix="lead_unit__")
     if user_is_city_wide(user=user):
         q |= Q(lead_unit__isnull=True)
+    # Co-units: a subquery on the few granted unit paths, never a list of case ids (C18).
+    co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).values("case_id")
+    q |= Q(pk__in=co_units)
     return q
 
 
@@ -41,8 +59,23 @@ def user_can_see_case(*, user: User, case: Case) -> bool:
     if user.is_superuser:
         return True
     if case.lead_unit_id is None:
-        return user_is_city_wide(user=user)
-    return user_covers_unit(user=user, unit=case.lead_unit)
+        if user_is_city_wide(user=user):
+            return True
+    elif user_covers_unit(user=user, unit=case.lead_unit):
+        return True
+    return case_co_unit_task_for(user=user, case=case) is not None
+
+
+def case_co_unit_task_for(*, user: User, case: Case) -> CoUnitTask | None:
+    """Return the co-unit sub-task of ``case`` that belongs to a unit in ``user``'s scope, or None."""
+    if not user.is_authenticated or not user.is_active or case.pk is None:
+        return None
+    return (
+        CoUnitTask.objects.filter(case_id=case.pk)
+        .filter(unit_scope_q(user=user, prefix="unit__"))
+        .select_related("unit")
+        .first()
+    )
 
 
 def user_may_act(*, user: User, case: Case, perm: str, scope: str) -> bool:
@@ -101,4 +134,152 @@ def cases_overdue_q(*, now: datetime) -> Q:
     """
     return Q(state=State.DISPATCHED, sign_for_due_at__lt=now) | Q(
         state__in=ACTIVE_STATES, reply_due_at__lt=now
+    )
+
+
+# ---------------------------------------------------------------- work queues ("my work")
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One work queue: its key, label, the role permission that shows it and the clock it runs on."""
+
+    key: str
+    label: str
+    perm: str
+    clock: str  # "sign_for", "reply", "co_unit", "extension", "referral" or "" (no clock)
+
+
+QUEUES = [
+    QueueSpec("sign_for", _("待签收"), "accept_case", "sign_for"),
+    QueueSpec("handling", _("承办中"), "accept_case", "reply"),
+    QueueSpec("sent_back", _("发回修改"), "accept_case", "reply"),
+    QueueSpec("co_unit", _("协办待报告"), "accept_case", "co_unit"),
+    QueueSpec("to_dispatch", _("待交办"), "dispatch_case", ""),
+    QueueSpec("returned", _("退回待裁定"), "dispatch_case", ""),
+    QueueSpec("extension", _("延期待批"), "decide_extension", "extension"),
+    QueueSpec("to_publish", _("待发布"), "publish_reply", "reply"),
+    QueueSpec("follow_up", _("待回访"), "follow_up_case", ""),
+    QueueSpec("office_review", _("待审核"), "office_review_case", "reply"),
+    QueueSpec("leader_review", _("待审签"), "leader_review_case", "reply"),
+    QueueSpec("key_cases", _("挂帅的重点难点案件"), "leader_review_case", "reply"),
+    QueueSpec("referrals_open", _("纪检移交·待处理"), "record_referral_outcome", "referral"),
+    QueueSpec("referrals_done", _("纪检移交·已有结果"), "record_referral_outcome", ""),
+]
+QUEUES_BY_KEY = {q.key: q for q in QUEUES}
+
+
+def queues_for_user(*, user: User) -> list[QueueSpec]:
+    """Return the work queues of ``user``'s roles, in display order (by role permission)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    return [q for q in QUEUES if user.has_perm(f"casework.{q.perm}")]
+
+
+def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
+    """Return the cases of work queue ``key`` for ``user``, annotated with ``queue_due``.
+
+    Always narrowed by the one access rule, so a queue's count is the number of its cases the user
+    can open. ``queue_due`` is the deadline of the queue's clock (None when it has none); order
+    by it, nulls last, to see what is due first.
+
+    Raises:
+        KeyError: for an unknown ``key``.
+    """
+    spec = QUEUES_BY_KEY[key]
+    qs = cases_visible_to(user=user, queryset=queryset)
+    lead = Q() if user.is_superuser else unit_scope_q(user=user, prefix="lead_unit__")
+    own_tasks = CoUnitTask.objects.filter(case=OuterRef("pk"), reported_at__isnull=True)
+    if not user.is_superuser:
+        own_tasks = own_tasks.filter(unit_scope_q(user=user, prefix="unit__"))
+    pending_ext = Extension.objects.filter(case=OuterRef("pk"), decision=Extension.Decision.PENDING)
+    open_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=True)
+    done_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=False)
+    followed = FollowUp.objects.filter(case=OuterRef("pk"), round=OuterRef("handling_round"))
+    filters = {
+        "sign_for": lead & Q(state=State.DISPATCHED),
+        "handling": lead & Q(state=State.HANDLING, feedback_at__isnull=True),
+        "sent_back": lead & Q(state=State.HANDLING, feedback_at__isnull=False),
+        "co_unit": Q(Exists(own_tasks), state__in=[State.DISPATCHED, State.HANDLING]),
+        "to_dispatch": Q(state=State.REGISTERED, handling_round=1),
+        "returned": Q(state=State.REGISTERED, handling_round__gt=1),
+        "extension": Q(Exists(pending_ext)),
+        "to_publish": Q(state=State.APPROVED),
+        "follow_up": Q(state=State.REPLIED) & ~Q(Exists(followed)),
+        "office_review": Q(state=State.OFFICE_REVIEW),
+        "leader_review": Q(state=State.LEADER_REVIEW),
+        "key_cases": Q(key_case_leader_id=user.pk) & ~Q(state=State.ARCHIVED),
+        "referrals_open": Q(Exists(open_ref)),
+        "referrals_done": Q(Exists(done_ref)) & ~Q(Exists(open_ref)),
+    }
+    qs = qs.filter(filters[key])
+    due = {
+        "sign_for": F("sign_for_due_at"),
+        "reply": F("reply_due_at"),
+        "co_unit": Subquery(own_tasks.order_by().values("case").annotate(m=Min("due_at")).values("m")[:1]),
+        "extension": Subquery(pending_ext.order_by("old_due_at").values("old_due_at")[:1]),
+        "referral": Subquery(open_ref.order_by("created_at").values("created_at")[:1]),
+    }.get(spec.clock, Value(None, output_field=DateTimeField()))
+    return qs.annotate(queue_due=due)
+
+
+def queue_counts(*, user: User) -> list[tuple[QueueSpec, int]]:
+    """Return ``user``'s queues with the number of cases in each (one COUNT query per queue)."""
+    return [(spec, case_queue(user=user, key=spec.key).count()) for spec in queues_for_user(user=user)]
+
+
+def case_clock_due(*, case: Case):
+    """Return ``(clock label, deadline)`` of the clock running on ``case`` now, or ``("", None)``."""
+    if case.state == State.DISPATCHED:
+        return _("签收"), case.sign_for_due_at
+    if case.state in ACTIVE_STATES:
+        return _("答复"), case.reply_due_at
+    return "", None
+
+
+def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
+    """Describe the working time left until ``due`` in words (剩 3 个工作日 / 今日 17:00 到期 / 已超期 2 个工作日).
+
+    Args:
+        due: an aware deadline, or None (returns "").
+        now: an aware "now" (default: the current time).
+        exceptions: calendar rows ``{date: is_workday}`` covering the range, when the caller loaded
+            them for many cases at once (see :func:`calendar_exceptions_around`); else one query.
+    """
+    from casework import calendar
+
+    if due is None:
+        return ""
+    now = now or timezone.now()
+    a = timezone.localtime(now, calendar.SHANGHAI).date()
+    b = timezone.localtime(due, calendar.SHANGHAI).date()
+    if exceptions is None:
+        exceptions = calendar_exceptions_around(dates=[a, b])
+    lo, hi = sorted([a, b])
+    days = 0
+    day = lo
+    while day < hi:
+        day += timedelta(days=1)
+        if calendar.is_working_day(day, exceptions):
+            days += 1
+    if due >= now:
+        if days == 0:
+            return str(_("今日 %s 到期")) % timezone.localtime(due, calendar.SHANGHAI).strftime("%H:%M")
+        return str(_("剩 %d 个工作日")) % days
+    if days == 0:
+        return str(_("今日已超期"))
+    return str(_("已超期 %d 个工作日")) % days
+
+
+def calendar_exceptions_around(*, dates) -> dict:
+    """Load the work-calendar exceptions between the earliest and latest of ``dates`` (one query)."""
+    from casework.models import WorkCalendarDay
+
+    dates = [d for d in dates if d is not None]
+    if not dates:
+        return {}
+    return dict(
+        WorkCalendarDay.objects.filter(date__gte=min(dates), date__lte=max(dates)).values_list(
+            "date", "is_workday"
+        )
     )

@@ -325,6 +325,7 @@ def _transition(
     from_state = locked.state
     before = {f.attname: getattr(locked, f.attname) for f in locked._meta.concrete_fields}
     method(**(kwargs or {}))
+    locked.lock_version += 1  # a stale edit form of this case is refused (draft_save)
     locked.save(update_fields=_changed_fields(locked, before))
     event = event_append(
         case=locked,
@@ -463,10 +464,16 @@ def draft_save(
     reply_text: str,
     policy_basis: str = "",
     measures: str = "",
+    expected_lock_version: int | None = None,
 ) -> ReplyDraft:
     """Save a new version of the lead unit's feedback and draft reply (older versions are kept).
 
+    Args:
+        expected_lock_version: the case's ``lock_version`` when the edit form was loaded; when
+            given and the case changed since (another draft or a transition), nothing is saved.
+
     Raises:
+        CaseConflict: the edit form is stale (``expected_lock_version`` differs).
         TransitionRefused: the case is not in handling, or the report or reply is empty.
         PermissionDenied: the user may not submit feedback for the case's lead unit.
     """
@@ -475,6 +482,8 @@ def draft_save(
     locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
     if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):
         raise PermissionDenied(_("您没有为该案件撰写反馈的权限。"))
+    if expected_lock_version is not None and locked.lock_version != expected_lock_version:
+        raise CaseConflict(_("案件或答复草稿已被他人修改,请刷新页面后再操作(您的内容未保存)。"))
     if locked.state != State.HANDLING:
         raise TransitionRefused(_("只有承办中的案件可以修改答复草稿。"))
     if not (handling_report or "").strip() or not (reply_text or "").strip():
@@ -490,6 +499,8 @@ def draft_save(
         reply_text=reply_text,
         author=acting_user,
     )
+    locked.lock_version += 1
+    locked.save(update_fields=["lock_version", "updated_at"])
     event_append(
         case=locked,
         action="draft_saved",
@@ -509,6 +520,14 @@ def case_submit_feedback(
     from casework.selectors import case_current_draft
 
     draft = case_current_draft(case=case)
+    waiting = list(
+        case.co_unit_tasks.filter(reported_at__isnull=True).values_list("unit__name", flat=True)
+    )
+    message = (
+        _("协办单位尚未全部报告,暂不能反馈:%s") % "、".join(waiting)
+        if waiting and draft
+        else _("请先保存本轮的办理情况和答复草稿。")
+    )
     case, _event = _transition(
         case=case,
         acting_user=acting_user,
@@ -516,7 +535,7 @@ def case_submit_feedback(
         expected_state=expected_state,
         kwargs={"at": timezone.now()},
         payload={"draft_id": draft.pk, "version": draft.version} if draft else {},
-        condition_message=_("请先保存本轮的办理情况和答复草稿。"),
+        condition_message=message,
     )
     return case
 
@@ -629,6 +648,9 @@ def case_publish_reply(
         kwargs={"text": text, "where": (where or "").strip(), "at": at or timezone.now()},
         payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None, "text": text},
     )
+    from casework.joint import merged_cases_follow_reply
+
+    merged_cases_follow_reply(case=case, acting_user=acting_user)
     return case
 
 

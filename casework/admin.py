@@ -7,20 +7,23 @@ post to ``<id>/act/<action>/``, which re-checks the permission on the server thr
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.db.models import F
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.selectors import units_in_scope
-from casework import selectors, services
-from casework.forms import DispatchForm, DraftForm, FollowUpForm, PublishForm, ReasonForm
+from casework import export, joint, review, selectors, services
+from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
 from casework.models import (
     Case,
     CaseEvent,
+    CoUnitTask,
     DeadlinePolicy,
     DisciplineReferral,
     EscalationStep,
+    Extension,
     Notification,
     Platform,
     ReplyDraft,
@@ -28,7 +31,17 @@ from casework.models import (
     SupervisionNotice,
     WorkCalendarDay,
 )
-from casework.text import mask_contact
+from casework.review_forms import (
+    CoUnitForm,
+    CoUnitReportForm,
+    ExtensionDecisionForm,
+    ExtensionRequestForm,
+    KeyCaseForm,
+    MergeForm,
+    ReturnRulingForm,
+    VersionedDraftForm,
+)
+from casework.text import mask_contact, to_half_width
 
 admin.site.site_header = _("网民留言办理系统")
 admin.site.site_title = _("网民留言办理")
@@ -78,6 +91,21 @@ class ScopedUnitFilter(admin.SimpleListFilter):
         return queryset
 
 
+class QueueFilter(admin.SimpleListFilter):
+    """The work queues of the user's roles ("my work"); a queue lists what is due first."""
+
+    title = _("我的待办")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(q.key, q.label) for q in selectors.queues_for_user(user=request.user)]
+
+    def queryset(self, request, queryset):
+        if self.value() in selectors.QUEUES_BY_KEY:
+            return selectors.case_queue(user=request.user, key=self.value(), queryset=queryset)
+        return queryset
+
+
 class ScopedCaseChildAdmin(admin.ModelAdmin):
     """Admin of a model that hangs off a case: rows follow the case's access rule; read-only."""
 
@@ -113,11 +141,13 @@ class CaseAdmin(admin.ModelAdmin):
         "platform",
         "submitted_at",
         "reply_due_at",
+        "remaining_time",
         "overdue_flag",
+        "contact_masked",
     ]
     list_display_links = ["reference", "subject"]
     list_select_related = ["lead_unit", "platform"]
-    list_filter = ["state", ScopedUnitFilter, "platform", OverdueFilter, "message_type"]
+    list_filter = [QueueFilter, "state", ScopedUnitFilter, "platform", OverdueFilter, "message_type"]
     search_fields = ["reference", "external_id", "subject", "body"]
     date_hierarchy = "submitted_at"
     list_per_page = 50
@@ -133,7 +163,7 @@ class CaseAdmin(admin.ModelAdmin):
         "reply_due_at", "feedback_at", "published_at", "published_where", "archived_at",
     ]
     change_form_template = "admin/casework/case/change_form.html"
-    actions = ["bulk_archive"]
+    actions = ["bulk_archive", "export_csv", "export_xlsx"]
 
     # ---------------------------------------------------------------- access
 
@@ -160,12 +190,52 @@ class CaseAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return request.user.has_perm("casework.register_case")
 
+    def get_ordering(self, request):
+        # A queue shows what is due first: its clock's deadline, cases without one last.
+        if request.GET.get("queue") in selectors.QUEUES_BY_KEY:
+            return [F("queue_due").asc(nulls_last=True), "submitted_at"]
+        return super().get_ordering(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        # Numbers typed full-width with a Chinese IME find the same case (field case C23).
+        return super().get_search_results(request, queryset, to_half_width(search_term or ""))
+
+    def get_changelist_instance(self, request):
+        cl = super().get_changelist_instance(request)
+        rows = list(cl.result_list)
+        now = timezone.now()
+        dues = {case.pk: self._due_of(case) for case in rows}
+        exceptions = selectors.calendar_exceptions_around(
+            dates=[timezone.localtime(now).date()]
+            + [timezone.localtime(d).date() for _label, d in dues.values() if d]
+        )
+        for case in rows:
+            label, due = dues[case.pk]
+            left = selectors.working_time_left(due=due, now=now, exceptions=exceptions)
+            case.remaining_label = f"{label}:{left}" if left else ""
+        return cl
+
+    @staticmethod
+    def _due_of(case):
+        if getattr(case, "queue_due", None) is not None:
+            return "", case.queue_due
+        return selectors.case_clock_due(case=case)
+
     def get_actions(self, request):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         if not request.user.has_perm("casework.archive_case"):
             actions.pop("bulk_archive", None)
         return actions
+
+    @admin.display(description=_("剩余办理时间"))
+    def remaining_time(self, obj):
+        return getattr(obj, "remaining_label", "")
+
+    @admin.display(description=_("联系方式"))
+    def contact_masked(self, obj):
+        # Lists always show contacts masked; the case page shows them to the permitted.
+        return mask_contact(obj.citizen_contact)
 
     # ---------------------------------------------------------------- list columns
 
@@ -238,14 +308,60 @@ class CaseAdmin(admin.ModelAdmin):
             initial = {}
             latest = draft or case.drafts.order_by("-version").first()
             if latest:
-                initial = {f: getattr(latest, f) for f in DraftForm.base_fields}
-            context["draft_form"] = DraftForm(initial=initial)
+                initial = {f: getattr(latest, f) for f in VersionedDraftForm.base_fields if f != "lock_version"}
+            initial["lock_version"] = case.lock_version
+            context["draft_form"] = VersionedDraftForm(initial=initial)
         if case.state == State.APPROVED and may("publish_reply"):
             context["publish_form"] = PublishForm(
                 initial={"where": case.platform.name, "text": draft.reply_text if draft else ""}
             )
         if case.state == State.REPLIED and may("follow_up_case"):
             context["follow_up_form"] = FollowUpForm()
+        context.update(self._joint_panels(request, case, draft))
+        return context
+
+    def _joint_panels(self, request, case: Case, draft) -> dict:
+        """Context of the review, joint-handling, extension, arbitration, merge and key-case panels."""
+        user = request.user
+        may = lambda perm, scope="case": selectors.user_may_act(user=user, case=case, perm=perm, scope=scope)  # noqa: E731
+        shown = draft or case.drafts.order_by("-version").first()
+        tasks = list(case.co_unit_tasks.select_related("unit", "reported_by"))
+        extensions = list(case.extensions.select_related("unit", "requested_by", "decided_by"))
+        clock_label, clock_due = selectors.case_clock_due(case=case)
+        context = {
+            "review": review.draft_changes(draft=shown),
+            "review_draft": shown,
+            "signatures": review.case_signatures(case=case),
+            "co_unit_tasks": tasks,
+            "extensions": extensions,
+            "clock_label": clock_label,
+            "clock_left": selectors.working_time_left(due=clock_due),
+            "merged_cases": list(case.merged_cases.only("pk", "reference", "subject")),
+        }
+        active_units = units_in_scope(user=user).filter(is_active=True)
+        if case.state in joint.CO_UNIT_STATES and may("assign_co_unit"):
+            context["co_unit_form"] = CoUnitForm(units=active_units.exclude(pk=case.lead_unit_id))
+        own_task = selectors.case_co_unit_task_for(user=user, case=case)
+        if (own_task and own_task.reported_at is None and case.state in joint.CO_UNIT_STATES
+                and user.has_perm("casework.submit_feedback")):
+            context["co_unit_report_form"] = CoUnitReportForm(initial={"task_id": own_task.pk})
+            context["own_task"] = own_task
+        if case.state in joint.CLOCK_STATES["reply"] and may("request_extension", "lead"):
+            context["extension_form"] = ExtensionRequestForm()
+        if may("decide_extension"):
+            context["extension_decisions"] = [
+                (e, ExtensionDecisionForm(initial={"extension_id": e.pk}))
+                for e in extensions if e.decision == Extension.Decision.PENDING
+            ]
+        returned_by = joint.case_returned_by(case=case)
+        if returned_by is not None and may("dispatch_case"):
+            context["returned_by"] = returned_by
+            context["ruling_form"] = ReturnRulingForm(units=active_units.exclude(pk=returned_by.pk))
+            context.pop("dispatch_form", None)
+        if case.state == State.REGISTERED and may("merge_case"):
+            context["merge_form"] = MergeForm()
+        if case.state not in (State.APPROVED, State.REPLIED, State.ARCHIVED) and may("mark_key_case"):
+            context["key_case_form"] = KeyCaseForm(initial={"leader": case.key_case_leader_id})
         return context
 
     # ---------------------------------------------------------------- actions on one case
@@ -300,10 +416,16 @@ class CaseAdmin(admin.ModelAdmin):
             self.log_change(request, case, _("执行:%s") % _("交办"))
             return _("已交办至%s。") % form.cleaned_data["unit"]
         if action == "save_draft":
-            form = DraftForm(post)
+            form = VersionedDraftForm(post)
             _require(form)
-            draft = services.draft_save(case=case, acting_user=user, **form.cleaned_data)
+            data = dict(form.cleaned_data)
+            draft = services.draft_save(case=case, acting_user=user,
+                                        expected_lock_version=data.pop("lock_version"), **data)
             return _("已保存答复草稿第 %s 版。") % draft.version
+        if action in JOINT_ACTIONS:
+            message = getattr(self, f"_do_{action}")(request, case, post, expected)
+            self.log_change(request, case, _("执行:%s") % JOINT_ACTIONS[action])
+            return message
         if action == "publish_reply":
             form = PublishForm(post)
             _require(form)
@@ -329,6 +451,80 @@ class CaseAdmin(admin.ModelAdmin):
         return _("已执行「%(action)s」,当前状态:%(state)s。") % {
             "action": ACTIONS[action][0], "state": result.get_state_display()}
 
+    # ---------------------------------------------------------------- joint handling and friends
+
+    def _do_assign_co_unit(self, request, case, post, expected):
+        form = CoUnitForm(post, units=units_in_scope(user=request.user).filter(is_active=True))
+        _require(form)
+        task = joint.co_unit_assign(case=case, acting_user=request.user, **form.cleaned_data)
+        return _("已指定协办单位:%s。") % task.unit
+
+    def _do_co_unit_report(self, request, case, post, expected):
+        form = CoUnitReportForm(post)
+        _require(form)
+        task = case.co_unit_tasks.filter(pk=form.cleaned_data["task_id"]).first()
+        if task is None:
+            raise Http404
+        joint.co_unit_report(task=task, acting_user=request.user, report=form.cleaned_data["report"])
+        return _("已报告协办情况。")
+
+    def _do_request_extension(self, request, case, post, expected):
+        form = ExtensionRequestForm(post)
+        _require(form)
+        joint.extension_request(case=case, acting_user=request.user, **form.cleaned_data)
+        return _("延期申请已提交,等待网评办审批。")
+
+    def _do_decide_extension(self, request, case, post, expected):
+        form = ExtensionDecisionForm(post)
+        _require(form)
+        extension = case.extensions.filter(pk=form.cleaned_data["extension_id"]).first()
+        if extension is None:
+            raise Http404
+        result = joint.extension_decide(extension=extension, acting_user=request.user,
+                                        approve=form.cleaned_data["decision"] == "approve",
+                                        note=form.cleaned_data["note"])
+        return _("延期申请:%s。") % result.get_decision_display()
+
+    def _do_arbitrate_return(self, request, case, post, expected):
+        form = ReturnRulingForm(post, units=units_in_scope(user=request.user).filter(is_active=True))
+        _require(form)
+        data = form.cleaned_data
+        result = joint.case_return_arbitrate(case=case, acting_user=request.user,
+                                             send_back=data["decision"] == "send_back",
+                                             ruling=data["ruling"], unit=data["unit"],
+                                             expected_state=expected or State.REGISTERED)
+        return _("已裁定,案件交办至%s。") % result.lead_unit
+
+    def _do_merge(self, request, case, post, expected):
+        form = MergeForm(post)
+        _require(form)
+        main = selectors.cases_visible_to(user=request.user).filter(
+            reference=form.cleaned_data["main_reference"]).first()
+        if main is None:
+            raise services.TransitionRefused(_("找不到该编号的主案件。"))
+        joint.case_merge(case=case, into=main, acting_user=request.user, reason=form.cleaned_data["reason"])
+        return _("已并入主案件 %s。") % main.reference
+
+    def _do_mark_key_case(self, request, case, post, expected):
+        form = KeyCaseForm(post)
+        _require(form)
+        leader = form.cleaned_data["leader"]
+        joint.case_mark_key(case=case, acting_user=request.user, leader=leader)
+        return _("已标记为重点难点案件,由 %s 挂帅。") % leader if leader else _("已取消重点难点标记。")
+
+    # ---------------------------------------------------------------- exports
+
+    @admin.action(description=_("导出所选案件(CSV)"))
+    def export_csv(self, request, queryset):
+        content = export.cases_export_csv(user=request.user, queryset=queryset)
+        return _download(content, "text/csv; charset=utf-8", "cases.csv")
+
+    @admin.action(description=_("导出所选案件(Excel)"))
+    def export_xlsx(self, request, queryset):
+        content = export.cases_export_xlsx(user=request.user, queryset=queryset)
+        return _download(content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         "cases.xlsx")
+
     # ---------------------------------------------------------------- bulk actions
 
     @admin.action(description=_("批量归档所选案件(逐件检查权限)"))
@@ -351,6 +547,25 @@ class _FormInvalid(Exception):
     pass
 
 
+# Actions of the joint-handling panels: action → words for the admin log.
+JOINT_ACTIONS = {
+    "assign_co_unit": _("指定协办单位"),
+    "co_unit_report": _("协办报告"),
+    "request_extension": _("申请延期"),
+    "decide_extension": _("延期审批"),
+    "arbitrate_return": _("退回裁定"),
+    "merge": _("并入主案件"),
+    "mark_key_case": _("标记重点难点"),
+}
+
+
+def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _require(form) -> None:
     if not form.is_valid():
         errors = "; ".join(f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"
@@ -363,6 +578,20 @@ class ReplyDraftAdmin(ScopedCaseChildAdmin):
     list_display = ["case", "version", "round", "author", "created_at"]
     list_select_related = ["case", "author"]
     search_fields = ["case__reference", "reply_text"]
+
+
+@admin.register(CoUnitTask)
+class CoUnitTaskAdmin(ScopedCaseChildAdmin):
+    list_display = ["case", "unit", "due_at", "reported_at"]
+    list_select_related = ["case", "unit"]
+    list_filter = [("reported_at", admin.EmptyFieldListFilter)]
+
+
+@admin.register(Extension)
+class ExtensionAdmin(ScopedCaseChildAdmin):
+    list_display = ["case", "clock", "unit", "requested_days", "requested_at", "decision", "new_due_at"]
+    list_select_related = ["case", "unit"]
+    list_filter = ["decision"]
 
 
 @admin.register(CaseEvent)

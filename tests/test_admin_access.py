@@ -147,15 +147,15 @@ def test_case_page_query_count_does_not_grow_with_its_history(client, bureau):
 
 BUTTONS = [
     # (state, role, the action forms the case page offers)
-    (State.REGISTERED, "dispatcher", {"dispatch", "reject_invalid"}),
+    (State.REGISTERED, "dispatcher", {"dispatch", "reject_invalid", "merge", "mark_key_case"}),
     (State.REGISTERED, "reviewer", set()),
-    (State.DISPATCHED, "handler_a", {"accept", "return_to_office"}),
-    (State.DISPATCHED, "dispatcher", set()),
-    (State.HANDLING, "handler_a", {"draft", "submit_feedback"}),
+    (State.DISPATCHED, "handler_a", {"accept", "return_to_office", "request_extension"}),
+    (State.DISPATCHED, "dispatcher", {"assign_co_unit", "mark_key_case"}),
+    (State.HANDLING, "handler_a", {"draft", "submit_feedback", "request_extension"}),
     (State.HANDLING, "reviewer", set()),
     (State.OFFICE_REVIEW, "reviewer", {"office_approve", "office_send_back"}),
     (State.OFFICE_REVIEW, "handler_a", set()),
-    (State.LEADER_REVIEW, "leader", {"leader_approve", "leader_send_back"}),
+    (State.LEADER_REVIEW, "leader", {"leader_approve", "leader_send_back", "mark_key_case"}),
     (State.LEADER_REVIEW, "reviewer", set()),
     (State.LEADER_REVIEW, "handler_a", set()),
     (State.APPROVED, "dispatcher", {"publish"}),

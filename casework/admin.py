@@ -20,16 +20,11 @@ from casework.models import (
     Case,
     CaseEvent,
     CoUnitTask,
-    DeadlinePolicy,
-    DisciplineReferral,
-    EscalationStep,
     Extension,
-    Notification,
     Platform,
     ReplyDraft,
     State,
     SupervisionNotice,
-    WorkCalendarDay,
 )
 from casework.review_forms import (
     CoUnitForm,
@@ -609,38 +604,6 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
     list_filter = [("answered_at", admin.EmptyFieldListFilter)]
 
 
-@admin.register(DisciplineReferral)
-class DisciplineReferralAdmin(ScopedCaseChildAdmin):
-    list_display = ["case", "unit", "created_at", "outcome_recorded_at"]
-    list_select_related = ["case", "unit"]
-    readonly_fields = ["case", "unit", "reason", "snapshot", "created_at", "outcome", "outcome_recorded_at"]
-
-
-@admin.register(EscalationStep)
-class EscalationStepAdmin(ScopedCaseChildAdmin):
-    list_display = ["case", "clock", "level", "round", "due_at", "happened_at"]
-    list_select_related = ["case"]
-    list_filter = ["clock", "level"]
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "created_at", "sent_at", "attempts"]
-    list_filter = [("sent_at", admin.EmptyFieldListFilter)]
-
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-
 class SuperuserConfigAdmin(admin.ModelAdmin):
     def has_module_permission(self, request):
         return request.user.is_superuser
@@ -651,15 +614,4 @@ class PlatformAdmin(SuperuserConfigAdmin):
     list_display = ["name", "code", "url"]
 
 
-@admin.register(DeadlinePolicy)
-class DeadlinePolicyAdmin(SuperuserConfigAdmin):
-    list_display = ["message_type", "sign_for_days", "reply_days"]
-
-
-@admin.register(WorkCalendarDay)
-class WorkCalendarDayAdmin(SuperuserConfigAdmin):
-    list_display = ["date", "is_workday", "note"]
-    list_filter = ["is_workday"]
-    date_hierarchy = "date"
-
-
+from casework import admin_config  # noqa: E402,F401  (calendar, policies, ladder, referrals)

@@ -1,35 +1,227 @@
-"""Working-day arithmetic on the bureau's calendar.
+"""Working-day and working-hour arithmetic on the bureau's calendar (DESIGN.md §4, field case C08).
 
-A date is a working day when the calendar table says so; dates the table does not list follow the
-Monday–Friday week. The table holds the exceptions only: weekday holidays and 调休 make-up weekend
-working days, seeded from the ``chinese_calendar`` library (``manage.py calendar_seed``) and
-editable by superusers. All datetimes are aware and interpreted in Asia/Shanghai.
+The calendar is data. ``WorkCalendarDay`` holds the exceptions to the Monday–Friday week (weekday
+holidays and 调休 make-up weekend working days), seeded from the ``chinese_calendar`` library
+(``manage.py calendar_seed``) and editable by superusers; ``UnitCalendarDay`` holds a unit's own
+exceptions (a window that works a holiday), which win over the bureau's for that unit. A date is a
+working day when an exception says so, else when it is Monday to Friday. The make-up day is checked
+before the weekday, so a 调休 Saturday is a working day (the rickar/cal bug of C08).
 
-A year with no row at all in the table has not been seeded (every Chinese year has weekday
-holidays), so its days cannot be trusted: each computation that touches such a year logs a warning
-on the ``casework`` logger naming the years (DESIGN.md §4, field case C08) and then falls back to
-Monday–Friday so that deadlines still exist.
+``CalendarYear`` marks a year whose official schedule was imported or entered and confirmed. A
+computation that reaches into a year that is not confirmed still returns a deadline (Monday–Friday
+plus whatever rows exist), but it reports the year in :attr:`Deadline.unconfirmed_years`, logs a
+warning on the ``casework`` logger, and the clock that stores it is flagged until a superuser
+confirms the year — never a silent guess.
+
+All datetimes are aware and read in Asia/Shanghai. Working hours are the office hours of a working
+day, ``settings.CASEWORK_OFFICE_HOURS`` (default 08:30–17:30).
 """
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 import logging
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models.functions import ExtractYear
 
-from casework.models import WorkCalendarDay
+from casework.models import CalendarYear, TimeUnit, UnitCalendarDay, WorkCalendarDay
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEFAULT_OFFICE_HOURS = (time(8, 30), time(17, 30))
 
 logger = logging.getLogger("casework")
 
 
-def _exceptions(start: date, end: date) -> dict[date, bool]:
-    return dict(
-        WorkCalendarDay.objects.filter(date__gte=start, date__lte=end).values_list(
-            "date", "is_workday"
+def office_hours() -> tuple[time, time]:
+    """Return the (opening, closing) time of a working day, from ``CASEWORK_OFFICE_HOURS``."""
+    return getattr(settings, "CASEWORK_OFFICE_HOURS", DEFAULT_OFFICE_HOURS)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A computed deadline and the years it reached into whose calendar is not confirmed."""
+
+    due_at: datetime
+    unconfirmed_years: tuple[int, ...] = ()
+
+
+@dataclass
+class WorkCalendar:
+    """The calendar loaded in memory: the exceptions, a unit's own exceptions, the confirmed years.
+
+    Build it with :func:`work_calendar` (three queries at most) and reuse it for many computations
+    (the sweep, the replay). Methods never query the database.
+    """
+
+    exceptions: dict[date, bool] = field(default_factory=dict)
+    confirmed_years: frozenset[int] = frozenset()
+
+    def is_working_day(self, day: date) -> bool:
+        """Tell whether ``day`` is a working day: an exception if any, else Monday–Friday."""
+        found = self.exceptions.get(day)
+        if found is not None:
+            return found
+        return day.weekday() < 5
+
+    def unconfirmed_between(self, first: date, last: date) -> tuple[int, ...]:
+        """Return the years from ``first`` to ``last`` (either order) that are not confirmed."""
+        if last < first:
+            first, last = last, first
+        return tuple(y for y in range(first.year, last.year + 1) if y not in self.confirmed_years)
+
+    def _next_working_day(self, day: date) -> date:
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """Return the deadline ``days`` working days after ``start`` (aware, Asia/Shanghai).
+
+        Started on a working day, the deadline is the same time of day on the ``days``-th
+        following working day (Fri 2018-12-28 16:00 + 1 → the 调休 Saturday 2018-12-29 16:00).
+        Started on a rest day, the clock starts at 00:00 of the next working day, so the unit gets
+        ``days`` whole working days (Sat 10:00 + 1 → Tue 00:00).
+
+        Raises:
+            ValueError: when ``start`` is naive or ``days`` is negative.
+        """
+        _check(start, days)
+        local = start.astimezone(SHANGHAI)
+        day, clock_time = local.date(), local.time()
+        if not self.is_working_day(day):
+            day, clock_time = self._next_working_day(day), time(0, 0)
+        remaining = days
+        while remaining > 0:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                remaining -= 1
+        return datetime.combine(day, clock_time, tzinfo=SHANGHAI)
+
+    def add_working_hours(self, start: datetime, hours: int) -> datetime:
+        """Return the deadline ``hours`` office hours after ``start`` (aware, Asia/Shanghai).
+
+        Only the office hours of working days count. Started outside them, the clock starts at the
+        next opening; a deadline that fills a day exactly falls at that day's closing time
+        (Mon 16:30 + 1 h → Mon 17:30; Mon 17:00 + 2 h → Tue 10:00 with 08:30–17:30 hours).
+
+        Raises:
+            ValueError: when ``start`` is naive or ``hours`` is negative.
+        """
+        _check(start, hours)
+        opening, closing = office_hours()
+        local = start.astimezone(SHANGHAI)
+        day = local.date()
+        if not self.is_working_day(day) or local.time() >= closing:
+            if self.is_working_day(day):
+                day += timedelta(days=1)
+            current = datetime.combine(self._next_working_day(day), opening, tzinfo=SHANGHAI)
+        elif local.time() < opening:
+            current = datetime.combine(day, opening, tzinfo=SHANGHAI)
+        else:
+            current = local
+        remaining = timedelta(hours=hours)
+        while True:
+            available = datetime.combine(current.date(), closing, tzinfo=SHANGHAI) - current
+            if remaining <= available:
+                return current + remaining
+            remaining -= available
+            following = self._next_working_day(current.date() + timedelta(days=1))
+            current = datetime.combine(following, opening, tzinfo=SHANGHAI)
+
+    def subtract_working_days(self, end: datetime, days: int) -> datetime:
+        """Return the instant ``days`` working days before ``end`` (inverse of add_working_days).
+
+        The sweep's cut-off: "the deadline lies at least k working days in the past" is
+        ``due_at <= subtract_working_days(now, k)``. When ``end`` falls on a rest day the working
+        time stopped at the end of the previous working day, so counting starts from
+        23:59:59.999999 of that day.
+
+        Raises:
+            ValueError: when ``end`` is naive or ``days`` is negative.
+        """
+        _check(end, days)
+        local = end.astimezone(SHANGHAI)
+        day, clock_time = local.date(), local.time()
+        if not self.is_working_day(day):
+            while not self.is_working_day(day):
+                day -= timedelta(days=1)
+            clock_time = time.max
+        remaining = days
+        while remaining > 0:
+            day -= timedelta(days=1)
+            if self.is_working_day(day):
+                remaining -= 1
+        return datetime.combine(day, clock_time, tzinfo=SHANGHAI)
+
+    def working_days_between(self, start: datetime, end: datetime) -> int:
+        """Return the working days after ``start``'s date up to and including ``end``'s date.
+
+        Both are compared as Beijing dates; 0 when ``end`` is not after ``start``.
+        """
+        a = start.astimezone(SHANGHAI).date()
+        b = end.astimezone(SHANGHAI).date()
+        count = 0
+        while a < b:
+            a += timedelta(days=1)
+            count += self.is_working_day(a)
+        return count
+
+    def deadline(self, *, start: datetime, amount: int, unit: str, extra_days: int = 0) -> Deadline:
+        """Compute a clock's deadline: ``amount`` working days or hours after ``start``.
+
+        Args:
+            start: aware datetime the clock started.
+            amount: the policy's length; unit: a ``TimeUnit`` value (working days or hours).
+            extra_days: working days added by approved extensions.
+
+        Returns:
+            the deadline and the unconfirmed years between ``start`` and it.
+        """
+        if unit == TimeUnit.WORKING_HOURS:
+            due = self.add_working_hours(start, amount)
+        else:
+            due = self.add_working_days(start, amount)
+        if extra_days:
+            due = self.add_working_days(due, extra_days)
+        return Deadline(due, self.unconfirmed_between(start.astimezone(SHANGHAI).date(), due.date()))
+
+
+def _check(moment: datetime, amount: int) -> None:
+    if moment.tzinfo is None:
+        raise ValueError("datetimes must be aware")
+    if amount < 0:
+        raise ValueError("the number of working days or hours must be >= 0")
+
+
+def work_calendar(*, unit=None) -> WorkCalendar:
+    """Load the bureau's calendar (with ``unit``'s own exceptions when given) into memory.
+
+    Args:
+        unit: an ``accounts.Unit`` or None for the bureau calendar.
+
+    Two queries (three with a unit): every exception row (a few hundred, about 25 a year) and the
+    confirmed years.
+    """
+    exceptions = dict(WorkCalendarDay.objects.values_list("date", "is_workday"))
+    if unit is not None:
+        exceptions.update(
+            UnitCalendarDay.objects.filter(unit=unit).values_list("date", "is_workday")
         )
-    )
+    years = frozenset(CalendarYear.objects.filter(confirmed=True).values_list("year", flat=True))
+    return WorkCalendar(exceptions=exceptions, confirmed_years=years)
+
+
+def warn_unconfirmed(years, *, what: str = "a deadline") -> None:
+    """Log a warning that ``what`` was computed on years whose calendar is not confirmed."""
+    if years:
+        logger.warning(
+            "work calendar not confirmed for %s; %s there assumes Monday-Friday plus the rows "
+            "entered so far. Run `manage.py calendar_seed` or enter the official schedule in the "
+            "admin and confirm the year.",
+            ", ".join(str(y) for y in years),
+            what,
+        )
 
 
 def calendar_years_missing(*, first_year: int, last_year: int) -> list[int]:
@@ -47,132 +239,52 @@ def calendar_years_missing(*, first_year: int, last_year: int) -> list[int]:
     return [y for y in range(first_year, last_year + 1) if y not in present]
 
 
-def _warn_if_uncovered(first: date, last: date) -> None:
-    if last < first:
-        first, last = last, first
-    missing = calendar_years_missing(first_year=first.year, last_year=last.year)
-    if missing:
-        logger.warning(
-            "work calendar has no data for %s; assuming Monday-Friday there. "
-            "Run `manage.py calendar_seed` or enter the official schedule in the admin.",
-            ", ".join(str(y) for y in missing),
-        )
+# Module-level helpers: load the calendar, compute, warn about unconfirmed years.
 
 
-def is_working_day(day: date, exceptions: dict[date, bool] | None = None) -> bool:
-    """Tell whether ``day`` is a working day: the calendar's entry if any, else Monday–Friday.
+def is_working_day(day: date, cal: "WorkCalendar | dict[date, bool] | None" = None) -> bool:
+    """Tell whether ``day`` (a Beijing date) is a working day.
 
     Args:
-        day: a calendar date (Beijing).
-        exceptions: the calendar rows around ``day`` when the caller already loaded them; when
-            None the table is queried for this one day.
+        day: a date.
+        cal: a loaded :class:`WorkCalendar`, or a dict ``{date: is_workday}`` of exception rows
+            the caller loaded already, or None to load the stored calendar (two queries).
     """
-    if exceptions is None:
-        exceptions = _exceptions(day, day)
-    if day in exceptions:
-        return exceptions[day]
-    return day.weekday() < 5
+    if isinstance(cal, dict):
+        return WorkCalendar(exceptions=cal).is_working_day(day)
+    return (cal or work_calendar()).is_working_day(day)
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """Return the deadline ``days`` working days after ``start``.
+def add_working_days(start: datetime, days: int, *, cal: WorkCalendar | None = None) -> datetime:
+    """Return the deadline ``days`` working days after ``start``; see ``WorkCalendar``.
 
-    Args:
-        start: an aware datetime (converted to Asia/Shanghai).
-        days: number of working days, >= 0.
-
-    Returns:
-        an aware Asia/Shanghai datetime. Started on a working day, the deadline is the same time of
-        day on the ``days``-th following working day (Fri 16:00 + 1 → next working day 16:00; on
-        2018-12-28 that is the 调休 Saturday 2018-12-29 16:00). Started on a rest day, the clock
-        starts at 00:00 of the next working day, so the unit gets ``days`` whole working days.
+    Logs a warning when the span reaches into a year whose calendar is not confirmed.
 
     Raises:
         ValueError: when ``start`` is naive or ``days`` is negative.
     """
-    if start.tzinfo is None:
-        raise ValueError("start must be an aware datetime")
-    if days < 0:
-        raise ValueError("days must be >= 0")
-    local = start.astimezone(SHANGHAI)
-    horizon = local.date() + timedelta(days=days * 3 + 40)
-    exceptions = _exceptions(local.date(), horizon)
-    day = local.date()
-    clock_time = local.time()
-    if not is_working_day(day, exceptions):
-        while not is_working_day(day, exceptions):
-            day += timedelta(days=1)
-        clock_time = time(0, 0)
-    remaining = days
-    while remaining > 0:
-        day += timedelta(days=1)
-        if day > horizon:
-            horizon = day + timedelta(days=60)
-            exceptions.update(_exceptions(day, horizon))
-        if is_working_day(day, exceptions):
-            remaining -= 1
-    _warn_if_uncovered(local.date(), day)
-    return datetime.combine(day, clock_time, tzinfo=SHANGHAI)
+    cal = cal or work_calendar()
+    due = cal.add_working_days(start, days)
+    warn_unconfirmed(cal.unconfirmed_between(start.astimezone(SHANGHAI).date(), due.date()))
+    return due
 
 
-def working_days_between(start: datetime, end: datetime) -> int:
-    """Return how many working days lie after ``start``'s date up to and including ``end``'s date.
-
-    Both are aware datetimes, compared as Beijing dates; 0 when ``end`` is not after ``start``.
-    """
-    a = start.astimezone(SHANGHAI).date()
-    b = end.astimezone(SHANGHAI).date()
-    if b <= a:
-        return 0
-    exceptions = _exceptions(a, b)
-    count = 0
-    day = a
-    while day < b:
-        day += timedelta(days=1)
-        if is_working_day(day, exceptions):
-            count += 1
-    return count
+def add_working_hours(start: datetime, hours: int, *, cal: WorkCalendar | None = None) -> datetime:
+    """Return the deadline ``hours`` office hours after ``start``; see ``WorkCalendar``."""
+    cal = cal or work_calendar()
+    due = cal.add_working_hours(start, hours)
+    warn_unconfirmed(cal.unconfirmed_between(start.astimezone(SHANGHAI).date(), due.date()))
+    return due
 
 
-def subtract_working_days(end: datetime, days: int) -> datetime:
-    """Return the instant ``days`` working days before ``end`` (the inverse of :func:`add_working_days`).
+def subtract_working_days(end: datetime, days: int, *, cal: WorkCalendar | None = None) -> datetime:
+    """Return the instant ``days`` working days before ``end``; see ``WorkCalendar``."""
+    cal = cal or work_calendar()
+    start = cal.subtract_working_days(end, days)
+    warn_unconfirmed(cal.unconfirmed_between(start.date(), end.astimezone(SHANGHAI).date()))
+    return start
 
-    Used by the escalation sweep: "the deadline lies at least k working days in the past" is
-    ``due_at <= subtract_working_days(now, k)``, one set-based comparison for all cases. When
-    ``end`` falls on a rest day the working time stopped at the end of the previous working day,
-    so counting starts from 23:59:59.999999 of that day. For ``end`` on a working day,
-    ``add_working_days(subtract_working_days(end, k), k) == end``.
 
-    Args:
-        end: an aware datetime (converted to Asia/Shanghai).
-        days: number of working days, >= 0.
-
-    Raises:
-        ValueError: when ``end`` is naive or ``days`` is negative.
-    """
-    if end.tzinfo is None:
-        raise ValueError("end must be an aware datetime")
-    if days < 0:
-        raise ValueError("days must be >= 0")
-    local = end.astimezone(SHANGHAI)
-    horizon = local.date() - timedelta(days=days * 3 + 40)
-    exceptions = _exceptions(horizon, local.date())
-    day = local.date()
-    clock_time = local.time()
-    if not is_working_day(day, exceptions):
-        while not is_working_day(day, exceptions):
-            day -= timedelta(days=1)
-            if day < horizon:
-                horizon = day - timedelta(days=60)
-                exceptions.update(_exceptions(horizon, day))
-        clock_time = time.max
-    remaining = days
-    while remaining > 0:
-        day -= timedelta(days=1)
-        if day < horizon:
-            horizon = day - timedelta(days=60)
-            exceptions.update(_exceptions(horizon, day))
-        if is_working_day(day, exceptions):
-            remaining -= 1
-    _warn_if_uncovered(day, local.date())
-    return datetime.combine(day, clock_time, tzinfo=SHANGHAI)
+def working_days_between(start: datetime, end: datetime, *, cal: WorkCalendar | None = None) -> int:
+    """Return the working days after ``start``'s date up to and including ``end``'s date."""
+    return (cal or work_calendar()).working_days_between(start, end)

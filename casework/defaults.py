@@ -1,31 +1,103 @@
-"""Default configuration rows the product needs to run: role groups, deadline policies, beat schedule.
+"""Default configuration rows: role groups, deadline policies, the escalation ladder, beat schedules.
 
 :func:`defaults_ensure` runs after every ``migrate`` (and after a test-database flush) through the
 ``post_migrate`` signal; it only creates what is missing, so superusers' edits are kept.
+
+Deadline policies (DESIGN.md §4, "published local practice"): 1 working day to sign for
+(签收); 3 working days to reply to a consultation (咨询); 10–15 working days for complaints and
+reports (投诉, 举报); help requests (求助) and suggestions (建议) in between. Inside the reply time, the unit's
+handling to feedback leaves the 网评办 review and the 分管局领导 sign-off one working day each; the
+follow-up call (回访) is due 5 working days after the reply is published.
+
+Escalation ladder (DESIGN.md §4): a reminder to the handler when one working day is left; 催办
+to the unit's head and 网评办 with a 督办单 when overdue; the 分管局领导 after 3 more working days;
+纪检督察 after 5, or when the unit has 2 督办单 left unanswered for 2 working days.
 """
 
 from django.db import transaction
 
-# Source of the lengths: DESIGN.md §4 (1 working day to sign for; 3 for a consultation; 10–15 for
-# complaints and reports). Editable in the admin afterwards.
-DEFAULT_POLICIES = [
-    ("consult", 1, 3),
-    ("help", 1, 5),
-    ("suggest", 1, 10),
-    ("complain", 1, 15),
-    ("report", 1, 15),
-    ("other", 1, 10),
+D, H = "days", "hours"
+
+# message type → {clock: (amount, unit)}. Reply = handling + office review + leader review.
+DEFAULT_POLICY_LENGTHS: dict[str, dict[str, tuple[int, str]]] = {
+    "consult": {"sign_for": (1, D), "handling": (1, D), "office_review": (1, D),
+                "leader_review": (1, D), "reply": (3, D), "follow_up": (5, D)},
+    "help": {"sign_for": (1, D), "handling": (3, D), "office_review": (1, D),
+             "leader_review": (1, D), "reply": (5, D), "follow_up": (5, D)},
+    "suggest": {"sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
+                "leader_review": (1, D), "reply": (10, D), "follow_up": (5, D)},
+    "complain": {"sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
+                 "leader_review": (1, D), "reply": (15, D), "follow_up": (5, D)},
+    "report": {"sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
+               "leader_review": (1, D), "reply": (15, D), "follow_up": (5, D)},
+    "other": {"sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
+              "leader_review": (1, D), "reply": (10, D), "follow_up": (5, D)},
+}
+POLICY_SOURCE = "DESIGN.md §4 默认值(签收1个工作日;咨询3个工作日;投诉、举报10–15个工作日)"
+
+# (level, name, clocks, threshold working days, requires, notify flags, opens notice, opens referral,
+#  unit open-notice limit)
+DEFAULT_LADDER = [
+    ("remind", "到期提醒", ["reply"], -1, None,
+     {"notify_handlers": True}, False, False, None),
+    ("urge", "催办·督办单", ["sign_for", "reply"], 0, None,
+     {"notify_handlers": True, "notify_unit_head": True, "notify_comment_office": True},
+     True, False, None),
+    ("escalate", "报分管局领导", ["sign_for", "reply"], 3, "urge",
+     {"notify_leaders": True, "notify_comment_office": True}, False, False, None),
+    ("refer", "移交纪检督察", ["sign_for", "reply"], 5, "escalate",
+     {"notify_supervisors": True}, False, True, 2),
 ]
+
 SWEEP_TASK_NAME = "催督办巡检 escalation sweep"
 SWEEP_EVERY_MINUTES = 5
+DAILY_SCAN_TASK_NAME = "每日超期巡检 daily overdue scan 09:00"
+DAILY_SCAN_HOUR = 9
+TIME_ZONE = "Asia/Shanghai"
+
+
+def daily_scan_schedule_ensure():
+    """Create the daily 09:00 Beijing-time overdue scan (crontab in Asia/Shanghai, field case C10).
+
+    Returns the ``PeriodicTask``. The crontab row carries the Asia/Shanghai time zone explicitly,
+    so beat fires at 09:00 Beijing time (01:00 UTC), not 09:00 UTC.
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="0", hour=str(DAILY_SCAN_HOUR), day_of_week="*", day_of_month="*",
+        month_of_year="*", timezone=TIME_ZONE,
+    )
+    task, _ = PeriodicTask.objects.get_or_create(
+        name=DAILY_SCAN_TASK_NAME,
+        defaults={"task": "casework.escalation_sweep", "crontab": crontab, "enabled": True},
+    )
+    return task
+
+
+def ladder_ensure() -> None:
+    """Create the default escalation rungs that are missing (superusers' edits are kept)."""
+    from casework.models import EscalationRung
+
+    rungs = {}
+    for level, name, clocks, threshold, requires, flags, notice, referral, limit in DEFAULT_LADDER:
+        rung, _ = EscalationRung.objects.get_or_create(
+            level=level,
+            defaults={
+                "name": name, "clocks": clocks, "threshold_days": threshold,
+                "requires": rungs.get(requires), "opens_notice": notice,
+                "opens_referral": referral, "unit_open_notices_limit": limit, **flags,
+            },
+        )
+        rungs[level] = rung
 
 
 @transaction.atomic
 def defaults_ensure() -> None:
-    """Create the role groups (with their permissions), deadline policies and escalation schedule.
+    """Create the role groups, deadline policies, escalation ladder and beat schedules.
 
-    Idempotent. Existing deadline policies and schedules are left as superusers edited them; role
-    groups are reset to the permissions of :data:`accounts.roles.ROLE_PERMISSIONS`.
+    Idempotent. Existing deadline policies, rungs and schedules are left as superusers edited
+    them; role groups are reset to the permissions of :data:`accounts.roles.ROLE_PERMISSIONS`.
 
     Raises:
         django.contrib.auth.models.Permission.DoesNotExist: when run before the permissions exist.
@@ -36,10 +108,18 @@ def defaults_ensure() -> None:
     from casework.models import DeadlinePolicy
 
     roles_sync()
-    for message_type, sign_for, reply in DEFAULT_POLICIES:
-        DeadlinePolicy.objects.get_or_create(
-            message_type=message_type, defaults={"sign_for_days": sign_for, "reply_days": reply}
-        )
+    existing = set(
+        DeadlinePolicy.objects.filter(platform__isnull=True).values_list("message_type", "clock")
+    )
+    DeadlinePolicy.objects.bulk_create(
+        [
+            DeadlinePolicy(message_type=mt, clock=clock, amount=amount, unit=unit, source=POLICY_SOURCE)
+            for mt, clocks in DEFAULT_POLICY_LENGTHS.items()
+            for clock, (amount, unit) in clocks.items()
+            if (mt, clock) not in existing
+        ]
+    )
+    ladder_ensure()
     every, _ = IntervalSchedule.objects.get_or_create(
         every=SWEEP_EVERY_MINUTES, period=IntervalSchedule.MINUTES
     )
@@ -47,6 +127,7 @@ def defaults_ensure() -> None:
         name=SWEEP_TASK_NAME,
         defaults={"task": "casework.escalation_sweep", "interval": every, "enabled": True},
     )
+    daily_scan_schedule_ensure()
 
 
 def defaults_on_post_migrate(sender, using="default", **kwargs) -> None:

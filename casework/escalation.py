@@ -1,41 +1,42 @@
-"""The escalation ladder, first version (DESIGN.md §4).
+"""The escalation ladder, as data (DESIGN.md §4).
 
-Levels and thresholds, in working days relative to a clock's deadline:
+The rungs are ``EscalationRung`` rows, editable by superusers; the defaults
+(:data:`casework.defaults.DEFAULT_LADDER`) are:
 
 =========  =========  ====================================================  =====================
 level      threshold  what happens                                          needs level first
 =========  =========  ====================================================  =====================
 remind     -1         reminder e-mail to the lead unit's handlers            —
 urge        0         督办单 opened; e-mail to unit head, handlers, 网评办      —
-escalate   +3         e-mail to the 分管局领导                                 urge
+escalate   +3         e-mail to the 分管局领导 and 网评办                       urge
 refer      +5         纪检督察 referral record; e-mail to the supervisors     escalate
 =========  =========  ====================================================  =====================
 
-Thresholds are compared with the clock's deadline on the work calendar (:mod:`casework.calendar`):
-a level with threshold ``k >= 0`` is due when the deadline lies at least ``k`` working days before
-now (``due_at <= subtract_working_days(now, k)``; ``k = 0`` means the deadline has passed). The
-reminder is due while the deadline is still ahead but at most one working day away
-(``now < due_at <= add_working_days(now, 1)``); a case first seen already overdue gets the 督办单,
-not a "due soon" reminder. The sign-for clock runs while the case is ``dispatched`` (签收 stops it);
-the reply clock runs while the case is active (publishing the reply stops it).
+A threshold is in working days relative to a stored clock deadline (``CaseClock.due_at``, see
+:mod:`casework.clocks`). A rung with ``k >= 0`` is due when the deadline lies at least ``k``
+working days before now (``due_at <= subtract_working_days(now, k)``; ``k = 0`` means the deadline
+has passed). A rung with ``k < 0`` is due while the deadline is still ahead but at most ``-k``
+working days away (``now < due_at <= add_working_days(now, -k)``), so a case first seen already
+overdue gets the 督办单, not a "due soon" reminder. A referral rung with
+``unit_open_notices_limit`` also fires on every case of a unit that has that many 督办单 left
+unanswered for ``notice_answer_days`` working days.
 
 Every step is an ``EscalationStep`` row under a unique constraint (case, clock, round, level), so it
 happens at most once whatever the scheduler does (two beats, a redelivered task, two sweeps at
-once); its e-mail is queued in the outbox in the same transaction and sent after commit. A level
-that needs another fires only once that one exists, so a case climbs one step per sweep. The sweep
-computes the cut-offs once and selects due cases with one indexed query per clock and level, so a
-sweep with nothing due runs a fixed number of queries, and its cost grows with the cases that are
-due, not with all cases. The referral stores a snapshot of the case: its clock, the timeline, the
-escalation steps, the 督办单 and the e-mails sent.
+once); its e-mail is queued in the outbox in the same transaction and handed to Celery after
+commit. A rung that needs another fires only once that one exists, so a case climbs one step per
+sweep. The sweep computes the cut-offs once and selects due clocks with one indexed query per
+rung on the running clocks' deadlines, so with nothing due it runs a fixed number of queries and
+its cost grows with the clocks that are due, not with all cases.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 import logging
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -45,90 +46,123 @@ from casework import calendar
 from casework.models import (
     ACTIVE_STATES,
     Case,
+    CaseClock,
     Clock,
     DisciplineReferral,
-    EscalationLevel,
+    EscalationRung,
     EscalationStep,
-    State,
     SupervisionNotice,
 )
 from casework.services import case_url, event_append, notification_queue
 
 logger = logging.getLogger("casework")
 
-
-@dataclass(frozen=True)
-class Rung:
-    level: str
-    threshold_days: int
-    requires: str | None
-    clocks: tuple[str, ...]
+TRIGGER_LADDER = "ladder"
+TRIGGER_UNIT_NOTICES = "unit_notices"
 
 
-LADDER = (
-    Rung(EscalationLevel.REFER, 5, EscalationLevel.ESCALATE, (Clock.SIGN_FOR, Clock.REPLY)),
-    Rung(EscalationLevel.ESCALATE, 3, EscalationLevel.URGE, (Clock.SIGN_FOR, Clock.REPLY)),
-    Rung(EscalationLevel.URGE, 0, None, (Clock.SIGN_FOR, Clock.REPLY)),
-    Rung(EscalationLevel.REMIND, -1, None, (Clock.REPLY,)),
-)
-
-CLOCK_FIELD = {Clock.SIGN_FOR: "sign_for_due_at", Clock.REPLY: "reply_due_at"}
-CLOCK_STATES = {Clock.SIGN_FOR: [State.DISPATCHED], Clock.REPLY: ACTIVE_STATES}
+def ladder_rungs() -> list[EscalationRung]:
+    """Return the active rungs, highest threshold first (the order the sweep takes them). One query."""
+    return list(
+        EscalationRung.objects.filter(is_active=True)
+        .select_related("requires")
+        .order_by("-threshold_days", "level")
+    )
 
 
-def _cutoff(now: datetime, threshold_days: int) -> datetime:
-    """Return the latest deadline on which a level with ``threshold_days`` is due at ``now``."""
+def _cutoff(cal: calendar.WorkCalendar, now: datetime, threshold_days: int) -> datetime:
+    """Return the latest deadline on which a rung with ``threshold_days`` is due at ``now``."""
     if threshold_days >= 0:
-        return calendar.subtract_working_days(now, threshold_days)
-    return calendar.add_working_days(now, -threshold_days)
+        return cal.subtract_working_days(now, threshold_days)
+    return cal.add_working_days(now, -threshold_days)
 
 
-def _is_due(*, due_at: datetime, now: datetime, rung: Rung, cutoff: datetime) -> bool:
-    """Tell whether a deadline ``due_at`` makes ``rung`` due at ``now`` (see the module docstring)."""
+def _is_due(*, due_at: datetime, now: datetime, rung: EscalationRung, cutoff: datetime) -> bool:
     if due_at > cutoff:
         return False
     return rung.threshold_days >= 0 or due_at > now
 
 
-def escalation_due_cases(
-    *, now: datetime, clock: str, rung: Rung, cutoff: datetime | None = None
-) -> list[int]:
-    """Return ids of cases on which ``rung`` of ``clock`` is due at ``now`` and not yet taken.
+def _step_exists(level: str):
+    return EscalationStep.objects.filter(
+        case=OuterRef("case_id"), clock=OuterRef("clock"), round=OuterRef("round"), level=level
+    )
 
-    One query. Cases whose clock does not run, whose deadline is not far enough past, or whose
-    level (or required level) is already recorded are left out by the database.
+
+def escalation_due_clocks(
+    *, now: datetime, rung: EscalationRung, cutoff: datetime
+) -> list[int]:
+    """Return ids of running clocks on which ``rung`` is due at ``now`` and not yet taken.
+
+    One query on the partial index of running clocks' deadlines; the taken and required steps are
+    checked by the database through the (case, clock, round, level) unique index.
 
     Args:
-        now: aware datetime (Asia/Shanghai semantics).
-        clock: a ``Clock`` value; rung: one entry of ``LADDER``.
-        cutoff: ``_cutoff(now, rung.threshold_days)`` when the caller computed it already.
+        now: aware datetime of the sweep.
+        rung: an active ``EscalationRung``.
+        cutoff: ``_cutoff(calendar, now, rung.threshold_days)``.
     """
-    field = CLOCK_FIELD[clock]
-    if cutoff is None:
-        cutoff = _cutoff(now, rung.threshold_days)
-    taken = EscalationStep.objects.filter(
-        case=OuterRef("pk"), clock=clock, round=OuterRef("handling_round"), level=rung.level
-    )
-    qs = Case.objects.filter(
-        state__in=CLOCK_STATES[clock], lead_unit__isnull=False, **{f"{field}__lte": cutoff}
-    ).filter(~Exists(taken))
+    if not rung.clocks:
+        return []
+    qs = CaseClock.objects.filter(
+        stopped_at__isnull=True,
+        clock__in=rung.clocks,
+        due_at__lte=cutoff,
+        case__lead_unit__isnull=False,
+    ).filter(~Exists(_step_exists(rung.level)))
     if rung.threshold_days < 0:
-        qs = qs.filter(**{f"{field}__gt": now})
-    if rung.requires:
-        qs = qs.filter(
-            Exists(
-                EscalationStep.objects.filter(
-                    case=OuterRef("pk"),
-                    clock=clock,
-                    round=OuterRef("handling_round"),
-                    level=rung.requires,
-                )
-            )
+        qs = qs.filter(due_at__gt=now)
+    if rung.requires_id:
+        qs = qs.filter(Exists(_step_exists(rung.requires.level)))
+    return list(qs.order_by("due_at").values_list("pk", flat=True))
+
+
+def unit_notice_referrals_due(
+    *, now: datetime, rung: EscalationRung, cal: calendar.WorkCalendar
+) -> list[int]:
+    """Return ids of clocks to refer because their unit has too many unanswered 督办单.
+
+    A 督办单 counts once it has been open ``rung.notice_answer_days`` working days without an
+    answer, on a case that is still active. Every such notice of a unit with at least
+    ``rung.unit_open_notices_limit`` of them names the clock (of its ladder step) to refer, unless
+    that clock's ``rung`` step exists. Two queries (one when no unit is over the limit).
+    """
+    if not (rung.opens_referral and rung.unit_open_notices_limit):
+        return []
+    overdue_since = cal.subtract_working_days(now, rung.notice_answer_days)
+    unanswered = SupervisionNotice.objects.filter(
+        answered_at__isnull=True,
+        opened_at__lte=overdue_since,
+        case__state__in=ACTIVE_STATES,
+        step__isnull=False,
+    )
+    units = list(
+        unanswered.values("unit_id")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=rung.unit_open_notices_limit)
+        .values_list("unit_id", flat=True)
+    )
+    if not units:
+        return []
+    notices = unanswered.filter(
+        unit_id__in=units,
+        case_id=OuterRef("case_id"),
+        step__clock=OuterRef("clock"),
+        step__round=OuterRef("round"),
+    )
+    return list(
+        CaseClock.objects.filter(
+            stopped_at__isnull=True,
+            case_id__in=unanswered.filter(unit_id__in=units).values("case_id"),
         )
-    return list(qs.order_by(field).values_list("pk", flat=True))
+        .filter(Exists(notices))
+        .filter(~Exists(_step_exists(rung.level)))
+        .order_by("due_at")
+        .values_list("pk", flat=True)
+    )
 
 
-def _users_emails(role: str) -> list[str]:
+def _role_emails(role: str) -> list[str]:
     return list(
         get_user_model()
         .objects.filter(groups__name=role, is_active=True)
@@ -137,11 +171,26 @@ def _users_emails(role: str) -> list[str]:
     )
 
 
-def _late_text(case: Case, due_at: datetime, now: datetime) -> str:
+def _recipients(rung: EscalationRung, unit) -> list[str]:
+    emails: list[str] = []
+    if rung.notify_handlers:
+        emails += unit_staff_emails(unit=unit, role=roles.HANDLER)
+    if rung.notify_unit_head:
+        emails += unit_staff_emails(unit=unit, heads_only=True)
+    if rung.notify_comment_office:
+        emails += comment_office_emails()
+    if rung.notify_leaders:
+        emails += _role_emails(roles.LEADER)
+    if rung.notify_supervisors:
+        emails += _role_emails(roles.SUPERVISOR)
+    return emails
+
+
+def _late_text(cal: calendar.WorkCalendar, due_at: datetime, now: datetime) -> str:
     local_due = timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M")
     if now <= due_at:
         return _("期限 %(due)s,尚未到期。") % {"due": local_due}
-    days = calendar.working_days_between(due_at, now)
+    days = cal.working_days_between(due_at, now)
     if days == 0:
         return _("期限 %(due)s,已超期。") % {"due": local_due}
     return _("期限 %(due)s,已超期 %(days)s 个工作日。") % {"due": local_due, "days": days}
@@ -151,7 +200,7 @@ def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime) -> dict:
+def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime, cal) -> dict:
     """Return the referral's frozen material: the case, its clock, timeline, steps, notices, e-mails.
 
     Times are ISO 8601 in Beijing time. Taken inside the transaction that holds the case lock.
@@ -159,16 +208,28 @@ def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime) -> dic
     return {
         "reference": case.reference,
         "subject": case.subject,
+        "body": case.body,
         "message_type": case.message_type,
         "state": case.state,
         "lead_unit": case.lead_unit.name if case.lead_unit else "",
         "handling_round": case.handling_round,
         "clock": clock,
         "due_at": _iso(due_at),
-        "working_days_overdue": calendar.working_days_between(due_at, now),
+        "working_days_overdue": cal.working_days_between(due_at, now),
+        "submitted_at": _iso(case.submitted_at),
         "dispatched_at": _iso(case.dispatched_at),
         "accepted_at": _iso(case.accepted_at),
         "taken_at": _iso(now),
+        "clocks": [
+            {
+                "clock": c.clock,
+                "round": c.round,
+                "started_at": _iso(c.started_at),
+                "due_at": _iso(c.due_at),
+                "stopped_at": _iso(c.stopped_at),
+            }
+            for c in case.clocks.order_by("round", "started_at", "pk")
+        ],
         "timeline": [
             {
                 "seq": e.seq,
@@ -215,138 +276,174 @@ def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime) -> dic
     }
 
 
-@transaction.atomic
-def case_escalate(*, case_id: int, clock: str, level: str, now: datetime) -> EscalationStep | None:
-    """Take one ladder step on one case, once; return the new step or None if nothing was due.
+def _subject(rung: EscalationRung, case: Case, clock_label: str) -> str:
+    if rung.opens_referral:
+        return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {
+            "ref": case.reference, "unit": case.lead_unit.name,
+        }
+    if rung.opens_notice:
+        return _("【催办·督办单】%(ref)s %(clock)s已超期") % {"ref": case.reference, "clock": clock_label}
+    if rung.threshold_days < 0:
+        return _("【到期提醒】%(ref)s %(clock)s即将到期") % {"ref": case.reference, "clock": clock_label}
+    return _("【%(name)s】%(ref)s 超期未办结") % {"name": rung.name, "ref": case.reference}
 
-    Re-checks under the case row lock that the clock still runs, the deadline is still past the
-    threshold and the required level exists, so a case that moved on meanwhile is left alone. The
-    step row, the 督办单 or referral, the audit event and the outbox e-mail are written in this
-    one transaction; the e-mail is handed to Celery after commit.
+
+@transaction.atomic
+def case_escalate(
+    *, clock_id: int, rung: EscalationRung, now: datetime, trigger: str = TRIGGER_LADDER,
+    cal: calendar.WorkCalendar | None = None,
+) -> EscalationStep | None:
+    """Take one ladder step on one running clock, once; return the new step or None if not due.
+
+    Re-checks under the case row lock that the clock still runs, that the step is still due (for
+    the ladder trigger: the deadline past the threshold and the required step taken) and not yet
+    taken, so a case that moved on meanwhile is left alone. The step row, the 督办单 or referral,
+    the audit event and the outbox e-mail (text and HTML) are written in this one transaction;
+    the e-mail is handed to Celery after commit.
 
     Args:
-        case_id: the case's primary key.
-        clock: a ``Clock`` value; level: an ``EscalationLevel`` value.
+        clock_id: primary key of a ``CaseClock``.
+        rung: the ``EscalationRung`` to take.
         now: aware datetime of the sweep.
+        trigger: ``"ladder"`` (deadline threshold) or ``"unit_notices"`` (the unit has too many
+            unanswered 督办单; the threshold and required step are not checked).
+        cal: the bureau calendar when the caller loaded it.
     """
-    rung = next(r for r in LADDER if r.level == level)
+    cal = cal or calendar.work_calendar()
+    row = CaseClock.objects.filter(pk=clock_id).values("case_id").first()
+    if row is None:
+        return None
     # of=("self",): lock only the case row; the unit is joined through a nullable FK (outer
     # join), which PostgreSQL refuses to lock.
     case = (
         Case.objects.select_for_update(of=("self",))
         .select_related("lead_unit")
-        .filter(pk=case_id)
+        .filter(pk=row["case_id"])
         .first()
     )
-    if case is None or case.state not in CLOCK_STATES[clock] or case.lead_unit is None:
+    clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).first()
+    if case is None or clock is None or case.lead_unit is None:
         return None
-    due_at = getattr(case, CLOCK_FIELD[clock])
-    if due_at is None or not _is_due(
-        due_at=due_at, now=now, rung=rung, cutoff=_cutoff(now, rung.threshold_days)
-    ):
-        return None
-    steps = EscalationStep.objects.filter(case=case, clock=clock, round=case.handling_round)
-    if steps.filter(level=level).exists():
-        return None
-    if rung.requires and not steps.filter(level=rung.requires).exists():
+    steps = EscalationStep.objects.filter(case=case, clock=clock.clock, round=clock.round)
+    if trigger == TRIGGER_LADDER:
+        if not _is_due(due_at=clock.due_at, now=now, rung=rung,
+                       cutoff=_cutoff(cal, now, rung.threshold_days)):
+            return None
+        if rung.requires_id and not steps.filter(level=rung.requires.level).exists():
+            return None
+    if steps.filter(level=rung.level).exists():
         return None
     try:
         with transaction.atomic():
             step = EscalationStep.objects.create(
-                case=case, clock=clock, round=case.handling_round, level=level, due_at=due_at, happened_at=now
+                case=case, clock=clock.clock, round=clock.round, level=rung.level,
+                due_at=clock.due_at, happened_at=now,
             )
     except IntegrityError:
         return None
 
     unit = case.lead_unit
-    clock_label = Clock(clock).label
-    late = _late_text(case, due_at, now)
-    head = f"{case.reference} {case.subject}\n{_('承办单位')}: {unit.name}\n{clock_label}{late}"
-    payload = {"clock": clock, "level": level, "step_id": step.pk, "due_at": due_at.isoformat()}
-
-    if level == EscalationLevel.REMIND:
-        recipients = unit_staff_emails(unit=unit, role=roles.HANDLER)
-        subject = _("【到期提醒】%(ref)s %(clock)s即将到期") % {"ref": case.reference, "clock": clock_label}
-        body = f"{head}\n\n{_('请抓紧办理。')}"
-    elif level == EscalationLevel.URGE:
+    clock_label = Clock(clock.clock).label if clock.clock in Clock.values else clock.clock
+    late = _late_text(cal, clock.due_at, now)
+    payload = {
+        "clock": clock.clock, "level": rung.level, "step_id": step.pk,
+        "due_at": clock.due_at.isoformat(), "trigger": trigger,
+    }
+    notice = referral = None
+    if rung.opens_notice:
         content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。") % {
-            "clock": clock_label,
-            "unit": unit.name,
+            "clock": clock_label, "unit": unit.name,
         }
         notice = SupervisionNotice.objects.create(
             case=case, unit=unit, step=step, content=content, opened_at=now
         )
         payload["notice_id"] = notice.pk
-        recipients = (
-            unit_staff_emails(unit=unit, heads_only=True)
-            + unit_staff_emails(unit=unit, role=roles.HANDLER)
-            + comment_office_emails()
-        )
-        subject = _("【催办·督办单】%(ref)s %(clock)s已超期") % {"ref": case.reference, "clock": clock_label}
-        body = f"{head}\n\n{content}"
-    elif level == EscalationLevel.ESCALATE:
-        recipients = _users_emails(roles.LEADER) + comment_office_emails()
-        subject = _("【报分管局领导】%(ref)s 超期未办结") % {"ref": case.reference}
-        body = f"{head}\n\n{_('该案件已开具督办单仍未办结,报请分管局领导督促。')}"
-    else:
-        reason = _("%(clock)s超期,经催办、报分管局领导后仍未办结。") % {"clock": clock_label}
+    if rung.opens_referral:
+        if trigger == TRIGGER_UNIT_NOTICES:
+            reason = _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。") % {
+                "unit": unit.name, "n": rung.unit_open_notices_limit, "clock": clock_label,
+            }
+        else:
+            reason = _("%(clock)s超期,经催办、报分管局领导后仍未办结。") % {"clock": clock_label}
         referral = DisciplineReferral.objects.create(
-            case=case,
-            unit=unit,
-            step=step,
-            reason=reason,
-            snapshot=_snapshot(case, clock=clock, due_at=due_at, now=now),
-            created_at=now,
+            case=case, unit=unit, step=step, reason=reason, trigger=trigger, created_at=now,
+            snapshot=_snapshot(case, clock=clock.clock, due_at=clock.due_at, now=now, cal=cal),
         )
         payload["referral_id"] = referral.pk
-        recipients = _users_emails(roles.SUPERVISOR)
-        subject = _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {"ref": case.reference, "unit": unit.name}
-        timeline = "\n".join(
-            f"  {timezone.localtime(e.at).strftime('%Y-%m-%d %H:%M')} {e.action} {e.reason}".rstrip()
-            for e in case.events.order_by("seq")
-        )
-        body = f"{head}\n\n{reason}\n\n{_('办理经过')}:\n{timeline}"
 
     event = event_append(
-        case=case,
-        action=f"escalation_{level}",
-        actor=None,
-        from_state=case.state,
-        to_state=case.state,
-        payload=payload,
-        at=now,
+        case=case, action=f"escalation_{rung.level}", actor=None, from_state=case.state,
+        to_state=case.state, payload=payload, at=now,
+    )
+    context = _email_context(
+        case=case, rung=rung, clock_label=clock_label, due_at=clock.due_at, late=late,
+        notice=notice, referral=referral, now=now,
     )
     notification_queue(
         key=f"step:{step.pk}",
         case=case,
-        recipients=recipients,
-        subject=subject,
-        body=f"{body}\n\n{case_url(case)}",
+        recipients=_recipients(rung, unit),
+        subject=_subject(rung, case, clock_label),
+        body=render_to_string("casework/email/escalation.txt", context),
+        html_body=render_to_string("casework/email/escalation.html", context),
     )
-    logger.info("escalation %s %s %s event=%s", case.reference, clock, level, event.seq)
+    logger.info("escalation %s %s %s event=%s", case.reference, clock.clock, rung.level, event.seq)
     return step
+
+
+def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, now) -> dict:
+    from django.conf import settings
+    from django.urls import reverse
+
+    history = [
+        {"at": timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M"), "action": e.action_label,
+         "actor": str(e.actor) if e.actor else _("系统"), "reason": e.reason}
+        for e in case.events.select_related("actor").order_by("seq")
+    ]
+    referral_url = (
+        settings.SITE_URL + reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
+        if referral else ""
+    )
+    return {
+        "case": case,
+        "unit": case.lead_unit,
+        "rung": rung,
+        "clock_label": clock_label,
+        "due": timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M"),
+        "late": late,
+        "notice": notice,
+        "referral": referral,
+        "referral_url": referral_url,
+        "history": history,
+        "case_url": case_url(case),
+        "now": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
+        "excerpt": case.body[:300],
+    }
 
 
 def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Take every ladder step that is due at ``now``; return how many steps of each level were taken.
 
     Safe to run twice or concurrently: each step is re-checked under the case lock and protected by
-    the unique constraint. Highest levels are handled first so a case climbs one step per sweep.
-    With nothing due it runs a fixed number of queries (the calendar look-ups for the cut-offs and
-    one selection per clock and level), whatever the number of open cases.
+    the unique constraint. Highest rungs are handled first so a case climbs one step per sweep.
+    With nothing due it runs a fixed number of queries (the rungs, the calendar, one selection per
+    rung and the unit 督办单 count), whatever the number of open cases.
 
     Args:
         now: aware datetime of the sweep; defaults to the current time.
     """
     now = now or timezone.now()
-    cutoffs = {rung.threshold_days: _cutoff(now, rung.threshold_days) for rung in LADDER}
+    cal = calendar.work_calendar()
+    rungs = ladder_rungs()
     taken: dict[str, int] = {}
-    for rung in LADDER:
-        for clock in rung.clocks:
-            due = escalation_due_cases(
-                now=now, clock=clock, rung=rung, cutoff=cutoffs[rung.threshold_days]
-            )
-            for case_id in due:
-                if case_escalate(case_id=case_id, clock=clock, level=rung.level, now=now):
-                    taken[rung.level] = taken.get(rung.level, 0) + 1
+
+    def take(ids, rung, trigger):
+        for clock_id in ids:
+            if case_escalate(clock_id=clock_id, rung=rung, now=now, trigger=trigger, cal=cal):
+                taken[rung.level] = taken.get(rung.level, 0) + 1
+
+    for rung in rungs:
+        cutoff = _cutoff(cal, now, rung.threshold_days)
+        take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff), rung, TRIGGER_LADDER)
+        take(unit_notice_referrals_due(now=now, rung=rung, cal=cal), rung, TRIGGER_UNIT_NOTICES)
     return taken

@@ -220,16 +220,20 @@ def case_mark_key(*, case: Case, acting_user: User, leader: User | None) -> Case
 def case_clock_extend(*, case: Case, clock: str, working_days: int) -> datetime:
     """Move ``clock`` of ``case`` ``working_days`` working days later and return the new deadline.
 
-    The one place that moves a clock: the deadline is recomputed on the work calendar from the
-    old deadline (:func:`casework.calendar.add_working_days`). The caller holds the row lock and
+    The one place that moves a clock: the stored ``CaseClock`` of the current round is moved
+    (:func:`casework.clocks.clock_extend`, so the sweep sees the new deadline) and the case's copy
+    follows; the deadline is recomputed on the work calendar from the old deadline. The caller holds the row lock and
     writes the audit event.
 
     Args:
         clock: ``"sign_for"`` or ``"reply"``.
         working_days: whole working days, >= 1.
     """
+    from casework.clocks import clock_extend
+
     field = CLOCK_FIELDS[clock]
-    new_due = calendar.add_working_days(getattr(case, field), working_days)
+    moved = clock_extend(case=case, clock=clock, working_days=working_days)  # the stored clock
+    new_due = moved.due_at if moved else calendar.add_working_days(getattr(case, field), working_days)
     setattr(case, field, new_due)
     case.save(update_fields=[field, "updated_at"])
     return new_due

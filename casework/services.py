@@ -24,7 +24,6 @@ from casework import calendar
 from casework.models import (
     Case,
     CaseEvent,
-    DeadlinePolicy,
     FollowUp,
     MessageType,
     Notification,
@@ -35,20 +34,6 @@ from casework.models import (
 from casework.text import find_personal_numbers, to_half_width
 
 logger = logging.getLogger("casework")
-
-# Defaults when no DeadlinePolicy row exists for a message type (working days).
-# Source: DESIGN.md §4 (published local practice: 1 day to sign for, 3 for a consultation,
-# 10–15 for complaints).
-DEFAULT_SIGN_FOR_DAYS = 1
-DEFAULT_REPLY_DAYS = {
-    MessageType.CONSULT: 3,
-    MessageType.HELP: 5,
-    MessageType.SUGGEST: 10,
-    MessageType.COMPLAIN: 15,
-    MessageType.REPORT: 15,
-    MessageType.OTHER: 10,
-}
-
 
 class TransitionRefused(Exception):
     """A transition cannot happen; ``str(exc)`` says why, in words a member of staff understands."""
@@ -102,10 +87,17 @@ def event_append(
 
 
 def notification_queue(
-    *, key: str, recipients: list[str], subject: str, body: str, case: Case | None = None
+    *,
+    key: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    case: Case | None = None,
+    html_body: str = "",
 ) -> Notification | None:
     """Put an e-mail in the outbox once per ``key`` and send it after the transaction commits.
 
+    ``html_body``, when given, is sent as the HTML alternative of the text ``body``.
     Returns the notification, or None when it has no recipients or ``key`` was queued before.
     """
     recipients = sorted({r for r in recipients if r})
@@ -114,7 +106,8 @@ def notification_queue(
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
-                key=key, case=case, recipients=recipients, subject=subject, body=body
+                key=key, case=case, recipients=recipients, subject=subject, body=body,
+                html_body=html_body,
             )
     except IntegrityError:
         return None
@@ -142,8 +135,14 @@ def notification_deliver(*, notification_id: int) -> bool:
             return False
         notification.attempts += 1
         message = EmailMultiAlternatives(
-            subject=notification.subject, body=notification.body, to=notification.recipients
+            subject=notification.subject,
+            body=notification.body,
+            to=notification.recipients,
+            # One Message-ID per outbox row: a resend after a crash is recognisable as the same mail.
+            headers={"Message-ID": f"<notification-{notification.pk}@casework.invalid>"},
         )
+        if notification.html_body:
+            message.attach_alternative(notification.html_body, "text/html")
         try:
             message.send()
         except Exception as exc:  # recorded, then re-raised for the task to retry
@@ -181,24 +180,29 @@ def _notify_unit_handlers(*, case: Case, event: CaseEvent, subject: str, lines: 
 # ---------------------------------------------------------------- deadlines
 
 
-def case_deadlines(*, message_type: str, start: datetime) -> Deadlines:
+def case_deadlines(
+    *, message_type: str, start: datetime, platform_id: int | None = None, unit: Unit | None = None
+) -> Deadlines:
     """Compute the sign-for and reply deadlines of a case dispatched at ``start``.
 
     Args:
-        message_type: a ``MessageType`` value; its ``DeadlinePolicy`` row gives the lengths in
-            working days, else ``DEFAULT_SIGN_FOR_DAYS`` / ``DEFAULT_REPLY_DAYS``.
+        message_type: a ``MessageType`` value; with ``platform_id`` it selects the
+            ``DeadlinePolicy`` rows (working days or working hours), else the defaults of
+            :mod:`casework.defaults` (DESIGN.md §4).
         start: aware datetime of dispatch.
+        unit: the lead unit, whose own calendar exceptions count; None for the bureau calendar.
 
     Returns:
-        aware Asia/Shanghai deadlines computed on the work calendar.
+        aware Asia/Shanghai deadlines computed on the work calendar. The stored clocks
+        (:mod:`casework.clocks`) are computed the same way when the transition starts them.
     """
-    policy = DeadlinePolicy.objects.filter(message_type=message_type).first()
-    sign_days = policy.sign_for_days if policy else DEFAULT_SIGN_FOR_DAYS
-    reply_days = policy.reply_days if policy else DEFAULT_REPLY_DAYS.get(message_type, 10)
-    return Deadlines(
-        sign_for_due_at=calendar.add_working_days(start, sign_days),
-        reply_due_at=calendar.add_working_days(start, reply_days),
-    )
+    from casework.clocks import deadline_policies
+
+    policies = deadline_policies(message_type=message_type, platform_id=platform_id)
+    cal = calendar.work_calendar(unit=unit)
+    sign_for = cal.deadline(start=start, amount=policies["sign_for"][0], unit=policies["sign_for"][1])
+    reply = cal.deadline(start=start, amount=policies["reply"][0], unit=policies["reply"][1])
+    return Deadlines(sign_for_due_at=sign_for.due_at, reply_due_at=reply.due_at)
 
 
 # ---------------------------------------------------------------- intake
@@ -325,8 +329,12 @@ def _transition(
     from_state = locked.state
     before = {f.attname: getattr(locked, f.attname) for f in locked._meta.concrete_fields}
     method(**(kwargs or {}))
+    from casework.clocks import clocks_on_transition
+
+    at = (kwargs or {}).get("at") or timezone.now()
     locked.lock_version += 1  # a stale edit form of this case is refused (draft_save)
     locked.save(update_fields=_changed_fields(locked, before))
+    clocks_on_transition(case=locked, name=name, at=at)  # stored deadlines (casework.clocks)
     event = event_append(
         case=locked,
         action=name,
@@ -365,7 +373,9 @@ def case_dispatch(
     now = at or timezone.now()
     if now > timezone.now():
         raise TransitionRefused(_("交办时间不能晚于当前时间。"))
-    deadlines = case_deadlines(message_type=case.message_type, start=now)
+    deadlines = case_deadlines(
+        message_type=case.message_type, start=now, platform_id=case.platform_id, unit=unit
+    )
     case, event = _transition(
         case=case,
         acting_user=acting_user,
@@ -696,7 +706,12 @@ def case_reopen(
 
     A new reply clock starts now with the case's policy length.
     """
-    deadlines = case_deadlines(message_type=case.message_type, start=timezone.now())
+    deadlines = case_deadlines(
+        message_type=case.message_type,
+        start=timezone.now(),
+        platform_id=case.platform_id,
+        unit=case.lead_unit,
+    )
     case, event = _transition(
         case=case,
         acting_user=acting_user,

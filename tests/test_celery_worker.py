@@ -95,7 +95,7 @@ def test_a_real_worker_runs_the_sweep_and_sends_the_supervision_email(celery_app
 def test_migrate_schedules_the_sweep_in_beat_in_beijing_time():
     from django_celery_beat.models import PeriodicTask
 
-    task = PeriodicTask.objects.get(task="casework.escalation_sweep")
+    task = PeriodicTask.objects.get(task="casework.escalation_sweep", interval__isnull=False)
     assert task.enabled
     assert task.interval is not None
     assert (task.interval.every, task.interval.period) == (5, "minutes")

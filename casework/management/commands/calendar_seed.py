@@ -1,4 +1,8 @@
-"""``manage.py calendar_seed``: fill the work calendar from the ``chinese_calendar`` library."""
+"""``manage.py calendar_seed``: fill the work calendar from the ``chinese_calendar`` library.
+
+Each imported year is marked confirmed (``CalendarYear``): the library transcribes the State
+Council's published schedule. Years the library does not know are never guessed.
+"""
 
 from datetime import date, timedelta
 
@@ -7,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from casework.models import WorkCalendarDay
+from casework.models import CalendarYear, WorkCalendarDay
 
 DEFAULT_FIRST_YEAR = 2018
 
@@ -30,6 +34,13 @@ def supported_years() -> tuple[int, int]:
 
     years = [d.year for d in chinese_calendar.holidays]
     return min(years), max(years)
+
+
+def library_source() -> str:
+    """Return the name and version of the calendar library, for ``CalendarYear.source``."""
+    from importlib.metadata import version
+
+    return f"chinese_calendar {version('chinese-calendar')}(国务院办公厅节假日安排)"
 
 
 def year_exceptions(year: int) -> list[tuple[date, bool, str]]:
@@ -101,6 +112,10 @@ class Command(BaseCommand):
                     )
                     created += was_created
                     updated += not was_created
+                CalendarYear.objects.update_or_create(
+                    year=year,
+                    defaults={"confirmed": True, "source": library_source()},
+                )
         if years:
             self.stdout.write(
                 self.style.SUCCESS(

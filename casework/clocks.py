@@ -1,0 +1,256 @@
+"""A case's clocks: started and stopped by the transitions, deadlines computed once and stored.
+
+Every clock of a case (签收, 承办反馈, 网评办审核, 分管局领导审签, 答复, 回访) is a ``CaseClock`` row per
+handling round, holding its start, its length from the deadline policy, its deadline and when it
+stopped. The deadline is computed once when the clock starts (and again only when an approved
+extension moves it, or when a superuser confirms a calendar year it reached into), so lists sort
+and filter on it and the escalation sweep selects due clocks with one indexed query.
+
+Which transition starts and stops which clock (:data:`TRANSITION_CLOCKS`):
+
+=================  ===========================  ===========================
+transition         starts                       stops
+=================  ===========================  ===========================
+dispatch           sign_for, reply              —
+accept             handling                     sign_for
+return_to_office   —                            every running clock
+submit_feedback    office_review                handling
+office_approve     leader_review                office_review
+office_send_back   handling (afresh)            office_review
+leader_approve     —                            leader_review
+leader_send_back   handling (afresh)            leader_review
+publish_reply      follow_up                    reply
+record_follow_up   —                            follow_up
+reopen             handling, reply (new round)  follow_up
+archive            —                            every running clock
+=================  ===========================  ===========================
+
+Clocks of the lead unit's work (sign_for, handling, reply) count on that unit's calendar (its own
+exceptions included); review and follow-up clocks count on the bureau's calendar.
+``Case.sign_for_due_at`` and ``Case.reply_due_at`` are kept as denormalised copies of the current
+round's clocks for the admin lists.
+"""
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from casework import calendar
+from casework.defaults import DEFAULT_POLICY_LENGTHS
+from casework.models import Case, CaseClock, Clock, DeadlinePolicy
+
+TRANSITION_CLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "dispatch": ((Clock.SIGN_FOR, Clock.REPLY), ()),
+    "accept": ((Clock.HANDLING,), (Clock.SIGN_FOR,)),
+    "return_to_office": ((), None),
+    "submit_feedback": ((Clock.OFFICE_REVIEW,), (Clock.HANDLING,)),
+    "office_approve": ((Clock.LEADER_REVIEW,), (Clock.OFFICE_REVIEW,)),
+    "office_send_back": ((Clock.HANDLING,), (Clock.OFFICE_REVIEW,)),
+    "leader_approve": ((), (Clock.LEADER_REVIEW,)),
+    "leader_send_back": ((Clock.HANDLING,), (Clock.LEADER_REVIEW,)),
+    "publish_reply": ((Clock.FOLLOW_UP,), (Clock.REPLY,)),
+    "record_follow_up": ((), (Clock.FOLLOW_UP,)),
+    "reopen": ((Clock.HANDLING, Clock.REPLY), (Clock.FOLLOW_UP,)),
+    "archive": ((), None),
+    "reject_invalid": ((), None),
+}
+UNIT_CLOCKS = {Clock.SIGN_FOR, Clock.HANDLING, Clock.REPLY}
+CASE_FIELD = {Clock.SIGN_FOR: "sign_for_due_at", Clock.REPLY: "reply_due_at"}
+
+
+def deadline_policies(*, message_type: str, platform_id: int | None) -> dict[str, tuple[int, str]]:
+    """Return each clock's length for a message type on a platform: {clock: (amount, unit)}.
+
+    The platform's own row wins over the all-platforms row, which wins over the built-in default
+    (:data:`casework.defaults.DEFAULT_POLICY_LENGTHS`). One query.
+    """
+    lengths = {
+        clock: (amount, unit)
+        for clock, (amount, unit) in DEFAULT_POLICY_LENGTHS.get(
+            message_type, DEFAULT_POLICY_LENGTHS["other"]
+        ).items()
+    }
+    rows = DeadlinePolicy.objects.filter(message_type=message_type).filter(
+        Q(platform__isnull=True) | Q(platform_id=platform_id)
+    )
+    # All-platforms rows first, so the platform's own rows overwrite them.
+    for row in sorted(rows, key=lambda r: r.platform_id is not None):
+        lengths[row.clock] = (row.amount, row.unit)
+    return lengths
+
+
+def clock_start(
+    *,
+    case: Case,
+    clock: str,
+    at: datetime,
+    policies: dict[str, tuple[int, str]] | None = None,
+    cal: calendar.WorkCalendar | None = None,
+) -> CaseClock:
+    """Start (or restart) ``clock`` of ``case``'s current round at ``at`` and store its deadline.
+
+    Args:
+        case: the case, locked by the calling service.
+        clock: a ``Clock`` value.
+        at: aware datetime the clock starts.
+        policies: the result of :func:`deadline_policies` when the caller has it.
+        cal: the calendar to count on (the unit's for unit clocks) when the caller has it.
+
+    A restart in the same round (a send-back restarts the handling clock) recomputes the deadline
+    from ``at``; the ladder steps already taken on that round's clock stay taken. A deadline that
+    reaches into an unconfirmed calendar year is flagged on the row and logged.
+    """
+    if policies is None:
+        policies = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)
+    unit = case.lead_unit if clock in UNIT_CLOCKS else None
+    if cal is None:
+        cal = calendar.work_calendar(unit=unit)
+    amount, time_unit = policies[clock]
+    deadline = cal.deadline(start=at, amount=amount, unit=time_unit)
+    calendar.warn_unconfirmed(
+        deadline.unconfirmed_years, what=f"the {clock} deadline of case {case.reference}"
+    )
+    row, _created = CaseClock.objects.update_or_create(
+        case=case,
+        clock=clock,
+        round=case.handling_round,
+        defaults={
+            "unit": unit,
+            "started_at": at,
+            "amount": amount,
+            "time_unit": time_unit,
+            "extended_days": 0,
+            "due_at": deadline.due_at,
+            "stopped_at": None,
+            "calendar_unconfirmed": ",".join(str(y) for y in deadline.unconfirmed_years),
+        },
+    )
+    return row
+
+
+def clocks_on_transition(*, case: Case, name: str, at: datetime | None = None) -> list[CaseClock]:
+    """Stop and start ``case``'s clocks for transition ``name`` (see :data:`TRANSITION_CLOCKS`).
+
+    Called by the transition service inside its transaction, after the transition saved the case.
+    Keeps ``Case.sign_for_due_at`` / ``reply_due_at`` equal to the started clocks' deadlines.
+
+    Args:
+        case: the locked case after the transition (its ``handling_round`` is the new round).
+        name: the transition's name; unknown names do nothing.
+        at: aware datetime the transition took effect; defaults to now.
+
+    Returns:
+        the clocks started.
+    """
+    if name not in TRANSITION_CLOCKS:
+        return []
+    at = at or timezone.now()
+    starts, stops = TRANSITION_CLOCKS[name]
+    running = CaseClock.objects.filter(case=case, stopped_at__isnull=True)
+    if stops is None:
+        running.update(stopped_at=at)
+    elif stops:
+        running.filter(clock__in=stops).update(stopped_at=at)
+    if not starts:
+        return []
+    policies = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)
+    calendars = {}
+    started = []
+    for clock in starts:
+        unit = case.lead_unit if clock in UNIT_CLOCKS else None
+        key = unit.pk if unit else None
+        if key not in calendars:
+            calendars[key] = calendar.work_calendar(unit=unit)
+        started.append(
+            clock_start(case=case, clock=clock, at=at, policies=policies, cal=calendars[key])
+        )
+    _sync_case_fields(case, started)
+    return started
+
+
+def _sync_case_fields(case: Case, clocks: list[CaseClock]) -> None:
+    changed = []
+    for row in clocks:
+        field = CASE_FIELD.get(row.clock)
+        if field and getattr(case, field) != row.due_at:
+            setattr(case, field, row.due_at)
+            changed.append(field)
+    if changed:
+        Case.objects.filter(pk=case.pk).update(**{f: getattr(case, f) for f in changed})
+
+
+def clock_extend(*, case: Case, clock: str, working_days: int) -> CaseClock | None:
+    """Move the running ``clock`` of ``case``'s current round by ``working_days`` (approved 延期).
+
+    Args:
+        case: the case, locked by the calling service.
+        clock: a ``Clock`` value.
+        working_days: how many working days to add to the stored deadline (>= 0).
+
+    Returns:
+        the moved clock, or None when that clock does not run (nothing to move).
+
+    Raises:
+        ValueError: when ``working_days`` is negative.
+    """
+    if working_days < 0:
+        raise ValueError("working_days must be >= 0")
+    row = (
+        CaseClock.objects.select_for_update()
+        .filter(case=case, clock=clock, round=case.handling_round, stopped_at__isnull=True)
+        .first()
+    )
+    if row is None:
+        return None
+    cal = calendar.work_calendar(unit=row.unit)
+    row.extended_days += working_days
+    row.due_at = cal.add_working_days(row.due_at, working_days)
+    years = set(filter(None, row.calendar_unconfirmed.split(",")))
+    years |= {str(y) for y in cal.unconfirmed_between(
+        timezone.localtime(row.started_at).date(), timezone.localtime(row.due_at).date()
+    )}
+    row.calendar_unconfirmed = ",".join(sorted(years))
+    row.save(update_fields=["extended_days", "due_at", "calendar_unconfirmed"])
+    _sync_case_fields(case, [row])
+    return row
+
+
+def clocks_recompute_year(*, year: int) -> int:
+    """Recompute the running clocks flagged with ``year`` once its calendar changed or was confirmed.
+
+    Each is recomputed from its start, length and extensions on the current calendar, and its
+    flag keeps only the years still unconfirmed. Returns how many clocks were recomputed.
+    """
+    rows = list(
+        CaseClock.objects.filter(stopped_at__isnull=True, calendar_unconfirmed__contains=str(year))
+        .select_related("case", "unit")
+    )
+    calendars: dict = {}
+    for row in rows:
+        key = row.unit_id
+        if key not in calendars:
+            calendars[key] = calendar.work_calendar(unit=row.unit)
+        deadline = calendars[key].deadline(
+            start=row.started_at, amount=row.amount, unit=row.time_unit, extra_days=row.extended_days
+        )
+        row.due_at = deadline.due_at
+        row.calendar_unconfirmed = ",".join(str(y) for y in deadline.unconfirmed_years)
+        row.save(update_fields=["due_at", "calendar_unconfirmed"])
+        if row.round == row.case.handling_round:
+            _sync_case_fields(row.case, [row])
+    return len(rows)
+
+
+def unconfirmed_calendar_warnings(*, case: Case) -> list[str]:
+    """Return the years (as strings) whose unconfirmed calendar a running clock of ``case`` uses.
+
+    For the admin's warning on the case page; one query.
+    """
+    years: set[str] = set()
+    for value in CaseClock.objects.filter(
+        case=case, stopped_at__isnull=True
+    ).exclude(calendar_unconfirmed="").values_list("calendar_unconfirmed", flat=True):
+        years |= set(value.split(","))
+    return sorted(years)
+

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/messages/", messages_push, name="api_messages_push"),
+    path("admin/assessment/", include("assessment.urls")),
     path("admin/", admin.site.urls),
 ]

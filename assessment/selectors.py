@@ -1,0 +1,628 @@
+"""Reads for the performance assessment (DESIGN.md §7), the topics and the dashboard.
+
+Every metric is one function over :class:`assessment.facts.AssessmentFacts` (the audit log read
+into per-unit, per-round clocks). Each returns ``{unit_id: Ratio}`` (or ``{unit_id: int}``) for
+the units that have data in the period, and can list the cases behind each number
+(:func:`metric_case_ids`). The decisions on edge cases are part of each docstring and of the
+README section "Performance assessment".
+
+Period attribution, in one line per metric: 按时签收率 and 回退率 by the dispatch time; 按时办结率 by
+the (extended) reply due time; 发回重办率 by the time of each feedback / send-back / reopening;
+满意率 by the time of the follow-up; mean working days to reply by the publication time; counts by
+the time the notice, referral or approval was made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from accounts.models import Unit
+from assessment.facts import AssessmentFacts, Period
+from assessment.models import AssessmentWeights, Topic
+from casework.calendar import SHANGHAI
+from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
+from casework.selectors import cases_visible_to
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A rate as numerator and denominator; ``value`` is None when nothing was due."""
+
+    num: int
+    den: int
+
+    @property
+    def value(self) -> float | None:
+        return self.num / self.den if self.den else None
+
+    def __add__(self, other: Ratio) -> Ratio:
+        return Ratio(self.num + other.num, self.den + other.den)
+
+
+@dataclass(frozen=True)
+class Mean:
+    """A mean as total and count; ``value`` is None when there is nothing to average."""
+
+    total: float
+    count: int
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def __add__(self, other: Mean) -> Mean:
+        return Mean(self.total + other.total, self.count + other.count)
+
+
+RATED = ("satisfied", "basically_satisfied", "unsatisfied")
+GOOD = ("satisfied", "basically_satisfied")
+
+
+# Each rate metric is "rows" SQL giving (unit_id, case_id, t, num, den) over the fact tables; the
+# aggregate and the drill-down both read these rows, so the number and its cases never disagree.
+def _rows_sign_for(f: AssessmentFacts) -> tuple[str, list]:
+    return (
+        "SELECT unit_id, case_id, dispatched_at AS t, "
+        "CASE WHEN accepted_at IS NOT NULL AND accepted_at <= sign_due THEN 1 ELSE 0 END AS num, 1 AS den "
+        "FROM {asg} WHERE returned_at IS NULL AND (accepted_at IS NOT NULL OR sign_due < %s)",
+        [f.d.param_ts(f.as_of)],
+    )
+
+
+def _rows_handled(f: AssessmentFacts) -> tuple[str, list]:
+    return (
+        "SELECT unit_id, case_id, due_at AS t, "
+        "CASE WHEN feedback_at IS NOT NULL AND feedback_at <= due_at THEN 1 ELSE 0 END AS num, 1 AS den "
+        "FROM {clk} WHERE returned = 0 AND due_at IS NOT NULL AND (feedback_at IS NOT NULL OR due_at < %s)",
+        [f.d.param_ts(f.as_of)],
+    )
+
+
+def _rows_return(f: AssessmentFacts) -> tuple[str, list]:
+    return (
+        "SELECT unit_id, case_id, dispatched_at AS t, "
+        "CASE WHEN returned_at IS NOT NULL THEN 1 ELSE 0 END AS num, 1 AS den FROM {asg}",
+        [],
+    )
+
+
+def _rows_send_back(f: AssessmentFacts) -> tuple[str, list]:
+    return (
+        "SELECT unit_id, case_id, at AS t, "
+        "CASE WHEN action <> 'submit_feedback' THEN 1 ELSE 0 END AS num, "
+        "CASE WHEN action = 'submit_feedback' THEN 1 ELSE 0 END AS den FROM {ev} "
+        "WHERE action IN ('submit_feedback', 'office_send_back', 'leader_send_back', 'reopen')",
+        [],
+    )
+
+
+def _rows_satisfaction(f: AssessmentFacts) -> tuple[str, list]:
+    rated = ", ".join(f"'{r}'" for r in RATED)
+    good = ", ".join(f"'{r}'" for r in GOOD)
+    return (
+        f"SELECT e.unit_id, e.case_id, e.at AS t, CASE WHEN e.result IN ({good}) THEN 1 ELSE 0 END AS num, "
+        "1 AS den FROM {ev} e JOIN (SELECT case_id, rnd, MAX(seq) AS seq FROM {ev} "
+        f"WHERE action = 'record_follow_up' AND result IN ({rated}) GROUP BY case_id, rnd) l "
+        "ON l.case_id = e.case_id AND l.seq = e.seq",
+        [],
+    )
+
+
+def _rows_reply_days(f: AssessmentFacts) -> tuple[str, list]:
+    cal = f.calendar_table()
+    return (
+        f"SELECT k.unit_id, k.case_id, k.published_at AS t, (ce.n - cs.n) AS num, 1 AS den FROM {{clk}} k "
+        f"JOIN {cal} cs ON cs.d = {f.d.local_date('k.start_at')} "
+        f"JOIN {cal} ce ON ce.d = {f.d.local_date('k.published_at')} "
+        "WHERE k.published_at IS NOT NULL",
+        [],
+    )
+
+
+ROWS = {
+    "sign_for_on_time": _rows_sign_for,
+    "handled_on_time": _rows_handled,
+    "return_rate": _rows_return,
+    "send_back_rate": _rows_send_back,
+    "satisfaction": _rows_satisfaction,
+    "reply_working_days": _rows_reply_days,
+}
+
+
+def _aggregate(f: AssessmentFacts, name: str, *, by_month: bool = False) -> dict:
+    rows_sql, params = ROWS[name](f)
+    key = f.d.local_month("r.t") if by_month else "r.unit_id"
+    where = "r.t >= %s AND r.t < %s"
+    params = params + [f.d.param_ts(f.period.start), f.d.param_ts(f.period.end)]
+    if f.unit_ids is not None:
+        # Candidate cases may have passed through other units (a return); keep the asked units.
+        where += f" AND r.unit_id IN ({', '.join(['%s'] * len(f.unit_ids)) or 'NULL'})"
+        params += f.unit_ids
+    sql = f"SELECT {key}, SUM(r.num), SUM(r.den) FROM ({rows_sql}) r WHERE {where} GROUP BY {key}"
+    out = {}
+    for k, num, den in f.query(sql, params):
+        if name == "reply_working_days":
+            out[k] = Mean(float(num or 0), int(den or 0))
+        else:
+            out[k] = Ratio(int(num or 0), int(den or 0))
+    return out
+
+
+def _facts(facts, period, unit_ids, cases, as_of) -> tuple[AssessmentFacts, bool]:
+    if facts is not None:
+        return facts, False
+    f = AssessmentFacts(period=period, unit_ids=unit_ids, cases=cases, as_of=as_of)
+    f.build()
+    return f, True
+
+
+def _metric(name: str, facts, period, unit_ids, cases, as_of) -> dict:
+    f, own = _facts(facts, period, unit_ids, cases, as_of)
+    try:
+        return _aggregate(f, name)
+    finally:
+        if own:
+            f.drop()
+
+
+def metric_sign_for_on_time(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                            unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                            as_of: datetime | None = None) -> dict[int, Ratio]:
+    """Return 按时签收率 per unit: dispatches signed for by the sign-for deadline ÷ dispatches.
+
+    Counted per dispatch (a case dispatched twice counts twice), in the period of the dispatch time,
+    even when the signing falls in the next period. The deadline is the one recorded in the
+    dispatch event, moved by the latest approved ``sign_for`` extension of that round. A dispatch
+    the unit returned to the office is left out of this rate (it is counted by 回退率). A dispatch
+    still unsigned whose deadline is after ``as_of`` is left out (not yet decided); one unsigned
+    past its deadline counts as late.
+
+    Args:
+        facts: prepared fact tables (its period, units and scope are used); or give ``period``,
+            ``unit_ids``, ``cases`` and ``as_of`` to build them (see :class:`AssessmentFacts`).
+    """
+    return _metric("sign_for_on_time", facts, period, unit_ids, cases, as_of)
+
+
+def metric_handled_on_time(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                           unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                           as_of: datetime | None = None) -> dict[int, Ratio]:
+    """Return 按时办结率 per unit: reply clocks whose first feedback reached review by the deadline ÷ clocks due.
+
+    A reply clock starts at each dispatch and at each reopening (重办 starts a new clock for the
+    same unit); its deadline is the one recorded in the starting event, moved to the latest
+    approved ``reply`` extension of that round (an approved extension is not late). The clock
+    belongs to the period in which its (extended) deadline falls — a case dispatched in one period
+    and answered in the next is judged in the period of its deadline. The first ``submit_feedback``
+    of the round decides; a later send-back does not make it late (send-backs are counted by
+    发回重办率). A round that ended in a return to the office has no reply due and is left out. A
+    clock with no feedback whose deadline is after ``as_of`` is left out; past it, it is late.
+
+    Args: as :func:`metric_sign_for_on_time`.
+    """
+    return _metric("handled_on_time", facts, period, unit_ids, cases, as_of)
+
+
+def metric_return_rate(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                       unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                       as_of: datetime | None = None) -> dict[int, Ratio]:
+    """Return 回退率 per unit: dispatches the unit returned to the office ÷ dispatches to the unit.
+
+    Per dispatch, in the period of the dispatch time (a return made in the next period counts with
+    its dispatch). The return is charged to the unit it was dispatched to, which is no longer the
+    case's lead unit afterwards.
+
+    Args: as :func:`metric_sign_for_on_time`.
+    """
+    return _metric("return_rate", facts, period, unit_ids, cases, as_of)
+
+
+def metric_send_back_rate(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                          unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                          as_of: datetime | None = None) -> dict[int, Ratio]:
+    """Return 发回重办率 per unit: (review send-backs + reopenings) ÷ feedbacks submitted.
+
+    Send-backs by the 网评办 (tier 2) and by the leader (tier 3) and reopenings after follow-up all
+    count; each event counts in the period it happened in, as does each feedback. Both are charged
+    to the unit of the dispatch the case was under at the time.
+
+    Args: as :func:`metric_sign_for_on_time`.
+    """
+    return _metric("send_back_rate", facts, period, unit_ids, cases, as_of)
+
+
+def metric_satisfaction(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                        unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                        as_of: datetime | None = None) -> dict[int, Ratio]:
+    """Return 满意率 per unit: (满意 + 基本满意) ÷ follow-ups with a rating.
+
+    Read from the ``record_follow_up`` events (result in the payload, as recorded by
+    ``case_record_follow_up``). 未联系上 (unreachable citizen) is not a rating and is left out of
+    both numerator and denominator. When a round has several rated follow-ups, the last one counts
+    (a correction replaces the earlier rating); a reopened case is rated again in its new round.
+    Counted in the period of the follow-up.
+
+    Args: as :func:`metric_sign_for_on_time`.
+    """
+    return _metric("satisfaction", facts, period, unit_ids, cases, as_of)
+
+
+def metric_reply_working_days(*, facts: AssessmentFacts | None = None, period: Period | None = None,
+                              unit_ids: list[int] | None = None, cases: QuerySet | None = None,
+                              as_of: datetime | None = None) -> dict[int, Mean]:
+    """Return the mean working days to reply per unit (``Mean.value``; None without publications).
+
+    For each publication in the period: working days from the start of its clock (the dispatch,
+    or the reopening for a later round) to the publication, counted as
+    :func:`casework.calendar.working_days_between` does (working days after the start date up to
+    and including the publication date, on the bureau's calendar). Extensions do not change it.
+
+    Args: as :func:`metric_sign_for_on_time`.
+    """
+    return _metric("reply_working_days", facts, period, unit_ids, cases, as_of)
+
+
+def _count_by_unit(qs: QuerySet, time_field: str, period: Period, unit_ids, cases) -> dict[int, int]:
+    qs = qs.filter(**{f"{time_field}__gte": period.start, f"{time_field}__lt": period.end})
+    if unit_ids is not None:
+        qs = qs.filter(unit_id__in=unit_ids)
+    if cases is not None:
+        qs = qs.filter(case__in=cases.values("id"))
+    return dict(qs.values_list("unit_id").annotate(n=Count("id")).values_list("unit_id", "n"))
+
+
+def metric_supervision_notices(*, period: Period, unit_ids: list[int] | None = None,
+                               cases: QuerySet | None = None) -> dict[int, int]:
+    """Return the number of 督办单 per supervised unit opened in ``period`` (by the ladder or by hand)."""
+    return _count_by_unit(SupervisionNotice.objects.all(), "opened_at", period, unit_ids, cases)
+
+
+def metric_referrals(*, period: Period, unit_ids: list[int] | None = None,
+                     cases: QuerySet | None = None) -> dict[int, int]:
+    """Return the number of referrals to 纪检督察 per unit made in ``period``."""
+    return _count_by_unit(DisciplineReferral.objects.all(), "created_at", period, unit_ids, cases)
+
+
+def metric_extensions(*, period: Period, unit_ids: list[int] | None = None,
+                      cases: QuerySet | None = None) -> dict[int, int]:
+    """Return the number of approved extensions per requesting unit, by approval time in ``period``.
+
+    Refused and pending requests are not counted (DESIGN.md §3: "an approved extension … is
+    counted in the unit's assessment").
+    """
+    qs = Extension.objects.filter(decision=Extension.Decision.APPROVED)
+    return _count_by_unit(qs, "decided_at", period, unit_ids, cases)
+
+
+RATE_METRICS = ("sign_for_on_time", "handled_on_time", "return_rate", "send_back_rate", "satisfaction")
+COUNT_METRICS = {
+    "supervision_notices": metric_supervision_notices,
+    "referrals": metric_referrals,
+    "extensions": metric_extensions,
+}
+METRIC_LABELS = {
+    "sign_for_on_time": "按时签收率",
+    "handled_on_time": "按时办结率",
+    "return_rate": "回退率",
+    "send_back_rate": "发回重办率",
+    "satisfaction": "满意率",
+    "reply_working_days": "平均答复用时(工作日)",
+    "supervision_notices": "督办单",
+    "referrals": "移交纪检督察",
+    "extensions": "批准延期",
+}
+LOWER_IS_BETTER = {"return_rate", "send_back_rate"}
+
+
+def metric_case_ids(*, facts: AssessmentFacts, metric: str, part: str, unit_ids: list[int] | None) -> list[int]:
+    """Return the ids of the cases behind one number, newest first.
+
+    Args:
+        metric: a key of ``METRIC_LABELS``.
+        part: ``"num"`` (the cases counted in the numerator, e.g. signed on time) or ``"den"``
+            (all cases counted); for counts either gives the counted cases.
+        unit_ids: the units whose number it is, or None for all units in ``facts``.
+    """
+    if metric in COUNT_METRICS:
+        model, time_field = {
+            "supervision_notices": (SupervisionNotice.objects.all(), "opened_at"),
+            "referrals": (DisciplineReferral.objects.all(), "created_at"),
+            "extensions": (Extension.objects.filter(decision="approved"), "decided_at"),
+        }[metric]
+        qs = model.filter(**{f"{time_field}__gte": facts.period.start, f"{time_field}__lt": facts.period.end})
+        if unit_ids is not None:
+            qs = qs.filter(unit_id__in=unit_ids)
+        if facts.cases is not None:
+            qs = qs.filter(case__in=facts.cases.values("id"))
+        return sorted(set(qs.values_list("case_id", flat=True)), reverse=True)
+    if metric not in ROWS:
+        raise KeyError(metric)
+    rows_sql, params = ROWS[metric](facts)
+    where = ["r.t >= %s", "r.t < %s"]
+    params = params + [facts.d.param_ts(facts.period.start), facts.d.param_ts(facts.period.end)]
+    if part == "num" and metric != "reply_working_days":
+        where.append("r.num > 0")
+    else:
+        where.append("r.den > 0")
+    if unit_ids is not None:
+        if not unit_ids:
+            return []
+        where.append(f"r.unit_id IN ({', '.join(['%s'] * len(unit_ids))})")
+        params += list(unit_ids)
+    sql = f"SELECT DISTINCT r.case_id FROM ({rows_sql}) r WHERE {' AND '.join(where)} ORDER BY r.case_id DESC"
+    return [row[0] for row in facts.query(sql, params)]
+
+
+# ---------------------------------------------------------------------------- units and reports
+
+
+def unit_descendant_ids(*, unit: Unit) -> list[int]:
+    """Return the ids of ``unit`` and every unit below it in the tree (materialised path)."""
+    return list(Unit.objects.filter(path__startswith=unit.path).values_list("id", flat=True))
+
+
+def unit_groups(*, kind: str | None = None) -> dict[int, tuple[Unit, set[int]]]:
+    """Return assessed groups: ``{unit_id: (unit, ids of it and its descendants)}``.
+
+    ``kind`` None gives every unit on its own (no descendants); a kind (``district``,
+    ``police_type`` …) gives each unit of that kind with the units below it, which is how the
+    report rolls figures up per district and per police type.
+    """
+    units = list(Unit.objects.all().order_by("path"))
+    if kind is None:
+        return {u.pk: (u, {u.pk}) for u in units}
+    groups = {}
+    for u in units:
+        if u.kind == kind:
+            groups[u.pk] = (u, {v.pk for v in units if v.path.startswith(u.path)})
+    return groups
+
+
+def rollup(values: dict[int, object], groups: dict[int, tuple[Unit, set[int]]]) -> dict[int, object]:
+    """Sum per-unit ``Ratio``/``Mean``/int values into ``groups`` (see :func:`unit_groups`)."""
+    out = {}
+    for gid, (_unit, members) in groups.items():
+        total = None
+        for uid in members:
+            if uid in values:
+                total = values[uid] if total is None else total + values[uid]
+        if total is not None:
+            out[gid] = total
+    return out
+
+
+@dataclass
+class UnitFigures:
+    """All assessment figures of one unit (or group) for one period, and its score and rank."""
+
+    unit: Unit
+    values: dict[str, object] = field(default_factory=dict)
+    score: float | None = None
+    rank: int | None = None
+
+
+def assessment_figures(*, period: Period, cases: QuerySet | None = None, unit_ids: list[int] | None = None,
+                       as_of: datetime | None = None) -> dict[str, dict]:
+    """Return every metric per unit for ``period``: ``{metric: {unit_id: Ratio | Mean | int}}``.
+
+    One fact build, then one aggregate query per metric. ``cases`` should be
+    ``cases_visible_to(user)`` for anyone but a superuser.
+    """
+    with AssessmentFacts(period=period, unit_ids=unit_ids, cases=cases, as_of=as_of) as f:
+        out = {name: _aggregate(f, name) for name in ROWS}
+    for name, fn in COUNT_METRICS.items():
+        out[name] = fn(period=period, unit_ids=unit_ids, cases=cases)
+    return out
+
+
+def assessment_weights_current() -> AssessmentWeights:
+    """Return the weights in force (the newest row), or unsaved defaults when none was saved."""
+    return AssessmentWeights.objects.order_by("-updated_at", "-id").first() or AssessmentWeights()
+
+
+def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -> float | None:
+    """Return the annual score (0–100) of one unit from its figures.
+
+    Formula: the weighted mean, over the rates that have a denominator, of
+    按时签收率, 按时办结率, 1 − 回退率, 1 − 发回重办率 and 满意率, times 100; minus the per-item
+    deductions for 督办单, referrals to 纪检督察 and approved extensions; never below 0. A rate
+    with nothing due (denominator 0) is left out and its weight shared by the others. None when no
+    rate has data.
+    """
+    total_w = Decimal(0)
+    acc = Decimal(0)
+    for name in RATE_METRICS:
+        r = values.get(name)
+        w = Decimal(getattr(weights, name))
+        if r is None or r.value is None or w == 0:
+            continue
+        v = Decimal(str(r.value))
+        if name in LOWER_IS_BETTER:
+            v = 1 - v
+        acc += w * v
+        total_w += w
+    if total_w == 0:
+        return None
+    score = acc / total_w * 100
+    score -= Decimal(values.get("supervision_notices", 0) or 0) * weights.per_supervision_notice
+    score -= Decimal(values.get("referrals", 0) or 0) * weights.per_referral
+    score -= Decimal(values.get("extensions", 0) or 0) * weights.per_extension
+    return round(float(max(score, Decimal(0))), 2)
+
+
+def assessment_annual(*, period: Period, cases: QuerySet | None = None, kind: str | None = None,
+                      weights: AssessmentWeights | None = None, as_of: datetime | None = None
+                      ) -> list[UnitFigures]:
+    """Return the ranked annual assessment: one :class:`UnitFigures` per unit (or group) with data.
+
+    Args:
+        period: usually ``Period.year(y)``.
+        cases: the reader's scope (``cases_visible_to``); None for all cases.
+        kind: None to rank single units, or a unit kind to rank its units with their descendants
+            (per district, per police type).
+        weights: default :func:`assessment_weights_current`.
+
+    Ranking is by score, highest first; equal scores share a rank (1, 2, 2, 4); units without a
+    score come last, unranked.
+    """
+    weights = weights or assessment_weights_current()
+    figures = assessment_figures(period=period, cases=cases, as_of=as_of)
+    groups = unit_groups(kind=kind)
+    rolled = {name: rollup(vals, groups) for name, vals in figures.items()}
+    rows = []
+    for gid, (unit, _members) in groups.items():
+        values = {name: rolled[name][gid] for name in rolled if gid in rolled[name]}
+        if not values:
+            continue
+        rows.append(UnitFigures(unit=unit, values=values, score=assessment_score(values=values, weights=weights)))
+    rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.unit.path))
+    last_score, last_rank = None, 0
+    for i, row in enumerate(rows, start=1):
+        if row.score is None:
+            continue
+        if row.score != last_score:
+            last_rank, last_score = i, row.score
+        row.rank = last_rank
+    return rows
+
+
+# ---------------------------------------------------------------------------- dashboard
+
+
+def _week_start(d):
+    return d - timedelta(days=d.weekday())
+
+
+def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dict:
+    """Return the dashboard's figures for ``user``, all within ``cases_visible_to(user)``.
+
+    Keys: ``volume_by_week`` (messages submitted per week, the last ``weeks`` weeks up to the
+    latest message), ``volume_by_unit`` (same window, per lead unit), ``open_by_state`` and
+    ``overdue`` (now, per clock), ``rates_by_month`` (按时签收率, 按时办结率, 满意率 over the last
+    12 months) and ``hot_topics`` (top 10 topics by heat with the number of visible messages).
+    """
+    now = now or timezone.now()
+    visible = cases_visible_to(user=user)
+    latest = visible.order_by("-submitted_at").values_list("submitted_at", flat=True).first() or now
+    end_day = _week_start(timezone.localtime(latest, SHANGHAI).date()) + timedelta(days=7)
+    start_day = end_day - timedelta(days=7 * weeks)
+    window = Period.days(start_day, end_day - timedelta(days=1))
+    in_window = visible.filter(submitted_at__gte=window.start, submitted_at__lt=window.end)
+    by_week = {
+        timezone.localtime(row["w"], SHANGHAI).date() if hasattr(row["w"], "tzinfo") else row["w"]: row["n"]
+        for row in in_window.annotate(w=TruncWeek("submitted_at", tzinfo=SHANGHAI)).values("w")
+        .annotate(n=Count("id")).values("w", "n")
+    }
+    volume_by_week = []
+    day = start_day
+    while day < end_day:
+        volume_by_week.append({"week": day.isoformat(), "count": by_week.get(day, 0)})
+        day += timedelta(days=7)
+    volume_by_unit = [
+        {"unit_id": r["lead_unit"], "unit": r["lead_unit__name"] or "未交办", "count": r["n"]}
+        for r in in_window.values("lead_unit", "lead_unit__name").annotate(n=Count("id")).order_by("-n")
+    ]
+    open_by_state = {
+        r["state"]: r["n"]
+        for r in visible.filter(state__in=ACTIVE_STATES).values("state").annotate(n=Count("id"))
+    }
+    overdue = {
+        "sign_for": visible.filter(state=State.DISPATCHED, sign_for_due_at__lt=now).count(),
+        "reply": visible.filter(state__in=ACTIVE_STATES, reply_due_at__lt=now).count(),
+    }
+    local_now = timezone.localtime(now, SHANGHAI)
+    first_month = (local_now.replace(day=1) - timedelta(days=330)).replace(day=1)
+    months_period = Period(first_month.replace(hour=0, minute=0, second=0, microsecond=0), now)
+    rates: dict[str, dict] = {}
+    with AssessmentFacts(period=months_period, cases=None if user.is_superuser else visible, as_of=now) as f:
+        for name in ("sign_for_on_time", "handled_on_time", "satisfaction"):
+            rates[name] = _aggregate(f, name, by_month=True)
+    months = []
+    m = first_month.date()
+    while m <= local_now.date():
+        months.append(m.strftime("%Y-%m"))
+        m = (m + timedelta(days=32)).replace(day=1)
+    rates_by_month = [
+        {
+            "month": month,
+            **{
+                name: {"num": rates[name][month].num, "den": rates[name][month].den,
+                       "value": rates[name][month].value} if month in rates[name] else None
+                for name in rates
+            },
+        }
+        for month in months
+    ]
+    hot = (
+        Topic.objects.exclude(status=Topic.Status.DISMISSED)
+        .filter(memberships__case__in=visible.values("id"))
+        .annotate(visible_count=Count("memberships"))
+        .order_by("-heat", "-id")[:10]
+    )
+    hot_topics = [
+        {"id": t.pk, "title": t.title, "heat": round(t.heat, 1), "count": t.visible_count,
+         "common": t.is_common_issue}
+        for t in hot
+    ]
+    return {
+        "window": {"start": start_day.isoformat(), "end": (end_day - timedelta(days=1)).isoformat()},
+        "volume_by_week": volume_by_week,
+        "volume_by_unit": volume_by_unit,
+        "open_by_state": [{"state": s, "label": str(State(s).label), "count": open_by_state.get(s, 0)}
+                          for s in ACTIVE_STATES],
+        "overdue": overdue,
+        "rates_by_month": rates_by_month,
+        "hot_topics": hot_topics,
+    }
+
+
+def topic_weekly_volume(*, topic: Topic, cases: QuerySet | None = None) -> list[dict]:
+    """Return the topic's messages per week (Monday, Beijing) from its first to its last week.
+
+    Each row: ``week`` (ISO date), ``count`` and ``after_action`` (True from the week in which the
+    topic's first improvement action took effect), so a chart shows the volume before and after.
+    """
+    qs = Case.objects.filter(topic_membership__topic=topic)
+    if cases is not None:
+        qs = qs.filter(pk__in=cases.values("id"))
+    counts: dict = defaultdict(int)
+    for at in qs.values_list("submitted_at", flat=True):
+        counts[_week_start(timezone.localtime(at, SHANGHAI).date())] += 1
+    if not counts:
+        return []
+    first_action = topic.actions.order_by("started_on").values_list("started_on", flat=True).first()
+    action_week = _week_start(first_action) if first_action else None
+    weeks, day = [], min(counts)
+    last = max(max(counts), action_week or min(counts))
+    while day <= last:
+        weeks.append({"week": day.isoformat(), "count": counts.get(day, 0),
+                      "after_action": bool(action_week and day >= action_week)})
+        day += timedelta(days=7)
+    return weeks
+
+
+def knowledge_articles_for_case(*, case: Case) -> list:
+    """Return the standard answers suggested for ``case``: its topic's answer first, then keyword matches.
+
+    The caller checks that the user may see ``case`` (``casework.selectors.user_can_see_case``).
+    A keyword matches when it appears in the case's subject; inactive articles are never returned.
+    """
+    from assessment.models import KnowledgeArticle
+
+    out = []
+    topic = Topic.objects.filter(memberships__case=case).select_related("article").first()
+    if topic and topic.article and topic.article.is_active:
+        out.append(topic.article)
+    text = f"{case.subject}"
+    for article in KnowledgeArticle.objects.filter(is_active=True).exclude(keywords=""):
+        words = [w for w in article.keywords.replace(",", " ").replace(",", " ").split() if w]
+        if article not in out and any(w in text for w in words):
+            out.append(article)
+    return out

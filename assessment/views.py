@@ -1,0 +1,197 @@
+"""Thin admin views over :mod:`assessment.selectors`: report, drill-down, export, dashboard, articles.
+
+Every figure is computed within ``cases_visible_to(request.user)`` (superusers: all cases), so a
+handler sees only his unit's numbers and the cases behind them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+
+from accounts.models import Unit
+from assessment.exports import assessment_workbook
+from assessment.facts import AssessmentFacts, Period
+from assessment.selectors import (
+    METRIC_LABELS,
+    RATE_METRICS,
+    assessment_annual,
+    dashboard_data,
+    knowledge_articles_for_case,
+    metric_case_ids,
+    unit_groups,
+)
+from casework.models import Case
+from casework.selectors import cases_visible_to, user_can_see_case
+
+KINDS = {"": _("单位"), "district": _("按县市区分局"), "police_type": _("按警种")}
+COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "referrals", "extensions")
+
+
+def _scope(request: HttpRequest):
+    return None if request.user.is_superuser else cases_visible_to(user=request.user)
+
+
+def _params(request: HttpRequest) -> tuple[Period, str, dict]:
+    """Read the period (``year`` or ``start``/``end`` dates) and grouping ``kind`` from the query."""
+    today = timezone.localdate()
+    try:
+        if request.GET.get("start") and request.GET.get("end"):
+            period = Period.days(date.fromisoformat(request.GET["start"]), date.fromisoformat(request.GET["end"]))
+            keep = {"start": request.GET["start"], "end": request.GET["end"]}
+        else:
+            year = int(request.GET.get("year") or today.year)
+            period = Period.year(year)
+            keep = {"year": year}
+    except ValueError as exc:
+        raise Http404(_("日期格式不正确。")) from exc
+    kind = request.GET.get("kind", "")
+    if kind not in KINDS:
+        raise Http404
+    keep["kind"] = kind
+    return period, kind, keep
+
+
+def _cell(name: str, value) -> dict:
+    if value is None:
+        return {"text": "—", "value": None}
+    if name in COLUMNS[:5]:
+        return {"text": "—" if value.value is None else f"{value.value:.1%}", "num": value.num, "den": value.den,
+                "value": value.value}
+    if name == "reply_working_days":
+        return {"text": "—" if value.value is None else f"{value.value:.1f}", "num": value.count, "den": value.count,
+                "value": value.value}
+    return {"text": str(value), "num": value, "den": value, "value": value}
+
+
+def report_view(request: HttpRequest) -> HttpResponse:
+    """Annual assessment: ranked units with every figure linked to its cases."""
+    period, kind, keep = _params(request)
+    rows = assessment_annual(period=period, cases=_scope(request), kind=kind or None)
+    table = []
+    for row in rows:
+        cells = []
+        for name in COLUMNS:
+            cell = _cell(name, row.values.get(name))
+            base = {**keep, "metric": name, "unit": row.unit.pk}
+            cell["den_url"] = reverse("assessment:report_cases") + "?" + urlencode({**base, "part": "den"})
+            cell["num_url"] = reverse("assessment:report_cases") + "?" + urlencode({**base, "part": "num"})
+            cells.append(cell)
+        table.append({"row": row, "cells": cells})
+    context = {
+        **admin.site.each_context(request),
+        "title": _("年度绩效考核"),
+        "period": period,
+        "table": table,
+        "columns": [(n, METRIC_LABELS[n]) for n in COLUMNS],
+        "kinds": KINDS,
+        "kind": kind,
+        "keep": keep,
+        "year": keep.get("year", ""),
+        "export_url": reverse("assessment:report_export") + "?" + urlencode(keep),
+        "can_edit_weights": request.user.is_superuser,
+    }
+    return render(request, "assessment/report.html", context)
+
+
+def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
+    period, kind, keep = _params(request)
+    metric = request.GET.get("metric", "")
+    part = request.GET.get("part", "den")
+    if metric not in METRIC_LABELS or part not in {"num", "den"}:
+        raise Http404
+    unit_ids = None
+    unit = None
+    if request.GET.get("unit"):
+        unit = Unit.objects.filter(pk=request.GET["unit"]).first()
+        if unit is None:
+            raise Http404
+        groups = unit_groups(kind=kind or None)
+        unit_ids = sorted(groups[unit.pk][1]) if unit.pk in groups else [unit.pk]
+    with AssessmentFacts(period=period, cases=_scope(request)) as facts:
+        ids = metric_case_ids(facts=facts, metric=metric, part=part, unit_ids=unit_ids)
+    return ids, {"period": period, "metric": metric, "part": part, "unit": unit, "keep": keep}
+
+
+def report_cases_view(request: HttpRequest) -> HttpResponse:
+    """The cases behind one number of the report (paginated; only cases the user may see)."""
+    ids, info = _drill_ids(request)
+    page = Paginator(ids, 50).get_page(request.GET.get("page"))
+    cases = {
+        c.pk: c
+        for c in cases_visible_to(user=request.user).filter(pk__in=list(page.object_list))
+        .select_related("lead_unit")
+    }
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        **admin.site.each_context(request),
+        "title": _("考核明细:%(metric)s") % {"metric": METRIC_LABELS[info["metric"]]},
+        "info": info,
+        "part_label": _("计入分子的案件") if info["part"] == "num" else _("计入统计的全部案件"),
+        "page": page,
+        "cases": [cases[i] for i in page.object_list if i in cases],
+        "total": len(ids),
+        "query": query.urlencode(),
+        "report_url": reverse("assessment:report") + "?" + urlencode(info["keep"]),
+    }
+    return render(request, "assessment/report_cases.html", context)
+
+
+def report_export_view(request: HttpRequest) -> HttpResponse:
+    """The ranked assessment as xlsx; with ``metric`` and ``part`` also the drill-down's cases."""
+    period, kind, keep = _params(request)
+    rows = assessment_annual(period=period, cases=_scope(request), kind=kind or None)
+    cases = None
+    if request.GET.get("metric"):
+        ids, _info = _drill_ids(request)
+        cases = list(cases_visible_to(user=request.user).filter(pk__in=ids).select_related("lead_unit")
+                     .order_by("-submitted_at"))
+    data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases)
+    response = HttpResponse(
+        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    response["Content-Disposition"] = f'attachment; filename="assessment-{period.start:%Y%m%d}.xlsx"'
+    return response
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """The leaders' and office's dashboard on its own page (the same panel as on the admin index)."""
+    context = {**admin.site.each_context(request), "title": _("工作态势")}
+    return render(request, "assessment/dashboard.html", context)
+
+
+def dashboard_data_view(request: HttpRequest) -> JsonResponse:
+    """The dashboard's numbers as JSON, within the user's scope."""
+    data = dashboard_data(user=request.user)
+    data["links"] = {
+        "report": reverse("assessment:report"),
+        "cases": reverse("admin:casework_case_changelist"),
+        "topic": reverse("admin:assessment_topic_changelist"),
+    }
+    return JsonResponse(data)
+
+
+def articles_for_case_view(request: HttpRequest, case_id: int) -> JsonResponse:
+    """The standard answers suggested for a case, as JSON, for inserting into a draft.
+
+    404 when the case does not exist or lies outside the user's scope.
+    """
+    case = Case.objects.filter(pk=case_id).select_related("lead_unit").first()
+    if case is None or not user_can_see_case(user=request.user, case=case):
+        raise Http404
+    return JsonResponse({
+        "case": case.pk,
+        "articles": [
+            {"id": a.pk, "title": a.title, "body": a.body, "policy_basis": a.policy_basis}
+            for a in knowledge_articles_for_case(case=case)
+        ],
+    })

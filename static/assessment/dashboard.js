@@ -1,0 +1,91 @@
+/* Leaders' dashboard: draws the charts of #cw-dashboard from its JSON (assessment:dashboard_data).
+ * Every chart is followed by a <details> table with the numbers behind it (one click away).
+ * All text goes through textContent: topic titles come from citizens' messages. */
+(function () {
+  "use strict";
+  var root = document.getElementById("cw-dashboard");
+  if (!root || !window.Chart) { return; }
+
+  function el(tag, text, attrs) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    return node;
+  }
+  function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
+
+  function table(figure, headers, rows) {
+    var details = el("details", null, { "class": "cw-dash-numbers" });
+    details.appendChild(el("summary", "数据"));
+    var t = el("table");
+    var tr = el("tr");
+    headers.forEach(function (h) { tr.appendChild(el("th", h)); });
+    t.appendChild(tr);
+    rows.forEach(function (row) {
+      var r = el("tr");
+      row.forEach(function (cell) {
+        var td = el("td");
+        if (cell && typeof cell === "object") { var a = el("a", cell.text, { href: cell.href }); td.appendChild(a); }
+        else { td.textContent = cell === null || cell === undefined ? "—" : String(cell); }
+        r.appendChild(td);
+      });
+      t.appendChild(r);
+    });
+    details.appendChild(t);
+    figure.appendChild(details);
+  }
+
+  function chart(name, config) {
+    var figure = root.querySelector('[data-chart="' + name + '"]');
+    config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
+    figure.querySelector("canvas").parentNode.style.height = "220px";
+    return { figure: figure, chart: new window.Chart(figure.querySelector("canvas"), config) };
+  }
+
+  fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+    .then(function (d) {
+      root.querySelector(".cw-dash-window").textContent = "留言量统计时段:" + d.window.start + " 至 " + d.window.end;
+      var w = chart("volume_by_week", { type: "bar", data: { labels: d.volume_by_week.map(function (x) { return x.week; }),
+        datasets: [{ label: "留言数", data: d.volume_by_week.map(function (x) { return x.count; }), backgroundColor: "#417690" }] } });
+      table(w.figure, ["周(周一)", "留言数"], d.volume_by_week.map(function (x) { return [x.week, x.count]; }));
+
+      var u = chart("volume_by_unit", { type: "bar", data: { labels: d.volume_by_unit.map(function (x) { return x.unit; }),
+        datasets: [{ label: "留言数", data: d.volume_by_unit.map(function (x) { return x.count; }), backgroundColor: "#79aec8" }] },
+        options: { indexAxis: "y" } });
+      table(u.figure, ["单位", "留言数"], d.volume_by_unit.map(function (x) { return [x.unit, x.count]; }));
+
+      var labels = d.open_by_state.map(function (x) { return x.label; }).concat(["签收超期", "答复超期"]);
+      var values = d.open_by_state.map(function (x) { return x.count; }).concat([d.overdue.sign_for, d.overdue.reply]);
+      var o = chart("open", { type: "bar", data: { labels: labels, datasets: [{ label: "件数", data: values,
+        backgroundColor: labels.map(function (l, i) { return i >= d.open_by_state.length ? "#ba2121" : "#417690"; }) }] } });
+      table(o.figure, ["类别", "件数"], labels.map(function (l, i) { return [l, values[i]]; }));
+
+      var names = { sign_for_on_time: "按时签收率", handled_on_time: "按时办结率", satisfaction: "满意率" };
+      var colors = { sign_for_on_time: "#417690", handled_on_time: "#e69f00", satisfaction: "#009e73" };
+      var ds = Object.keys(names).map(function (k) {
+        return { label: names[k], borderColor: colors[k], backgroundColor: colors[k], spanGaps: true,
+          data: d.rates_by_month.map(function (m) { return m[k] ? Math.round(m[k].value * 1000) / 10 : null; }) };
+      });
+      var rt = chart("rates", { type: "line", data: { labels: d.rates_by_month.map(function (m) { return m.month; }), datasets: ds },
+        options: { scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } } });
+      table(rt.figure, ["月份"].concat(Object.keys(names).map(function (k) { return names[k]; })),
+        d.rates_by_month.map(function (m) {
+          return [{ text: m.month, href: d.links.report + "?start=" + m.month + "-01&end=" + m.month + "-" +
+            new Date(+m.month.slice(0, 4), +m.month.slice(5, 7), 0).getDate() }].concat(
+            Object.keys(names).map(function (k) { return m[k] ? pct(m[k].value) + " (" + m[k].num + "/" + m[k].den + ")" : "—"; }));
+        }));
+
+      var tp = chart("topics", { type: "bar", data: { labels: d.hot_topics.map(function (t) { return t.title.slice(0, 18); }),
+        datasets: [{ label: "热度指数", data: d.hot_topics.map(function (t) { return t.heat; }), backgroundColor: "#c45850" }] },
+        options: { indexAxis: "y", onClick: function (e, items) {
+          if (items.length) { window.location.href = d.links.topic + d.hot_topics[items[0].index].id + "/change/"; } } } });
+      table(tp.figure, ["主题", "热度", "留言数", "共性问题"], d.hot_topics.map(function (t) {
+        return [{ text: t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? "是" : ""];
+      }));
+      root.setAttribute("data-ready", "1");
+    })
+    .catch(function (err) {
+      root.appendChild(el("p", "态势数据加载失败:" + err.message, { "class": "errornote" }));
+    });
+})();

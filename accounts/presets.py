@@ -22,6 +22,7 @@ class PresetResult:
     units_created: int = 0
     users_created: int = 0
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # (username, name, roles)
+    showcase: list[str] = field(default_factory=list)  # usernames to print, one or two per role
 
 
 @transaction.atomic
@@ -74,4 +75,5 @@ def bureau_preset_load(*, path: Path = DEMO_PRESET, password: str, email_domain:
         if spec.get("city_wide"):
             unit_access_grant(user=user, unit=root)
         result.logins.append((user.username, user.full_name, ",".join(spec["roles"])))
+    result.showcase = list(data.get("demo_logins", []))
     return result

@@ -69,10 +69,10 @@ class Command(BaseCommand):
         out.write("")
         out.write("演示账号(密码均为 %s):" % password)
         out.write("  admin                系统管理员(superuser)")
-        shown = set()
-        for username, name, roles in result.logins:
-            role = roles.split(",")[0]
-            if role not in shown:
-                shown.add(role)
-                out.write(f"  {username:<20} {name} · {role}")
+        by_username = {username: (name, roles) for username, name, roles in result.logins}
+        showcase = result.showcase or [username for username, _n, _r in result.logins[:6]]
+        for username in showcase:
+            if username in by_username:
+                name, roles = by_username[username]
+                out.write(f"  {username:<20} {name} · {roles}")
         out.write(f"后台地址:{settings.SITE_URL}/admin/   邮件输出目录:{getattr(settings, 'EMAIL_FILE_PATH', 'SMTP')}")

@@ -1,27 +1,177 @@
 """Admin of the deadline configuration and the ladder's records (DESIGN.md §4).
 
 The work calendar, calendar years, unit calendar exceptions, deadline policies and the escalation
-ladder are superuser configuration; escalation steps, referrals to 纪检督察 and the e-mail outbox
-are records. Imported at the bottom of :mod:`casework.admin`.
+ladder are superuser configuration; stored clocks, escalation steps, referrals to 纪检督察 and the
+e-mail outbox are records. Every write goes through a service (:mod:`casework.clocks`,
+:mod:`casework.escalation`). Imported at the bottom of :mod:`casework.admin`.
 """
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from casework import clocks, escalation
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
+    CalendarYear,
+    CaseClock,
+    Clock,
     DeadlinePolicy,
     DisciplineReferral,
+    EscalationRung,
     EscalationStep,
     Notification,
+    UnitCalendarDay,
     WorkCalendarDay,
 )
 
 
-@admin.register(DisciplineReferral)
-class DisciplineReferralAdmin(ScopedCaseChildAdmin):
-    list_display = ["case", "unit", "created_at", "outcome_recorded_at"]
-    list_select_related = ["case", "unit"]
-    readonly_fields = ["case", "unit", "reason", "snapshot", "created_at", "outcome", "outcome_recorded_at"]
+def calendar_warning_message(request, *, case=None) -> None:
+    """Add an admin warning when deadlines depend on a calendar year that is not confirmed.
+
+    With ``case``: that case's running clocks; without: any running clock. Another admin (the
+    case page and list) calls this; one query.
+    """
+    years = (
+        clocks.unconfirmed_calendar_warnings(case=case)
+        if case is not None
+        else clocks.calendar_unconfirmed_years_in_use()
+    )
+    if years:
+        messages.warning(
+            request,
+            _(
+                "注意:期限涉及 %(years)s 年,该年度工作日历尚未确认(节假日和调休未录入),"
+                "期限暂按周一至周五计算。请系统管理员录入国务院公布的安排并确认该年度。"
+            )
+            % {"years": "、".join(years)},
+        )
+
+
+# ---------------------------------------------------------------- calendar
+
+
+@admin.register(WorkCalendarDay)
+class WorkCalendarDayAdmin(SuperuserConfigAdmin):
+    list_display = ["date", "weekday", "is_workday", "note"]
+    list_filter = ["is_workday"]
+    date_hierarchy = "date"
+    search_fields = ["note"]
+
+    @admin.display(description=_("星期"))
+    def weekday(self, obj):
+        return "一二三四五六日"[obj.date.weekday()]
+
+    def changelist_view(self, request, extra_context=None):
+        calendar_warning_message(request)
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(CalendarYear)
+class CalendarYearAdmin(SuperuserConfigAdmin):
+    list_display = ["year", "confirmed", "source", "confirmed_by", "confirmed_at"]
+    readonly_fields = ["confirmed", "confirmed_by", "confirmed_at"]
+    actions = ["confirm_years"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def changelist_view(self, request, extra_context=None):
+        calendar_warning_message(request)
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description=_("确认所选年度的工作日历(已录入国务院公布的节假日安排)"))
+    def confirm_years(self, request, queryset):
+        for item in queryset:
+            try:
+                count = clocks.calendar_year_confirm(year=item.year, acting_user=request.user)
+            except PermissionDenied as exc:
+                messages.error(request, str(exc))
+                return
+            messages.success(
+                request,
+                _("%(year)s 年工作日历已确认,重新计算了 %(n)s 个期限。") % {"year": item.year, "n": count},
+            )
+
+
+@admin.register(UnitCalendarDay)
+class UnitCalendarDayAdmin(SuperuserConfigAdmin):
+    list_display = ["unit", "date", "is_workday", "note"]
+    list_filter = ["is_workday", "unit"]
+    date_hierarchy = "date"
+
+
+# ---------------------------------------------------------------- policies and ladder
+
+
+@admin.register(DeadlinePolicy)
+class DeadlinePolicyAdmin(SuperuserConfigAdmin):
+    list_display = ["message_type", "platform", "clock", "amount", "unit", "source"]
+    list_editable = ["amount", "unit"]
+    list_filter = ["message_type", "clock", "platform"]
+
+
+class EscalationRungForm(forms.ModelForm):
+    clocks = forms.MultipleChoiceField(
+        label=_("适用时限"), choices=Clock.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = EscalationRung
+        fields = "__all__"
+
+
+@admin.register(EscalationRung)
+class EscalationRungAdmin(SuperuserConfigAdmin):
+    form = EscalationRungForm
+    list_display = [
+        "name", "level", "threshold_days", "clock_labels", "requires", "opens_notice",
+        "opens_referral", "unit_open_notices_limit", "is_active",
+    ]
+    ordering = ["threshold_days"]
+
+    @admin.display(description=_("适用时限"))
+    def clock_labels(self, obj):
+        return "、".join(str(Clock(c).label) for c in obj.clocks if c in Clock.values)
+
+    def has_delete_permission(self, request, obj=None):
+        # A rung that steps refer to stays; deactivate it instead.
+        return False
+
+
+@admin.register(CaseClock)
+class CaseClockAdmin(ScopedCaseChildAdmin):
+    list_display = [
+        "case", "clock", "round", "started_at", "due_at", "stopped_at", "extended_days",
+        "calendar_flag",
+    ]
+    list_select_related = ["case"]
+    list_filter = ["clock", ("stopped_at", admin.EmptyFieldListFilter)]
+    date_hierarchy = "due_at"
+    ordering = ["due_at"]
+
+    @admin.display(description=_("日历"))
+    def calendar_flag(self, obj):
+        if obj.calendar_unconfirmed:
+            return format_html(
+                '<span style="color:#b00">⚠ {}</span>', _("%s 年日历未确认") % obj.calendar_unconfirmed
+            )
+        return ""
+
+    def changelist_view(self, request, extra_context=None):
+        calendar_warning_message(request)
+        return super().changelist_view(request, extra_context)
+
+
+# ---------------------------------------------------------------- records
 
 
 @admin.register(EscalationStep)
@@ -31,10 +181,115 @@ class EscalationStepAdmin(ScopedCaseChildAdmin):
     list_filter = ["clock", "level"]
 
 
+class OpenReferralFilter(admin.SimpleListFilter):
+    title = _("处理状态")
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("待处理")), ("no", _("已登记结果"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(outcome_recorded_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(outcome_recorded_at__isnull=False)
+        return queryset
+
+
+class ReferralOutcomeForm(forms.Form):
+    kind = forms.ChoiceField(label=_("处理方式"), choices=DisciplineReferral.Outcome.choices)
+    note = forms.CharField(label=_("处理结果说明"), widget=forms.Textarea(attrs={"rows": 4}))
+
+
+@admin.register(DisciplineReferral)
+class DisciplineReferralAdmin(ScopedCaseChildAdmin):
+    """The supervisors' view: open referrals first, the frozen material, the outcome form."""
+
+    list_display = ["case", "unit", "trigger", "created_at", "outcome_kind", "outcome_recorded_at"]
+    list_select_related = ["case", "unit"]
+    list_filter = [OpenReferralFilter, "outcome_kind", "unit"]
+    ordering = ["outcome_recorded_at", "created_at"]
+    readonly_fields = [
+        "case", "unit", "trigger", "reason", "created_at", "timeline", "notices_sent",
+        "outcome_kind", "outcome", "outcome_by", "outcome_recorded_at", "outcome_link",
+    ]
+    exclude = ["snapshot", "step"]
+
+    @admin.display(description=_("办理经过(移交时冻结)"))
+    def timeline(self, obj):
+        rows = obj.snapshot.get("timeline", [])
+        return format_html(
+            "<ol>{}</ol>",
+            format_html("".join(["<li>{} {} {} {}</li>"] * len(rows)), *[
+                v for r in rows for v in (r.get("at", ""), r.get("action", ""), r.get("actor", ""),
+                                           r.get("reason", ""))
+            ]) if rows else "",
+        )
+
+    @admin.display(description=_("已发出的通知"))
+    def notices_sent(self, obj):
+        rows = obj.snapshot.get("notifications", [])
+        return format_html(
+            "<ol>{}</ol>",
+            format_html("".join(["<li>{} {} → {}</li>"] * len(rows)), *[
+                v for r in rows for v in (r.get("created_at", ""), r.get("subject", ""),
+                                           "、".join(r.get("recipients", [])))
+            ]) if rows else "",
+        )
+
+    @admin.display(description=_("登记结果"))
+    def outcome_link(self, obj):
+        if obj.outcome_recorded_at:
+            return ""
+        url = reverse("admin:casework_disciplinereferral_outcome", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("登记处理结果"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/outcome/",
+                self.admin_site.admin_view(self.outcome_view),
+                name="casework_disciplinereferral_outcome",
+            ),
+            *super().get_urls(),
+        ]
+
+    def outcome_view(self, request, pk):
+        referral = self.get_queryset(request).filter(pk=pk).first()
+        if referral is None:
+            raise Http404
+        if not request.user.has_perm("casework.record_referral_outcome"):
+            raise PermissionDenied
+        form = ReferralOutcomeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                escalation.referral_record_outcome(
+                    referral=referral, acting_user=request.user,
+                    kind=form.cleaned_data["kind"], note=form.cleaned_data["note"],
+                )
+            except escalation.ReferralOutcomeRefused as exc:
+                messages.error(request, str(exc))
+            else:
+                self.log_change(request, referral, _("登记处理结果"))
+                messages.success(request, _("处理结果已登记。"))
+            return HttpResponseRedirect(
+                reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("登记处理结果:%s") % referral,
+            "referral": referral,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/casework/referral_outcome.html", context)
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "created_at", "sent_at", "attempts"]
+    list_display = ["subject", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = [("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subject", "key"]
 
     def has_module_permission(self, request):
         return request.user.is_superuser
@@ -47,15 +302,3 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-@admin.register(DeadlinePolicy)
-class DeadlinePolicyAdmin(SuperuserConfigAdmin):
-    list_display = ["message_type", "platform", "clock", "amount", "unit", "source"]
-
-
-@admin.register(WorkCalendarDay)
-class WorkCalendarDayAdmin(SuperuserConfigAdmin):
-    list_display = ["date", "is_workday", "note"]
-    list_filter = ["is_workday"]
-    date_hierarchy = "date"

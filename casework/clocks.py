@@ -32,13 +32,18 @@ round's clocks for the admin lists.
 """
 
 from datetime import datetime
+import logging
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from casework import calendar
 from casework.defaults import DEFAULT_POLICY_LENGTHS
 from casework.models import Case, CaseClock, Clock, DeadlinePolicy
+
+logger = logging.getLogger("casework")
 
 TRANSITION_CLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "dispatch": ((Clock.SIGN_FOR, Clock.REPLY), ()),
@@ -254,3 +259,54 @@ def unconfirmed_calendar_warnings(*, case: Case) -> list[str]:
         years |= set(value.split(","))
     return sorted(years)
 
+
+
+def calendar_unconfirmed_years_in_use() -> list[str]:
+    """Return the years whose unconfirmed calendar some running clock's deadline depends on.
+
+    For the admin's warning on the case list and the calendar pages. One query on a partial index.
+    """
+    years: set[str] = set()
+    for value in (
+        CaseClock.objects.filter(stopped_at__isnull=True)
+        .exclude(calendar_unconfirmed="")
+        .values_list("calendar_unconfirmed", flat=True)
+        .distinct()
+    ):
+        years |= set(value.split(","))
+    return sorted(years)
+
+
+@transaction.atomic
+def calendar_year_confirm(*, year: int, acting_user, source: str = "") -> int:
+    """Confirm that ``year``'s official schedule is in the calendar; recompute the clocks using it.
+
+    Args:
+        year: the calendar year whose holidays and 调休 days a superuser has entered or imported.
+        acting_user: a superuser.
+        source: where the schedule comes from (e.g. 国务院办公厅关于2027年部分节假日安排的通知).
+
+    Returns:
+        the number of running clocks whose deadline was recomputed and unflagged.
+
+    Raises:
+        PermissionDenied: when ``acting_user`` is not a superuser.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from casework.models import CalendarYear
+
+    if not acting_user.is_superuser:
+        raise PermissionDenied(_("只有系统管理员可以确认工作日历。"))
+    CalendarYear.objects.update_or_create(
+        year=year,
+        defaults={
+            "confirmed": True,
+            "confirmed_by": acting_user,
+            "confirmed_at": timezone.now(),
+            **({"source": source} if source else {}),
+        },
+    )
+    count = clocks_recompute_year(year=year)
+    logger.info("calendar year %s confirmed by %s; %s clocks recomputed", year, acting_user, count)
+    return count

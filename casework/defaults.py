@@ -75,6 +75,25 @@ def daily_scan_schedule_ensure():
     return task
 
 
+def one_off_schedule_create(*, name: str, task: str, at, kwargs: str = "{}"):
+    """Schedule ``task`` once at the aware datetime ``at`` (a clocked schedule; field case C10).
+
+    The time is stored aware, so beat runs it at ``at`` in Beijing time, never eight hours off.
+    Returns the ``PeriodicTask``.
+
+    Raises:
+        ValueError: when ``at`` is naive.
+    """
+    from django_celery_beat.models import ClockedSchedule, PeriodicTask
+
+    if at.tzinfo is None:
+        raise ValueError("at must be an aware datetime")
+    clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=at)
+    return PeriodicTask.objects.create(
+        name=name, task=task, clocked=clocked, one_off=True, kwargs=kwargs, enabled=True
+    )
+
+
 def ladder_ensure() -> None:
     """Create the default escalation rungs that are missing (superusers' edits are kept)."""
     from casework.models import EscalationRung

@@ -447,3 +447,59 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
         take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff), rung, TRIGGER_LADDER)
         take(unit_notice_referrals_due(now=now, rung=rung, cal=cal), rung, TRIGGER_UNIT_NOTICES)
     return taken
+
+
+class ReferralOutcomeRefused(Exception):
+    """An outcome cannot be recorded; ``str(exc)`` says why."""
+
+
+@transaction.atomic
+def referral_record_outcome(
+    *, referral: DisciplineReferral, acting_user, kind: str, note: str
+) -> DisciplineReferral:
+    """Record 纪检督察's outcome of a referral (约谈, 通报批评, 诫勉谈话, 不予追责 …), once.
+
+    The referral's material (case snapshot, reason) never changes; the outcome is written once
+    and is then final, with an audit event on the case.
+
+    Args:
+        referral: the ``DisciplineReferral``.
+        acting_user: a user with ``casework.record_referral_outcome``.
+        kind: a ``DisciplineReferral.Outcome`` value.
+        note: the decision in words (required).
+
+    Raises:
+        PermissionDenied: the user lacks ``casework.record_referral_outcome``.
+        ReferralOutcomeRefused: an outcome was recorded already, the kind is unknown or the note
+            is empty.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    if not acting_user.has_perm("casework.record_referral_outcome"):
+        raise PermissionDenied(_("您没有登记移交处理结果的权限。"))
+    note = (note or "").strip()
+    if kind not in DisciplineReferral.Outcome.values:
+        raise ReferralOutcomeRefused(_("请选择处理方式。"))
+    if not note:
+        raise ReferralOutcomeRefused(_("请填写处理结果说明。"))
+    locked = DisciplineReferral.objects.select_for_update().get(pk=referral.pk)
+    if locked.outcome_recorded_at is not None:
+        raise ReferralOutcomeRefused(_("该移交已登记处理结果,不能修改。"))
+    now = timezone.now()
+    locked.outcome_kind = kind
+    locked.outcome = note
+    locked.outcome_recorded_at = now
+    locked.outcome_by = acting_user
+    locked.save(update_fields=["outcome_kind", "outcome", "outcome_recorded_at", "outcome_by"])
+    case = Case.objects.select_for_update(of=("self",)).get(pk=locked.case_id)
+    event_append(
+        case=case, action="referral_outcome", actor=acting_user, from_state=case.state,
+        to_state=case.state, reason=note,
+        payload={"referral_id": locked.pk, "kind": kind}, at=now,
+    )
+    return locked
+
+
+def referrals_open():
+    """Return the referrals without an outcome, oldest first (the supervisors' work list)."""
+    return DisciplineReferral.objects.filter(outcome_recorded_at__isnull=True).order_by("created_at")

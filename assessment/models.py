@@ -5,6 +5,8 @@ demand (:mod:`assessment.selectors`). What is stored here is what people decide:
 the annual score, the topics the office confirmed, standard answers and improvement actions.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -30,10 +32,10 @@ class AssessmentWeights(models.Model):
     satisfaction = models.DecimalField(_("满意率权重"), max_digits=6, decimal_places=2, default=25,
                                        validators=[MinValueValidator(0)])
     per_supervision_notice = models.DecimalField(_("每张督办单扣分"), max_digits=6, decimal_places=2,
-                                                 default=0.5, validators=[MinValueValidator(0)])
-    per_referral = models.DecimalField(_("每次移交纪检督察扣分"), max_digits=6, decimal_places=2, default=2,
+                                                 default=Decimal("0.50"), validators=[MinValueValidator(0)])
+    per_referral = models.DecimalField(_("每次移交纪检督察扣分"), max_digits=6, decimal_places=2, default=Decimal("2.00"),
                                        validators=[MinValueValidator(0)])
-    per_extension = models.DecimalField(_("每次批准延期扣分"), max_digits=6, decimal_places=2, default=0.1,
+    per_extension = models.DecimalField(_("每次批准延期扣分"), max_digits=6, decimal_places=2, default=Decimal("0.10"),
                                         validators=[MinValueValidator(0)])
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,

@@ -440,7 +440,7 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
     acc = Decimal(0)
     for name in RATE_METRICS:
         r = values.get(name)
-        w = Decimal(getattr(weights, name))
+        w = Decimal(str(getattr(weights, name)))
         if r is None or r.value is None or w == 0:
             continue
         v = Decimal(str(r.value))
@@ -451,9 +451,9 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
     if total_w == 0:
         return None
     score = acc / total_w * 100
-    score -= Decimal(values.get("supervision_notices", 0) or 0) * weights.per_supervision_notice
-    score -= Decimal(values.get("referrals", 0) or 0) * weights.per_referral
-    score -= Decimal(values.get("extensions", 0) or 0) * weights.per_extension
+    for count, per in (("supervision_notices", "per_supervision_notice"), ("referrals", "per_referral"),
+                       ("extensions", "per_extension")):
+        score -= Decimal(values.get(count, 0) or 0) * Decimal(str(getattr(weights, per)))
     return round(float(max(score, Decimal(0))), 2)
 
 

@@ -60,7 +60,7 @@ def _topic_stats(topic: Topic) -> None:
 
 
 @transaction.atomic
-def topics_suggest(*, cases: QuerySet[Case] | None = None, threshold: float = 0.4) -> list[Topic]:
+def topics_suggest(*, cases: QuerySet[Case] | None = None, threshold: float = 0.35) -> list[Topic]:
     """Group messages into suggested topics, replacing the previous suggestions.
 
     Confirmed and dismissed topics and their members are kept and their cases are not regrouped;

@@ -2,11 +2,11 @@
 
 Grouping (DESIGN.md §6):
 
-1. Text: the subject twice plus the first 200 characters of the body, segmented with jieba;
+1. Text: the subject three times plus the first 120 characters of the body, segmented with jieba;
    stop words, single characters and pure numbers are dropped.
 2. TF-IDF vectors (scikit-learn ``TfidfVectorizer``, sublinear tf, l2-normalised) and cosine
    similarity between all pairs (one sparse matrix product).
-3. Two messages are linked when their similarity is at least ``threshold`` (default 0.4); links
+3. Two messages are linked when their similarity is at least ``threshold`` (default 0.35); links
    become groups by average-linkage agglomeration: a message joins a group only if its mean
    similarity to the group's members stays above ``threshold`` × ``cohesion`` — so one bridging
    message cannot chain two different issues together.
@@ -121,10 +121,10 @@ def heat_index(messages: list[Message]) -> float:
 
 
 def _document(m: Message) -> list[str]:
-    return tokenize(m.subject) * 2 + tokenize((m.body or "")[:200])
+    return tokenize(m.subject) * 3 + tokenize((m.body or "")[:120])
 
 
-def topics_group(messages: list[Message], *, threshold: float = 0.4, cohesion: float = 0.8,
+def topics_group(messages: list[Message], *, threshold: float = 0.35, cohesion: float = 0.8,
                  min_size: int = 2) -> list[TopicGroup]:
     """Group ``messages`` into topics, hottest first (algorithm in the module docstring).
 

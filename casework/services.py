@@ -13,6 +13,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
@@ -124,36 +125,38 @@ def notification_queue(
 def notification_deliver(*, notification_id: int) -> bool:
     """Send one queued e-mail unless it was sent already; True when this call sent it.
 
-    The row is locked while sending so two workers never both send it. Raises the mail backend's
-    error after recording it (the Celery task retries).
+    The row is locked while sending so two workers never both send it. A failed send is
+    recorded (attempts, last error) after the sending transaction rolled back, then the mail
+    backend's error is raised again so the Celery task retries.
     """
     from django.core.mail import EmailMultiAlternatives
 
-    with transaction.atomic():
-        notification = Notification.objects.select_for_update().get(pk=notification_id)
-        if notification.sent_at is not None:
-            return False
-        notification.attempts += 1
-        message = EmailMultiAlternatives(
-            subject=notification.subject,
-            body=notification.body,
-            to=notification.recipients,
-            # One Message-ID per outbox row: a resend after a crash is recognisable as the same mail.
-            headers={"Message-ID": f"<notification-{notification.pk}@casework.invalid>"},
-        )
-        if notification.html_body:
-            message.attach_alternative(notification.html_body, "text/html")
-        try:
-            message.send()
-        except Exception as exc:  # recorded, then re-raised for the task to retry
-            notification.last_error = str(exc)[:2000]
-            Notification.objects.filter(pk=notification.pk).update(
-                attempts=notification.attempts, last_error=notification.last_error
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.select_for_update().get(pk=notification_id)
+            if notification.sent_at is not None:
+                return False
+            message = EmailMultiAlternatives(
+                subject=notification.subject,
+                body=notification.body,
+                to=notification.recipients,
+                # One Message-ID per outbox row: a resend after a crash is recognisable as such.
+                headers={"Message-ID": f"<notification-{notification.pk}@casework.invalid>"},
             )
-            raise
-        notification.sent_at = timezone.now()
-        notification.save(update_fields=["sent_at", "attempts"])
-        return True
+            if notification.html_body:
+                message.attach_alternative(notification.html_body, "text/html")
+            message.send()
+            notification.attempts += 1
+            notification.sent_at = timezone.now()
+            notification.save(update_fields=["sent_at", "attempts"])
+            return True
+    except Notification.DoesNotExist:
+        raise
+    except Exception as exc:  # recorded outside the rolled-back block, then re-raised for a retry
+        Notification.objects.filter(pk=notification_id).update(
+            attempts=F("attempts") + 1, last_error=str(exc)[:2000]
+        )
+        raise
 
 
 def case_url(case: Case) -> str:

@@ -103,3 +103,51 @@ def test_migrate_schedules_the_sweep_in_beat_in_beijing_time():
     # Field case C10: a crontab schedule (if one is ever used) must carry the Beijing time zone.
     for periodic in PeriodicTask.objects.filter(task__startswith="casework.", crontab__isnull=False):
         assert str(periodic.crontab.timezone) == "Asia/Shanghai"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_on_the_database_schedule_and_a_real_worker_run_the_sweep_end_to_end(celery_app):
+    """Beat (django-celery-beat's DatabaseScheduler, the product's schedule row shortened to one
+    second the way a superuser edits it in the admin) sends the sweep; a real worker runs it."""
+    import threading
+
+    from celery.beat import Service
+    from celery.contrib.testing.worker import start_worker
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    from casework.defaults import DAILY_SCAN_TASK_NAME, SWEEP_TASK_NAME
+    from tests.factories import Bureau
+
+    call_command("calendar_seed", "--from-year", "2025", "--to-year", "2026", stdout=StringIO(),
+                 stderr=StringIO())
+    bureau = Bureau()
+    then = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(weeks=4)
+    with time_machine.travel(then, tick=False):
+        case = bureau.case_in(State.HANDLING, submitted_at=then)
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name=SWEEP_TASK_NAME).update(interval=every_second)
+    PeriodicTask.objects.filter(name=DAILY_SCAN_TASK_NAME).update(enabled=False)
+    PeriodicTasks.update_changed()
+
+    beat = Service(
+        celery_app,
+        scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler",
+        max_interval=1,
+    )
+    thread = threading.Thread(target=beat.start, kwargs={"embedded_process": True}, daemon=True)
+    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+        thread.start()
+        try:
+            # Four weeks overdue: one step per sweep, urge → escalate → refer.
+            assert wait_for(
+                lambda: EscalationStep.objects.filter(case=case).count() == 3, timeout=45
+            ), "beat did not get three sweeps run within 45 s"
+            # Beat keeps firing every second; nothing is taken twice, every mail goes out.
+            time.sleep(3)
+            assert wait_for(lambda: not Notification.objects.filter(sent_at__isnull=True).exists(), 15)
+        finally:
+            beat.stop()
+            thread.join(timeout=10)
+    levels = EscalationStep.objects.filter(case=case).order_by("pk").values_list("level", flat=True)
+    assert list(levels) == [EscalationLevel.URGE, EscalationLevel.ESCALATE, EscalationLevel.REFER]
+    assert PeriodicTask.objects.get(name=SWEEP_TASK_NAME).total_run_count >= 1

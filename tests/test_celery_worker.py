@@ -134,7 +134,15 @@ def test_beat_on_the_database_schedule_and_a_real_worker_run_the_sweep_end_to_en
         scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler",
         max_interval=1,
     )
-    thread = threading.Thread(target=beat.start, kwargs={"embedded_process": True}, daemon=True)
+    def run_beat():
+        from django.db import connections
+
+        try:
+            beat.start(embedded_process=True)
+        finally:
+            connections.close_all()  # the scheduler's own connection, so the test DB can be dropped
+
+    thread = threading.Thread(target=run_beat, daemon=True)
     with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
         thread.start()
         try:

@@ -48,10 +48,17 @@ def celery_app(settings, tmp_path):
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until true. On SQLite's shared in-memory test database a read can meet
+    a table lock held by the worker's or beat's write ("database table is locked"): poll again."""
+    from django.db import OperationalError
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return True
+        try:
+            if condition():
+                return True
+        except OperationalError:
+            pass
         time.sleep(0.2)
     return False
 

@@ -94,8 +94,10 @@ def escalation_due_clocks(
 ) -> list[int]:
     """Return ids of running clocks on which ``rung`` is due at ``now`` and not yet taken.
 
-    One query on the partial index of running clocks' deadlines; the taken and required steps are
-    checked by the database through the (case, clock, round, level) unique index.
+    One query on the partial index of running clocks' deadlines, without a join to the cases; the
+    taken and required steps are checked by the database through the (case, clock, round, level)
+    unique index. (A running clock always has a lead unit: a return stops every clock; the lock
+    in :func:`case_escalate` re-checks it.)
 
     Args:
         now: aware datetime of the sweep.
@@ -108,7 +110,6 @@ def escalation_due_clocks(
         stopped_at__isnull=True,
         clock__in=rung.clocks,
         due_at__lte=cutoff,
-        case__lead_unit__isnull=False,
     ).filter(~Exists(_step_exists(rung.level)))
     if rung.threshold_days < 0:
         qs = qs.filter(due_at__gt=now)

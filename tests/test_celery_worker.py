@@ -37,6 +37,7 @@ def celery_app(settings, tmp_path):
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     # Drop pooled broker connections made with other settings (Celery's own after-fork reset).

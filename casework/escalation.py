@@ -311,7 +311,8 @@ def case_escalate(
         cal: the bureau calendar when the caller loaded it.
     """
     cal = cal or calendar.work_calendar()
-    row = CaseClock.objects.filter(pk=clock_id).values("case_id").first()
+    # order_by(): no default ordering, which would join the case table.
+    row = CaseClock.objects.filter(pk=clock_id).order_by().values("case_id").first()
     if row is None:
         return None
     # of=("self",): lock only the case row; the unit is joined through a nullable FK (outer
@@ -322,7 +323,7 @@ def case_escalate(
         .filter(pk=row["case_id"])
         .first()
     )
-    clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).first()
+    clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).order_by().first()
     if case is None or clock is None or case.lead_unit is None:
         return None
     steps = EscalationStep.objects.filter(case=case, clock=clock.clock, round=clock.round)

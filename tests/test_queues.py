@@ -1,10 +1,10 @@
 """Work queues per role on the admin index ("my work", DESIGN.md §1): counts equal what the user can open."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 import re
+from zoneinfo import ZoneInfo
 
 from django.urls import reverse
-from django.utils import timezone
 import pytest
 
 from casework import calendar, joint, selectors, services
@@ -87,9 +87,11 @@ def test_queue_lists_what_is_due_first_with_the_working_time_left(client, bureau
 
 
 def test_working_time_left_counts_working_days_and_overdue(bureau):
-    now = timezone.now()
+    # Wednesday 2026-03-04 10:00 Beijing: "today" must not depend on when the suite runs.
+    now = datetime(2026, 3, 4, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert selectors.working_time_left(due=None) == ""
     assert selectors.working_time_left(due=now + timedelta(minutes=5), now=now).startswith("今日")
+    assert selectors.working_time_left(due=now + timedelta(hours=15), now=now).startswith("剩 1 个工作日")
     due = now - timedelta(days=14)
     assert selectors.working_time_left(due=due, now=now) == f"已超期 {calendar.working_days_between(due, now)} 个工作日"
     ahead = now + timedelta(days=14)

@@ -85,6 +85,17 @@ def unit_staff_emails(*, unit: Unit, role: str | None = None, heads_only: bool =
     return sorted(set(qs.values_list("user__email", flat=True)))
 
 
+def role_emails(*, role: str) -> list[str]:
+    """Return the e-mail addresses of every active user holding ``role`` (e.g. all 分管局领导)."""
+    return sorted(
+        set(
+            User.objects.filter(groups__name=role, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+    )
+
+
 def unit_by_function(*, function: str) -> Unit | None:
     """Return the unit holding ``function`` (e.g. the 网评办), or None when none is configured."""
     return Unit.objects.filter(function=function, is_active=True).first()

@@ -33,7 +33,6 @@ its cost grows with the clocks that are due, not with all cases.
 from datetime import datetime
 import logging
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.template.loader import render_to_string
@@ -41,7 +40,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import roles
-from accounts.selectors import comment_office_emails, unit_staff_emails
+from accounts.selectors import comment_office_emails, role_emails, unit_staff_emails
 from casework import calendar
 from casework.models import (
     ACTIVE_STATES,
@@ -163,15 +162,6 @@ def unit_notice_referrals_due(
     )
 
 
-def _role_emails(role: str) -> list[str]:
-    return list(
-        get_user_model()
-        .objects.filter(groups__name=role, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
-
-
 def _recipients(rung: EscalationRung, unit) -> list[str]:
     emails: list[str] = []
     if rung.notify_handlers:
@@ -181,9 +171,9 @@ def _recipients(rung: EscalationRung, unit) -> list[str]:
     if rung.notify_comment_office:
         emails += comment_office_emails()
     if rung.notify_leaders:
-        emails += _role_emails(roles.LEADER)
+        emails += role_emails(role=roles.LEADER)
     if rung.notify_supervisors:
-        emails += _role_emails(roles.SUPERVISOR)
+        emails += role_emails(role=roles.SUPERVISOR)
     return emails
 
 

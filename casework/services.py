@@ -20,7 +20,7 @@ from django_fsm import can_proceed
 
 from accounts import roles
 from accounts.models import Unit, User
-from accounts.selectors import comment_office_emails, unit_staff_emails
+from accounts.selectors import comment_office_emails, role_emails, unit_by_function, unit_staff_emails
 from casework import calendar
 from casework.models import (
     Case,
@@ -165,6 +165,17 @@ def case_url(case: Case) -> str:
     from django.urls import reverse
 
     return settings.SITE_URL + reverse("admin:casework_case_change", args=[case.pk])
+
+
+def _notify_review(*, case: Case, event: CaseEvent, recipients: list[str], subject: str, line: str) -> None:
+    """Tell the next tier that a case reached its queue (one e-mail per event, after commit)."""
+    notification_queue(
+        key=f"event:{event.pk}",
+        case=case,
+        recipients=recipients,
+        subject=subject,
+        body="\n".join([line, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)]),
+    )
 
 
 def _notify_unit_handlers(*, case: Case, event: CaseEvent, subject: str, lines: list[str]) -> None:
@@ -550,6 +561,14 @@ def case_submit_feedback(
         payload={"draft_id": draft.pk, "version": draft.version} if draft else {},
         condition_message=message,
     )
+    office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
+    _notify_review(
+        case=case,
+        event=_event,
+        recipients=unit_staff_emails(unit=office, role=roles.OFFICE_REVIEWER) if office else [],
+        subject=_("【待审核】%(ref)s %(unit)s 已反馈") % {"ref": case.reference, "unit": case.lead_unit},
+        line=_("承办单位已提交办理情况和答复草稿,请网评办审核。"),
+    )
     return case
 
 
@@ -575,8 +594,16 @@ def _send_back(*, case, acting_user, name, reason, expected_state, tier):
 @transaction.atomic
 def case_office_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
     """网评办审核通过: tier 2 passes the draft to the 分管局领导."""
-    case, _event = _transition(
+    case, event = _transition(
         case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state
+    )
+    leader = case.key_case_leader
+    _notify_review(
+        case=case,
+        event=event,
+        recipients=[leader.email] if leader and leader.email else role_emails(role=roles.LEADER),
+        subject=_("【待审签】%s") % case.reference,
+        line=_("网评办已审核通过,请分管局领导审签答复。"),
     )
     return case
 
@@ -599,8 +626,16 @@ def case_office_send_back(
 @transaction.atomic
 def case_leader_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
     """分管局领导审签: tier 3 signs the reply off for publication."""
-    case, _event = _transition(
+    case, event = _transition(
         case=case, acting_user=acting_user, name="leader_approve", expected_state=expected_state
+    )
+    office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
+    _notify_review(
+        case=case,
+        event=event,
+        recipients=unit_staff_emails(unit=office, role=roles.DISPATCHER) if office else [],
+        subject=_("【待发布】%s") % case.reference,
+        line=_("分管局领导已审签,请网评办发布答复。"),
     )
     return case
 

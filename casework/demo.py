@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import roles
 from accounts.models import Unit, User
-from casework import calendar, routing, services
+from casework import calendar, joint, routing, services
 from casework.models import Case, FollowUp, State
 
 POLICE_KEYWORDS = (
@@ -32,6 +32,8 @@ PLAN = [
     ("dispatched_sign_for_overdue", 1),
     ("handling", 2),
     ("handling_overdue", 2),
+    ("joint_handling", 1),
+    ("extension", 1),
     ("office_review", 1),
     ("office_sent_back", 1),
     ("leader_review", 1),
@@ -118,6 +120,11 @@ def demo_walk(*, replies: dict[str, tuple[str, datetime | None]], seed: int = 20
     return report
 
 
+def units_for_joint(unit: Unit) -> list[Unit]:
+    """Units that can take a co-unit task beside ``unit``: the police-type units."""
+    return list(Unit.objects.filter(kind=Unit.Kind.POLICE_TYPE, is_active=True).exclude(pk=unit.pk))
+
+
 def _walk_one(*, case, bucket, unit, handler, dispatcher, reviewer, leader, reply, now, rng) -> None:
     if bucket == "rejected":
         services.case_reject_invalid(case=case, acting_user=dispatcher, reason="重复留言,已合并处理。")
@@ -137,6 +144,22 @@ def _walk_one(*, case, bucket, unit, handler, dispatcher, reviewer, leader, repl
     case = services.case_accept(case=case, acting_user=handler)
     if bucket in ("handling", "handling_overdue"):
         return
+    if bucket == "joint_handling":
+        # 多警种联动: a second unit checks its part; about half have reported already.
+        co_unit = rng.choice(units_for_joint(unit))
+        task = joint.co_unit_assign(case=case, acting_user=dispatcher, unit=co_unit, working_days=3,
+                                    task="请协助核查留言所涉情况,并反馈本单位办理意见。")
+        if rng.random() < 0.5:
+            joint.co_unit_report(task=task, acting_user=_staff(roles.HANDLER, co_unit),
+                                 report="已核查,情况属实,已配合承办单位处理。")
+        return
+    if bucket == "extension":
+        request = joint.extension_request(case=case, acting_user=handler, working_days=5,
+                                          reason="涉及多个部门,需进一步调查核实。")
+        if rng.random() < 0.5:
+            joint.extension_decide(extension=request, acting_user=dispatcher, approve=True,
+                                   note="同意延期,请按期办结。")
+        return
     reply_text = (reply[0] if reply else "") or "您好!您反映的问题已收悉,经核实,我单位已依法处理。感谢您的监督。"
     services.draft_save(case=case, acting_user=handler,
                         handling_report=f"经{unit.name}核实:{case.subject}。已联系网民了解情况并依法处理。",
@@ -150,6 +173,8 @@ def _walk_one(*, case, bucket, unit, handler, dispatcher, reviewer, leader, repl
         return
     if bucket == "office_review":
         return
+    if bucket == "leader_review" and rng.random() < 0.5:
+        joint.case_mark_key(case=case, acting_user=dispatcher, leader=leader)  # 局领导挂帅
     case = services.case_office_approve(case=case, acting_user=reviewer)
     if bucket == "leader_review":
         return

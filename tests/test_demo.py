@@ -10,7 +10,15 @@ import pytest
 from accounts.models import Unit, User
 from casework.demo import is_police_related
 from casework.management.commands.demo_setup import DATA_FILE
-from casework.models import Case, DisciplineReferral, Notification, State, SupervisionNotice
+from casework.models import (
+    Case,
+    CoUnitTask,
+    DisciplineReferral,
+    Extension,
+    Notification,
+    State,
+    SupervisionNotice,
+)
 
 
 @pytest.fixture
@@ -51,7 +59,11 @@ def test_demo_setup_builds_bureau_and_cases_in_every_state(small_data_file, sett
     assert SupervisionNotice.objects.exists()
     assert DisciplineReferral.objects.exists()
     assert Notification.objects.filter(subject__startswith="【催办·督办单】").exists()
-    assert "wpb_li" in out.getvalue() or "wpb_zhang" in out.getvalue()
+    # Joint handling, an extension request and a key case led by a leader are in the demo too.
+    assert CoUnitTask.objects.exists()
+    assert Extension.objects.exists()
+    assert Case.objects.filter(is_key_case=True, key_case_leader__isnull=False).exists()
+    assert "wpb_li" in out.getvalue()
 
 
 @pytest.mark.django_db

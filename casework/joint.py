@@ -30,6 +30,8 @@ from casework.services import (
     CaseConflict,
     TransitionRefused,
     case_dispatch,
+    case_lock,
+    case_touch,
     case_url,
     event_append,
     notification_queue,
@@ -48,10 +50,6 @@ CLOCK_STATES = {
 CO_UNIT_STATES = [State.DISPATCHED, State.HANDLING]
 
 
-def _lock(case: Case) -> Case:
-    return Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
-
-
 def _require(user: User, case: Case, perm: str, scope: str = "case") -> None:
     from casework.selectors import user_can_see_case, user_may_act
 
@@ -59,11 +57,6 @@ def _require(user: User, case: Case, perm: str, scope: str = "case") -> None:
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
     if not user_may_act(user=user, case=case, perm=perm, scope=scope):
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
-
-
-def _touch(case: Case, *fields: str) -> None:
-    case.lock_version += 1
-    case.save(update_fields=[*fields, "lock_version", "updated_at"])
 
 
 # ---------------------------------------------------------------- joint handling
@@ -91,7 +84,7 @@ def co_unit_assign(
         TransitionRefused: the case is not dispatched or in handling, the unit is the lead unit,
             inactive or already a co-unit, the task is empty or the deadline is not in the future.
     """
-    locked = _lock(case)
+    locked = case_lock(case=case)
     _require(acting_user, locked, "assign_co_unit")
     if locked.state not in CO_UNIT_STATES:
         raise TransitionRefused(_("只有已交办或承办中的案件可以指定协办单位。"))
@@ -123,7 +116,7 @@ def co_unit_assign(
         reason=task,
         payload={"task_id": item.pk, "unit_id": unit.pk, "unit": unit.name, "due_at": due_at.isoformat()},
     )
-    _touch(locked)
+    case_touch(case=locked)
     notification_queue(
         key=f"event:{event.pk}",
         case=locked,
@@ -147,7 +140,7 @@ def co_unit_report(*, task: CoUnitTask, acting_user: User, report: str) -> CoUni
         TransitionRefused: the report is empty, was given already, or the case is no longer with
             the units (not dispatched or in handling).
     """
-    locked = _lock(task.case)
+    locked = case_lock(case=task.case)
     item = CoUnitTask.objects.select_for_update().select_related("unit").get(pk=task.pk)
     if not (acting_user.has_perm("casework.submit_feedback") and user_covers_unit(user=acting_user, unit=item.unit)):
         raise PermissionDenied(_("只有协办单位的办理员可以报告协办情况。"))
@@ -171,7 +164,7 @@ def co_unit_report(*, task: CoUnitTask, acting_user: User, report: str) -> CoUni
         reason=report,
         payload={"task_id": item.pk, "unit_id": item.unit_id, "unit": item.unit.name},
     )
-    _touch(locked)
+    case_touch(case=locked)
     if locked.lead_unit is not None:
         notification_queue(
             key=f"event:{event.pk}",
@@ -194,7 +187,7 @@ def case_mark_key(*, case: Case, acting_user: User, leader: User | None) -> Case
         PermissionDenied: the user lacks ``casework.mark_key_case`` or cannot see the case.
         TransitionRefused: ``leader`` does not hold the leader role, or the case is archived.
     """
-    locked = _lock(case)
+    locked = case_lock(case=case)
     _require(acting_user, locked, "mark_key_case")
     if locked.state == State.ARCHIVED:
         raise TransitionRefused(_("已归档的案件不能再标记。"))
@@ -210,7 +203,7 @@ def case_mark_key(*, case: Case, acting_user: User, leader: User | None) -> Case
         to_state=locked.state,
         payload={"leader_id": leader.pk if leader else None, "leader": str(leader) if leader else ""},
     )
-    _touch(locked, "is_key_case", "key_case_leader")
+    case_touch(case=locked, fields=("is_key_case", "key_case_leader"))
     return locked
 
 
@@ -257,7 +250,7 @@ def extension_request(
     """
     if clock not in CLOCK_FIELDS:
         raise TransitionRefused(_("未知的时限。"))
-    locked = _lock(case)
+    locked = case_lock(case=case)
     _require(acting_user, locked, "request_extension", scope="lead")
     if locked.state not in CLOCK_STATES[clock]:
         raise TransitionRefused(
@@ -296,7 +289,7 @@ def extension_request(
         reason=reason,
         payload={"extension_id": extension.pk, "clock": clock, "days": working_days, "due_at": due.isoformat()},
     )
-    _touch(locked)
+    case_touch(case=locked)
     notification_queue(
         key=f"event:{event.pk}",
         case=locked,
@@ -318,7 +311,7 @@ def extension_decide(
         CaseConflict: the request was decided already (by someone else, or a double submit).
         TransitionRefused: a refusal without a note, or the case left the state the clock runs in.
     """
-    locked = _lock(extension.case)
+    locked = case_lock(case=extension.case)
     _require(acting_user, locked, "decide_extension")
     item = Extension.objects.select_for_update().get(pk=extension.pk)
     if item.decision != Extension.Decision.PENDING:
@@ -353,7 +346,7 @@ def extension_decide(
             "new_due_at": item.new_due_at.isoformat() if item.new_due_at else None,
         },
     )
-    _touch(locked)
+    case_touch(case=locked)
     if locked.lead_unit is not None:
         notification_queue(
             key=f"event:{event.pk}",
@@ -405,7 +398,7 @@ def case_return_arbitrate(
             or a re-dispatch names no unit or the unit that returned it.
         CaseConflict: the case was already dispatched by someone else.
     """
-    locked = _lock(case)
+    locked = case_lock(case=case)
     _require(acting_user, locked, "dispatch_case")
     if expected_state is not None and locked.state != expected_state:
         raise CaseConflict(
@@ -483,9 +476,7 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
     from_state = locked.state
     locked.reject_invalid(reason=(closing + (f";{reason}" if reason else ""))[:500], at=now)
     locked.merged_into = main
-    locked.lock_version += 1
-    locked.save(update_fields=["state", "closing_reason", "archived_at", "merged_into", "lock_version",
-                               "updated_at"])
+    case_touch(case=locked, fields=("state", "closing_reason", "archived_at", "merged_into"))
     event_append(
         case=locked, action="merge", actor=acting_user, from_state=from_state, to_state=locked.state,
         reason=reason, payload={"main_id": main.pk, "main": main.reference},
@@ -494,7 +485,7 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
         case=main, action="merge_in", actor=acting_user, from_state=main.state, to_state=main.state,
         reason=reason, payload={"merged_id": locked.pk, "merged": locked.reference},
     )
-    _touch(main)
+    case_touch(case=main)
     return locked
 
 
@@ -512,9 +503,7 @@ def merged_cases_follow_reply(*, case: Case, acting_user: User) -> int:
         merged.published_reply = case.published_reply
         merged.published_at = case.published_at
         merged.published_where = merged.platform.name
-        merged.lock_version += 1
-        merged.save(update_fields=["published_reply", "published_at", "published_where", "lock_version",
-                                   "updated_at"])
+        case_touch(case=merged, fields=("published_reply", "published_at", "published_where"))
         event_append(
             case=merged, action="merged_reply", actor=acting_user, from_state=merged.state,
             to_state=merged.state, payload={"main_id": case.pk, "main": case.reference,

@@ -295,6 +295,21 @@ def case_register(
 # ---------------------------------------------------------------- transitions
 
 
+def case_lock(*, case: Case) -> Case:
+    """Reload ``case`` with its row locked until the transaction ends (lead unit joined, not locked).
+
+    Must run inside ``transaction.atomic``. Every write to a case starts here, so two writers
+    serialise on the row instead of acting on what they read earlier.
+    """
+    return Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
+
+
+def case_touch(*, case: Case, fields: tuple[str, ...] = ()) -> None:
+    """Save ``fields`` of a locked case and bump ``lock_version`` so stale edit forms are refused."""
+    case.lock_version += 1
+    case.save(update_fields=[*fields, "lock_version", "updated_at"])
+
+
 def _changed_fields(case: Case, before: dict) -> list[str]:
     return [
         f.attname
@@ -319,7 +334,7 @@ def _transition(
     reason = (reason or "").strip()
     if reason_required and not reason:
         raise TransitionRefused(_("必须填写理由。"))
-    locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
+    locked = case_lock(case=case)
     method = getattr(locked, name)
     from casework.selectors import user_can_see_case
 
@@ -503,7 +518,7 @@ def draft_save(
     """
     from casework.selectors import user_may_act
 
-    locked = Case.objects.select_for_update(of=("self",)).select_related("lead_unit").get(pk=case.pk)
+    locked = case_lock(case=case)
     if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):
         raise PermissionDenied(_("您没有为该案件撰写反馈的权限。"))
     if expected_lock_version is not None and locked.lock_version != expected_lock_version:
@@ -523,8 +538,7 @@ def draft_save(
         reply_text=reply_text,
         author=acting_user,
     )
-    locked.lock_version += 1
-    locked.save(update_fields=["lock_version", "updated_at"])
+    case_touch(case=locked)
     event_append(
         case=locked,
         action="draft_saved",

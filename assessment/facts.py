@@ -90,7 +90,8 @@ class _Dialect:
     def local_month(self, expr: str) -> str:
         if self.pg:
             return f"to_char(({expr}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')"
-        return f"strftime('%Y-%m', ({expr}) + 8.0/24)"
+        # %% because every statement runs with parameters (a lone % would be a placeholder).
+        return f"strftime('%%Y-%%m', ({expr}) + 8.0/24)"
 
     def param_ts(self, value: datetime):
         """A datetime parameter in the representation the facts tables use."""

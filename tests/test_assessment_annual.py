@@ -141,3 +141,17 @@ def test_suggested_topics_group_similar_cases(bureau):
     topics = topics_suggest()
     assert sorted(tp.message_count for tp in topics) == [2, 2]
     assert {tp.citizen_count for tp in topics} == {2}
+
+
+@pytest.mark.parametrize("url_name", ["assessment:dashboard_data", "assessment:report"])
+def test_dashboard_and_report_work_with_sql_logging_on(client, bureau, two_units, url_name):
+    """With DEBUG (as in `make run`) Django logs each statement by formatting it with its parameters;
+    a literal % in raw SQL must not break that (it did: the dashboard answered 500 on SQLite)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(bureau.leader)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse(url_name) + "?start=2026-03-01&end=2026-03-31")
+    assert response.status_code == 200
+    assert len(queries) > 0

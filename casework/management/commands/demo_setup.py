@@ -62,6 +62,10 @@ class Command(BaseCommand):
             out.write("演示办理:已存在办理中的案件,本次不再推进。")
         for line in report.refused:
             out.write(f"  未能推进 {line}")
+        try:  # suggested common-issue topics for the office to review (assessment app)
+            call_command("topics_suggest", stdout=self.stdout, stderr=self.stderr)
+        except Exception as exc:
+            self.stderr.write(f"共性问题分组失败:{exc}")
         for _ in range(3):
             taken = escalation.escalation_sweep()
             if taken:

@@ -191,9 +191,24 @@ class CaseAdmin(admin.ModelAdmin):
             return [F("queue_due").asc(nulls_last=True), "submitted_at"]
         return super().get_ordering(request)
 
+    def get_search_fields(self, request):
+        # A phone fragment finds its message (C21), but only for those who may read contacts:
+        # for anyone else the search box must not become an oracle on the masked number.
+        fields = list(super().get_search_fields(request))
+        if request.user.has_perm("casework.view_citizen_contact"):
+            fields.append("citizen_contact")
+        return fields
+
     def get_search_results(self, request, queryset, search_term):
-        # Numbers typed full-width with a Chinese IME find the same case (field case C23).
-        return super().get_search_results(request, queryset, to_half_width(search_term or ""))
+        # Numbers typed full-width with a Chinese IME find the same case (field case C23); the
+        # term as typed is searched too, since free text (the body) is stored exactly as written.
+        search_term = search_term or ""
+        folded = to_half_width(search_term)
+        qs, dupes = super().get_search_results(request, queryset, folded)
+        if folded != search_term.strip():
+            typed, typed_dupes = super().get_search_results(request, queryset, search_term)
+            qs, dupes = qs | typed, dupes or typed_dupes
+        return qs, dupes
 
     def get_changelist_instance(self, request):
         cl = super().get_changelist_instance(request)

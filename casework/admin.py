@@ -5,16 +5,19 @@ The admin is an interface only: every read of cases goes through the access rule
 post to ``<id>/act/<action>/``, which re-checks the permission on the server through the service.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.selectors import units_in_scope
-from casework import export, joint, review, selectors, services
+from casework import escalation, export, joint, review, selectors, services
 from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
 from casework.models import (
     Case,
@@ -612,11 +615,60 @@ class CaseEventAdmin(ScopedCaseChildAdmin):
     search_fields = ["case__reference"]
 
 
+class NoticeAnswerForm(forms.Form):
+    answer = forms.CharField(label=_("单位答复"), widget=forms.Textarea(attrs={"rows": 4}))
+
+
 @admin.register(SupervisionNotice)
 class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
+    """督办单 of the cases in scope; the supervised unit answers one on its answer page."""
+
     list_display = ["case", "unit", "opened_at", "answered_at"]
     list_select_related = ["case", "unit"]
     list_filter = [("answered_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["case", "unit", "content", "opened_by", "opened_at", "answer", "answered_at",
+                       "answer_link"]
+    exclude = ["step"]
+
+    @admin.display(description=_("答复"))
+    def answer_link(self, obj):
+        if obj.answered_at:
+            return ""
+        url = reverse("admin:casework_supervisionnotice_answer", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("答复督办单"))
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/answer/", self.admin_site.admin_view(self.answer_view),
+                 name="casework_supervisionnotice_answer"),
+            *super().get_urls(),
+        ]
+
+    def answer_view(self, request, pk):
+        # Outside the scope the notice does not exist (404); in scope but not the supervised
+        # unit (e.g. the office), the service refuses (403).
+        notice = self.get_queryset(request).select_related("case", "unit").filter(pk=pk).first()
+        if notice is None:
+            raise Http404
+        form = NoticeAnswerForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
+                                                     answer=form.cleaned_data["answer"])
+            except escalation.NoticeAnswerRefused as exc:
+                messages.error(request, str(exc))
+            else:
+                self.log_change(request, notice, _("答复督办单"))
+                messages.success(request, _("督办单已答复。"))
+            return HttpResponseRedirect(reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("答复督办单:%s") % notice,
+            "notice": notice,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/casework/notice_answer.html", context)
 
 
 class SuperuserConfigAdmin(admin.ModelAdmin):

@@ -461,13 +461,18 @@ def referral_record_outcome(
         note: the decision in words (required).
 
     Raises:
-        PermissionDenied: the user lacks ``casework.record_referral_outcome``.
+        PermissionDenied: the user lacks ``casework.record_referral_outcome`` or cannot see the
+            referral's case (the one access rule; a model-wide permission never widens it, C17).
         ReferralOutcomeRefused: an outcome was recorded already, the kind is unknown or the note
             is empty.
     """
     from django.core.exceptions import PermissionDenied
 
-    if not acting_user.has_perm("casework.record_referral_outcome"):
+    from casework.selectors import user_can_see_case
+
+    if not acting_user.has_perm("casework.record_referral_outcome") or not user_can_see_case(
+        user=acting_user, case=referral.case
+    ):
         raise PermissionDenied(_("您没有登记移交处理结果的权限。"))
     note = (note or "").strip()
     if kind not in DisciplineReferral.Outcome.values:
@@ -488,6 +493,54 @@ def referral_record_outcome(
         case=case, action="referral_outcome", actor=acting_user, from_state=case.state,
         to_state=case.state, reason=note,
         payload={"referral_id": locked.pk, "kind": kind}, at=now,
+    )
+    return locked
+
+
+class NoticeAnswerRefused(Exception):
+    """A 督办单 cannot be answered; ``str(exc)`` says why."""
+
+
+@transaction.atomic
+def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer: str) -> SupervisionNotice:
+    """Record the supervised unit's answer to a 督办单 (DESIGN.md §3: tracked until the unit answers).
+
+    Only the unit the notice was sent to answers it: the user needs ``casework.answer_supervision``
+    and the notice's unit in his scope (seeing the case is not enough: the office sees every case
+    but does not answer for a district). The answer is written once, with an audit event on the
+    case; an answered notice no longer counts towards the ladder's unanswered-notice referral.
+
+    Args:
+        notice: the ``SupervisionNotice``.
+        acting_user: a handler (or head) of the supervised unit.
+        answer: what the unit did, in words (required).
+
+    Raises:
+        PermissionDenied: without the permission, or when the notice's unit is outside the scope.
+        NoticeAnswerRefused: the answer is empty or the notice was answered already.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.selectors import user_covers_unit
+
+    if not acting_user.has_perm("casework.answer_supervision") or not user_covers_unit(
+        user=acting_user, unit=notice.unit
+    ):
+        raise PermissionDenied(_("只有被督办单位可以答复督办单。"))
+    answer = (answer or "").strip()
+    if not answer:
+        raise NoticeAnswerRefused(_("请填写答复内容。"))
+    locked = SupervisionNotice.objects.select_for_update().get(pk=notice.pk)
+    if locked.answered_at is not None:
+        raise NoticeAnswerRefused(_("该督办单已答复,不能修改。"))
+    now = timezone.now()
+    locked.answer = answer
+    locked.answered_at = now
+    locked.save(update_fields=["answer", "answered_at"])
+    case = Case.objects.select_for_update(of=("self",)).get(pk=locked.case_id)
+    event_append(
+        case=case, action="supervision_answered", actor=acting_user, from_state=case.state,
+        to_state=case.state, reason=answer, payload={"notice_id": locked.pk}, at=now,
     )
     return locked
 

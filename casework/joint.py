@@ -494,12 +494,23 @@ def merged_cases_follow_reply(*, case: Case, acting_user: User) -> int:
 
     Called by :func:`casework.services.case_publish_reply` inside its transaction. Each merged case
     keeps its own channel: its ``published_where`` is its own platform, and its timeline records
-    the reply it follows.
+    the reply it follows. Cases merged into a case that was later merged itself (A into B, then B
+    into ``case``) follow too: the whole tree of duplicates under ``case`` gets the reply.
     """
     count = 0
-    for merged in Case.objects.select_for_update(of=("self",)).select_related("platform").filter(
-        merged_into=case
-    ):
+    parents, seen = [case.pk], {case.pk}
+    while parents:
+        batch = list(Case.objects.select_for_update(of=("self",)).select_related("platform")
+                     .filter(merged_into_id__in=parents).exclude(pk__in=seen).order_by("pk"))
+        parents = [m.pk for m in batch]
+        seen.update(parents)
+        count += _follow_reply(case=case, duplicates=batch, acting_user=acting_user)
+    return count
+
+
+def _follow_reply(*, case: Case, duplicates: list[Case], acting_user: User) -> int:
+    count = 0
+    for merged in duplicates:
         merged.published_reply = case.published_reply
         merged.published_at = case.published_at
         merged.published_where = merged.platform.name

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from casework.importing import messages_import_records
 from casework.models import Case, Platform
+from casework.selectors import cases_visible_to
 
 MAX_MESSAGES = 1000
 
@@ -76,7 +77,11 @@ def messages_push(request: HttpRequest) -> JsonResponse:
         report = messages_import_records(records=records, platform=platform, acting_user=user)
     except PermissionDenied:
         return _error(403, "该账号没有登记留言的权限。")
-    references = dict(Case.objects.filter(pk__in=[r.case_id for r in report.rows]).values_list("pk", "reference"))
+    # A re-sent message names its case only to an account that may see that case.
+    references = dict(
+        cases_visible_to(user=user, queryset=Case.objects.filter(pk__in=[r.case_id for r in report.rows]))
+        .values_list("pk", "reference")
+    )
     return JsonResponse(
         {
             "created": report.created,

@@ -80,12 +80,15 @@ def co_unit_assign(
         due_at: an aware deadline; one of the two is required and it must lie in the future.
 
     Raises:
-        PermissionDenied: the user lacks ``casework.assign_co_unit`` or cannot see the case.
+        PermissionDenied: the user lacks ``casework.assign_co_unit``, cannot see the case, or
+            ``unit`` lies outside the user's scope.
         TransitionRefused: the case is not dispatched or in handling, the unit is the lead unit,
             inactive or already a co-unit, the task is empty or the deadline is not in the future.
     """
     locked = case_lock(case=case)
     _require(acting_user, locked, "assign_co_unit")
+    if not user_covers_unit(user=acting_user, unit=unit):
+        raise PermissionDenied(_("只能指定您管辖范围内的单位协办。"))
     if locked.state not in CO_UNIT_STATES:
         raise TransitionRefused(_("只有已交办或承办中的案件可以指定协办单位。"))
     if not unit.is_active:

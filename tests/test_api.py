@@ -81,3 +81,15 @@ def test_pushed_full_width_message_id_is_stored_half_width_and_deduplicated(clie
     body = push(client, {**MESSAGE, "message_id": raw}).json()
     assert (body["created"], body["skipped"]) == (0, 1)
     assert list(Case.objects.values_list("external_id", flat=True)) == ["POST-001"]
+
+
+def test_a_resent_message_does_not_reveal_the_reference_of_a_case_the_account_cannot_see(client, bureau):
+    from accounts import roles
+    from tests.factories import make_user
+
+    push(client, MESSAGE)  # registered by the city-wide dispatcher
+    clerk = make_user("district_clerk", role=roles.DISPATCHER, unit=bureau.unit_a)  # no city-wide scope
+    body = push(client, MESSAGE, user="district_clerk").json()
+    assert (body["created"], body["skipped"]) == (0, 1)
+    assert body["cases"] == [{"message_id": "P-001", "reference": None, "created": False}]
+    assert clerk.pk

@@ -224,3 +224,18 @@ def test_co_unit_scope_is_by_unit_subtree(bureau):
 
     assert selectors.user_can_see_case(user=officer, case=case)
     assert selectors.user_can_see_case(user=bureau.handler_b, case=case)  # parent unit covers the station
+
+
+def test_co_unit_outside_the_assigners_scope_is_refused(bureau):
+    from django.core.exceptions import PermissionDenied
+
+    from accounts import roles
+    from accounts.services import unit_access_grant
+    from tests.factories import make_user
+
+    case = bureau.case_in(State.HANDLING)
+    clerk = make_user("clerk_a", role=roles.DISPATCHER, unit=bureau.unit_a)
+    unit_access_grant(user=clerk, unit=bureau.unit_a)
+    with pytest.raises(PermissionDenied):
+        joint.co_unit_assign(case=case, acting_user=clerk, unit=bureau.unit_b, task="协查", working_days=2)
+    assert not case.co_unit_tasks.exists()

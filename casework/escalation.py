@@ -162,7 +162,12 @@ def unit_notice_referrals_due(
     )
 
 
-def _recipients(rung: EscalationRung, unit) -> list[str]:
+def _recipients(rung: EscalationRung, unit, cache: dict | None = None) -> list[str]:
+    if cache is not None:
+        key = (rung.pk, unit.pk)
+        if key not in cache:
+            cache[key] = _recipients(rung, unit)
+        return cache[key]
     emails: list[str] = []
     if rung.notify_handlers:
         emails += unit_staff_emails(unit=unit, role=roles.HANDLER)
@@ -282,7 +287,7 @@ def _subject(rung: EscalationRung, case: Case, clock_label: str) -> str:
 @transaction.atomic
 def case_escalate(
     *, clock_id: int, rung: EscalationRung, now: datetime, trigger: str = TRIGGER_LADDER,
-    cal: calendar.WorkCalendar | None = None,
+    cal: calendar.WorkCalendar | None = None, recipients_cache: dict | None = None,
 ) -> EscalationStep | None:
     """Take one ladder step on one running clock, once; return the new step or None if not due.
 
@@ -299,6 +304,8 @@ def case_escalate(
         trigger: ``"ladder"`` (deadline threshold) or ``"unit_notices"`` (the unit has too many
             unanswered 督办单; the threshold and required step are not checked).
         cal: the bureau calendar when the caller loaded it.
+        recipients_cache: a dict the sweep shares across cases, so the addresses of one rung for
+            one unit are read once per sweep.
     """
     cal = cal or calendar.work_calendar()
     # order_by(): no default ordering, which would join the case table.
@@ -374,7 +381,7 @@ def case_escalate(
     notification_queue(
         key=f"step:{step.pk}",
         case=case,
-        recipients=_recipients(rung, unit),
+        recipients=_recipients(rung, unit, cache=recipients_cache),
         subject=_subject(rung, case, clock_label),
         body=render_to_string("casework/email/escalation.txt", context),
         html_body=render_to_string("casework/email/escalation.html", context),
@@ -428,10 +435,12 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
     cal = calendar.work_calendar()
     rungs = ladder_rungs()
     taken: dict[str, int] = {}
+    recipients: dict = {}
 
     def take(ids, rung, trigger):
         for clock_id in ids:
-            if case_escalate(clock_id=clock_id, rung=rung, now=now, trigger=trigger, cal=cal):
+            if case_escalate(clock_id=clock_id, rung=rung, now=now, trigger=trigger, cal=cal,
+                             recipients_cache=recipients):
                 taken[rung.level] = taken.get(rung.level, 0) + 1
 
     for rung in rungs:

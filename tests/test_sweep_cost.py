@@ -1,0 +1,34 @@
+"""The sweep's cost per due case is a small constant: recipients are read once per rung and unit."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+import pytest
+import time_machine
+
+from casework import escalation
+from casework.models import State
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+THEN = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_each_due_case_costs_a_small_constant_number_of_queries(bureau, settings, n):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    with time_machine.travel(THEN, tick=False):
+        for _ in range(n):
+            bureau.case_in(State.HANDLING)
+
+    with CaptureQueriesContext(connection) as queries:
+        taken = escalation.escalation_sweep(now=THEN + timedelta(days=30))
+
+    assert taken == {"urge": n}
+    # Fixed part (rungs, calendar, one selection per rung, unit notice count) plus at most 17
+    # statements per due case, savepoints included (lock, re-check, step, 督办单, event, e-mail).
+    assert len(queries) <= 12 + 17 * n
+    # The unit's and the 网评办's addresses are read once per sweep, not once per case.
+    membership_reads = [q for q in queries.captured_queries if "accounts_unitmembership" in q["sql"]]
+    assert len(membership_reads) <= 4

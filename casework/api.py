@@ -10,9 +10,11 @@ harmless: (platform, message_id) already registered is reported as ``skipped``.
 
 import base64
 import binascii
+import hashlib
 import json
 
 from django.contrib.auth import authenticate
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -25,7 +27,13 @@ from casework.selectors import cases_visible_to
 MAX_MESSAGES = 1000
 
 
-def _basic_auth_user(request: HttpRequest):
+# After this many failed logins for one account from one address within the window, further
+# attempts are refused (429) until the window has passed — password guessing gets nowhere.
+MAX_FAILED_LOGINS = 5
+FAILED_LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+def _credentials(request: HttpRequest) -> tuple[str, str] | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header.startswith("Basic "):
         return None
@@ -33,7 +41,12 @@ def _basic_auth_user(request: HttpRequest):
         username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return authenticate(request, username=username, password=password)
+    return username, password
+
+
+def _throttle_key(request: HttpRequest, username: str) -> str:
+    digest = hashlib.sha256(f"{username}\n{request.META.get('REMOTE_ADDR', '')}".encode()).hexdigest()
+    return f"api-login-failures:{digest}"
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -51,10 +64,19 @@ def messages_push(request: HttpRequest) -> JsonResponse:
     Responses: 200 with ``{"created": n, "skipped": n, "errors": [{"index", "message_id",
     "reason"}], "cases": [{"message_id", "reference", "created"}]}`` (errors of single messages do
     not fail the others); 400 for a body that is not JSON or too large; 401 without valid
-    credentials; 403 without ``casework.register_case``; 404 for an unknown platform code.
+    credentials; 429 after ``MAX_FAILED_LOGINS`` failures for the account from that address within
+    ``FAILED_LOGIN_WINDOW_SECONDS``; 403 without ``casework.register_case``; 404 for an unknown platform code.
     """
-    user = _basic_auth_user(request)
+    credentials = _credentials(request)
+    if credentials is None:
+        return _error(401, "需要有效的用户名和密码(HTTP Basic)。")
+    key = _throttle_key(request, credentials[0])
+    if cache.get(key, 0) >= MAX_FAILED_LOGINS:
+        return _error(429, "登录失败次数过多,请 15 分钟后再试。")
+    user = authenticate(request, username=credentials[0], password=credentials[1])
     if user is None or not user.is_active:
+        cache.add(key, 0, FAILED_LOGIN_WINDOW_SECONDS)
+        cache.incr(key)
         return _error(401, "需要有效的用户名和密码(HTTP Basic)。")
     try:
         payload = json.loads(request.body.decode("utf-8"))

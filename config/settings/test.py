@@ -5,3 +5,9 @@ from config.settings.base import *  # noqa: F401,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
+
+# A cache namespace of its own per test process: counters (e.g. login throttling) never leak
+# between runs or xdist workers sharing one Redis.
+import uuid  # noqa: E402
+
+CACHES["default"]["KEY_PREFIX"] = f"casework-test-{uuid.uuid4().hex[:12]}"  # noqa: F405

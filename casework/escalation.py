@@ -30,10 +30,11 @@ rung on the running clocks' deadlines, so with nothing due it runs a fixed numbe
 its cost grows with the clocks that are due, not with all cases.
 """
 
+import contextlib
 from datetime import datetime
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -448,6 +449,32 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
         take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff), rung, TRIGGER_LADDER)
         take(unit_notice_referrals_due(now=now, rung=rung, cal=cal), rung, TRIGGER_UNIT_NOTICES)
     return taken
+
+
+# Key of the PostgreSQL advisory lock held while a sweep runs (any constant unique to this use).
+SWEEP_LOCK_KEY = 0x63775377  # "cwSw"
+
+
+@contextlib.contextmanager
+def sweep_lock():
+    """Hold the sweep lock for the duration of the block; yield False when another sweep holds it.
+
+    On PostgreSQL this is a session advisory lock, so a beat that fires while a long sweep is still
+    running skips instead of doing the same work twice (it would be safe, only wasted). On SQLite,
+    which lets one writer at a time anyway, the block always runs.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
 
 
 class ReferralOutcomeRefused(Exception):

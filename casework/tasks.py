@@ -11,9 +11,13 @@ def escalation_sweep() -> dict[str, int]:
     """Run the escalation ladder over the cases due now (scheduled by Celery beat).
 
     Returns the number of steps taken per level. Running it twice, or twice at once, takes each
-    step once (see :mod:`casework.escalation`).
+    step once (see :mod:`casework.escalation`); on PostgreSQL a sweep that starts while another is
+    still running skips at once and returns ``{"skipped": 1}``.
     """
-    return escalation.escalation_sweep()
+    with escalation.sweep_lock() as acquired:
+        if not acquired:
+            return {"skipped": 1}
+        return escalation.escalation_sweep()
 
 
 @shared_task(

@@ -1,7 +1,10 @@
 """Factories and helpers that build units, staff and cases through the services."""
 
 from datetime import datetime
+import threading
 from zoneinfo import ZoneInfo
+
+from django.db import connection
 
 from accounts import roles
 from accounts.models import Unit, User
@@ -94,3 +97,25 @@ class Bureau:
         if state == State.REPLIED:
             return case
         raise ValueError(state)
+
+
+def run_together(*calls):
+    """Run ``calls`` in threads released by one barrier, each on its own database connection."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def runner(i, call):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = ("ok", call())
+        except Exception as exc:  # the outcome is what the test asserts
+            results[i] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results

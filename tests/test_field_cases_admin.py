@@ -7,7 +7,6 @@ code, the state, the number of audit events and admin log entries, the rendered 
 import html
 from html.parser import HTMLParser
 import re
-import threading
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission
@@ -32,8 +31,7 @@ from casework.models import (
     State,
     SupervisionNotice,
 )
-from config.celery import app as celery_app
-from tests.factories import make_user
+from tests.factories import make_user, run_together
 
 CHANGELIST = "admin:casework_case_changelist"
 on_postgres = pytest.mark.skipif(connection.vendor != "postgresql",
@@ -234,36 +232,8 @@ def test_c03_unsafe_markup_detector_catches_a_live_link_and_handler():
 # ---------------------------------------------------------------- C12: two leaders at the same moment
 
 
-@pytest.fixture
-def eager_celery(settings):
-    """Run Celery tasks in-process so e-mails queued after commit are sent and counted."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
-def run_together(*calls):
-    """Run ``calls`` in threads released by one barrier, each on its own database connection."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def runner(i, call):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = ("ok", call())
-        except Exception as exc:  # the outcome is what the test asserts
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 @on_postgres

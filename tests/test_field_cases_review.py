@@ -6,7 +6,6 @@ Complements tests/test_field_cases_admin.py, which covers the plain transitions 
 
 import csv
 import io
-import threading
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission
@@ -24,7 +23,7 @@ from casework import joint, selectors, services
 from casework.admin import CaseAdmin
 from casework.export import csv_cell_safe
 from casework.models import Case, Extension, State
-from tests.factories import make_user
+from tests.factories import make_user, run_together
 
 CHANGELIST = "admin:casework_case_changelist"
 on_postgres = pytest.mark.skipif(connection.vendor != "postgresql",
@@ -52,26 +51,6 @@ def csv_rows(response):
     return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
-def run_together(*calls):
-    """Run ``calls`` in threads released by one barrier, each on its own database connection."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def runner(i, call):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = ("ok", call())
-        except Exception as exc:  # the outcome is what the test asserts
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 # ---------------------------------------------------------------- C03: review screen shows text as text

@@ -1,19 +1,13 @@
 """Each review tier is told by e-mail, once, when a case reaches its queue."""
 
 from django.core import mail
-import pytest
 
 from accounts.models import User
 from casework import joint, services
 from casework.models import Notification, State
 
 
-@pytest.fixture
-def eager(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-
-
-def test_feedback_notifies_office_reviewers_with_a_link(bureau, eager, django_capture_on_commit_callbacks):
+def test_feedback_notifies_office_reviewers_with_a_link(bureau, eager_celery, django_capture_on_commit_callbacks):
     case = bureau.case_in(State.HANDLING)
     services.draft_save(case=case, acting_user=bureau.handler_a, handling_report="已核实", reply_text="答复")
     mail.outbox = []
@@ -26,7 +20,7 @@ def test_feedback_notifies_office_reviewers_with_a_link(bureau, eager, django_ca
 
 
 def test_office_approval_notifies_the_leaders_or_only_the_leader_of_a_key_case(
-    bureau, eager, django_capture_on_commit_callbacks
+    bureau, eager_celery, django_capture_on_commit_callbacks
 ):
     other_leader = User.objects.create_user("leader2", email="leader2@bureau.invalid")
     other_leader.groups.add(*bureau.leader.groups.all())
@@ -42,7 +36,7 @@ def test_office_approval_notifies_the_leaders_or_only_the_leader_of_a_key_case(
     assert all(m.subject.startswith("【待审签】") for m in mail.outbox)
 
 
-def test_leader_approval_notifies_the_dispatchers_once(bureau, eager, django_capture_on_commit_callbacks):
+def test_leader_approval_notifies_the_dispatchers_once(bureau, eager_celery, django_capture_on_commit_callbacks):
     case = bureau.case_in(State.LEADER_REVIEW)
     mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):

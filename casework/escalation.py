@@ -53,7 +53,7 @@ from casework.models import (
     EscalationStep,
     SupervisionNotice,
 )
-from casework.services import case_url, event_append, notification_queue
+from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
 
 logger = logging.getLogger("casework")
 
@@ -313,14 +313,7 @@ def case_escalate(
     row = CaseClock.objects.filter(pk=clock_id).order_by().values("case_id").first()
     if row is None:
         return None
-    # of=("self",): lock only the case row; the unit is joined through a nullable FK (outer
-    # join), which PostgreSQL refuses to lock.
-    case = (
-        Case.objects.select_for_update(of=("self",))
-        .select_related("lead_unit")
-        .filter(pk=row["case_id"])
-        .first()
-    )
+    case = case_lock(case=Case(pk=row["case_id"]))  # a clock's case always exists (PROTECT)
     clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).order_by().first()
     if case is None or clock is None or case.lead_unit is None:
         return None
@@ -477,7 +470,7 @@ def sweep_lock():
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
 
 
-class ReferralOutcomeRefused(Exception):
+class ReferralOutcomeRefused(TransitionRefused):
     """An outcome cannot be recorded; ``str(exc)`` says why."""
 
 
@@ -515,6 +508,8 @@ def referral_record_outcome(
         raise ReferralOutcomeRefused(_("请选择处理方式。"))
     if not note:
         raise ReferralOutcomeRefused(_("请填写处理结果说明。"))
+    # Lock order as everywhere else: the case first, then its child row.
+    case = case_lock(case=referral.case)
     locked = DisciplineReferral.objects.select_for_update().get(pk=referral.pk)
     if locked.outcome_recorded_at is not None:
         raise ReferralOutcomeRefused(_("该移交已登记处理结果,不能修改。"))
@@ -524,7 +519,6 @@ def referral_record_outcome(
     locked.outcome_recorded_at = now
     locked.outcome_by = acting_user
     locked.save(update_fields=["outcome_kind", "outcome", "outcome_recorded_at", "outcome_by"])
-    case = Case.objects.select_for_update(of=("self",)).get(pk=locked.case_id)
     event_append(
         case=case, action="referral_outcome", actor=acting_user, from_state=case.state,
         to_state=case.state, reason=note,
@@ -533,7 +527,7 @@ def referral_record_outcome(
     return locked
 
 
-class NoticeAnswerRefused(Exception):
+class NoticeAnswerRefused(TransitionRefused):
     """A 督办单 cannot be answered; ``str(exc)`` says why."""
 
 
@@ -566,6 +560,7 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
     answer = (answer or "").strip()
     if not answer:
         raise NoticeAnswerRefused(_("请填写答复内容。"))
+    case = case_lock(case=notice.case)
     locked = SupervisionNotice.objects.select_for_update().get(pk=notice.pk)
     if locked.answered_at is not None:
         raise NoticeAnswerRefused(_("该督办单已答复,不能修改。"))
@@ -573,7 +568,6 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
     locked.answer = answer
     locked.answered_at = now
     locked.save(update_fields=["answer", "answered_at"])
-    case = Case.objects.select_for_update(of=("self",)).get(pk=locked.case_id)
     event_append(
         case=case, action="supervision_answered", actor=acting_user, from_state=case.state,
         to_state=case.state, reason=answer, payload={"notice_id": locked.pk}, at=now,

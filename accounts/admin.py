@@ -3,11 +3,13 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from guardian.shortcuts import get_objects_for_user
 
 from accounts import roles, services
+from accounts.admin_base import StaffAdminMixin, StaffModelAdmin, StaffTabularInline, admin_adopt
 from accounts.models import Unit, UnitMembership, User
 
 
@@ -30,7 +32,7 @@ class SuperuserOnlyMixin:
         return request.user.is_active and request.user.is_superuser
 
 
-class UnitMembershipInline(admin.TabularInline):
+class UnitMembershipInline(StaffTabularInline):
     model = UnitMembership
     extra = 0
     autocomplete_fields = ["unit"]
@@ -52,7 +54,7 @@ class UserAccessForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(SuperuserOnlyMixin, DjangoUserAdmin):
+class UserAdmin(SuperuserOnlyMixin, StaffAdminMixin, DjangoUserAdmin):
     form = UserAccessForm
     inlines = [UnitMembershipInline]
     list_display = ["username", "full_name", "email", "role_list", "unit_list", "is_active", "is_superuser"]
@@ -109,7 +111,7 @@ class UserAdmin(SuperuserOnlyMixin, DjangoUserAdmin):
 
 
 @admin.register(Unit)
-class UnitAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
+class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
     list_display = ["indented_name", "code", "kind", "function", "email", "is_active"]
     list_filter = ["kind", "function", "is_active"]
     search_fields = ["name", "code"]
@@ -136,3 +138,6 @@ class UnitAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
+
+
+admin_adopt(Group)

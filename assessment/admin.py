@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_base import StaffModelAdmin, StaffTabularInline
 from assessment import services
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
 from assessment.selectors import topic_weekly_volume
@@ -23,7 +24,7 @@ def _is_office(user) -> bool:
 
 
 @admin.register(AssessmentWeights)
-class AssessmentWeightsAdmin(admin.ModelAdmin):
+class AssessmentWeightsAdmin(StaffModelAdmin):
     list_display = ("name", "sign_for_on_time", "handled_on_time", "return_rate", "send_back_rate",
                     "satisfaction", "per_supervision_notice", "per_referral", "per_extension", "updated_at")
     readonly_fields = ("updated_at", "updated_by")
@@ -43,7 +44,7 @@ class AssessmentWeightsAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class OfficeAdmin(admin.ModelAdmin):
+class OfficeAdmin(StaffModelAdmin):
     """Visible and editable by the office (网评办) and superusers."""
 
     def has_module_permission(self, request):
@@ -62,7 +63,7 @@ class OfficeAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(StaffTabularInline):
     model = TopicMembership
     fields = ("case", "case_subject", "similarity")
     readonly_fields = ("case", "case_subject", "similarity")
@@ -81,7 +82,7 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
-class ActionInline(admin.TabularInline):
+class ActionInline(StaffTabularInline):
     model = ImprovementAction
     fields = ("unit", "description", "due_date", "started_on", "status")
     readonly_fields = fields

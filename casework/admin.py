@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_base import StaffModelAdmin
 from accounts.selectors import units_in_scope
 from casework import escalation, export, joint, review, selectors, services
 from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
@@ -104,7 +105,7 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ScopedCaseChildAdmin(admin.ModelAdmin):
+class ScopedCaseChildAdmin(StaffModelAdmin):
     """Admin of a model that hangs off a case: rows follow the case's access rule; read-only."""
 
     def get_queryset(self, request):
@@ -130,7 +131,7 @@ class ScopedCaseChildAdmin(admin.ModelAdmin):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(StaffModelAdmin):
     list_display = [
         "reference",
         "subject",
@@ -671,7 +672,7 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
         return TemplateResponse(request, "admin/casework/notice_answer.html", context)
 
 
-class SuperuserConfigAdmin(admin.ModelAdmin):
+class SuperuserConfigAdmin(StaffModelAdmin):
     def has_module_permission(self, request):
         return request.user.is_superuser
 

@@ -14,7 +14,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
+from accounts.admin_base import StaffModelAdmin, admin_adopt
 from casework import clocks, escalation
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
@@ -286,7 +294,7 @@ class DisciplineReferralAdmin(ScopedCaseChildAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(StaffModelAdmin):
     list_display = ["subject", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = [("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "key"]
@@ -302,3 +310,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+for _model in (PeriodicTask, ClockedSchedule, CrontabSchedule, SolarSchedule, IntervalSchedule):
+    admin_adopt(_model)

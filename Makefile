@@ -26,11 +26,12 @@ setup: venv
 run: setup
 	PORT=$(PORT) bash scripts/run.sh
 
-## Headless Chromium and a CJK font for the browser tests (Debian packages; never `playwright install`).
+## Headless Chromium and a CJK font for the browser tests, GNU gettext for the catalogue test
+## (Debian packages; never `playwright install`).
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-wqy-microhei; fi; }
+	@{ command -v chromium && command -v xgettext; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei gettext; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-wqy-microhei gettext; fi; }
 
 ## Run the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis).
 test: venv browser-deps

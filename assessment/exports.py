@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from io import BytesIO
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
@@ -17,6 +19,9 @@ from openpyxl.styles import Alignment, Font
 from assessment.facts import Period
 from assessment.selectors import METRIC_LABELS, RATE_METRICS, Mean, Ratio, UnitFigures
 from casework.models import Case
+
+_CASE_HEADERS = (_lazy("案件编号"), _lazy("平台留言编号"), _lazy("留言主题"), _lazy("留言时间"), _lazy("承办单位"),
+                 _lazy("状态"))
 
 
 def _text(cell, value: str) -> None:
@@ -30,14 +35,14 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
     """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet)."""
     wb = Workbook()
     ws = wb.active
-    ws.title = "年度考核"
+    ws.title = str(_("年度考核"))
     _text(ws.cell(row=1, column=1), title)
     ws.cell(row=1, column=1).font = Font(bold=True, size=14)
-    _text(ws.cell(row=2, column=1), f"考核期间:{period.start:%Y-%m-%d} 至 {period.end:%Y-%m-%d}(不含)")
-    headers = ["排名", "单位", "得分"]
+    _text(ws.cell(row=2, column=1), _("考核期间:%(s)s 至 %(e)s(不含)") % {"s": f"{period.start:%Y-%m-%d}", "e": f"{period.end:%Y-%m-%d}"})
+    headers = [str(_("排名")), str(_("单位")), str(_("得分"))]
     for name in RATE_METRICS:
-        headers += [METRIC_LABELS[name], f"{METRIC_LABELS[name]}(分子/分母)"]
-    headers += [METRIC_LABELS[n] for n in ("reply_working_days", "supervision_notices", "referrals", "extensions")]
+        headers += [str(METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": METRIC_LABELS[name]}]
+    headers += [str(METRIC_LABELS[n]) for n in ("reply_working_days", "supervision_notices", "referrals", "extensions")]
     for col, h in enumerate(headers, start=1):
         _text(ws.cell(row=4, column=col), h)
         ws.cell(row=4, column=col).font = Font(bold=True)
@@ -60,8 +65,8 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
             ws.cell(row=r, column=col + i, value=int(row.values.get(name, 0) or 0))
     ws.column_dimensions["B"].width = 24
     if cases is not None:
-        cs = wb.create_sheet("案件明细")
-        for col, h in enumerate(["案件编号", "平台留言编号", "留言主题", "留言时间", "承办单位", "状态"], start=1):
+        cs = wb.create_sheet(str(_("案件明细")))
+        for col, h in enumerate([str(h) for h in _CASE_HEADERS], start=1):
             _text(cs.cell(row=1, column=col), h)
             cs.cell(row=1, column=col).font = Font(bold=True)
         for r, case in enumerate(cases, start=2):

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class AssessmentWeights(models.Model):
@@ -78,7 +79,7 @@ class Topic(models.Model):
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("留言主题")
+        verbose_name = pgettext_lazy("topic", "留言主题")
         verbose_name_plural = _("留言主题(共性问题)")
         ordering = ["-heat", "-id"]
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Unit
 from assessment.facts import AssessmentFacts, Period
@@ -308,15 +309,15 @@ COUNT_METRICS = {
     "extensions": metric_extensions,
 }
 METRIC_LABELS = {
-    "sign_for_on_time": "按时签收率",
-    "handled_on_time": "按时办结率",
-    "return_rate": "回退率",
-    "send_back_rate": "发回重办率",
-    "satisfaction": "满意率",
-    "reply_working_days": "平均答复用时(工作日)",
-    "supervision_notices": "督办单",
-    "referrals": "移交纪检督察",
-    "extensions": "批准延期",
+    "sign_for_on_time": _("按时签收率"),
+    "handled_on_time": _("按时办结率"),
+    "return_rate": _("回退率"),
+    "send_back_rate": _("发回重办率"),
+    "satisfaction": _("满意率"),
+    "reply_working_days": _("平均答复用时(工作日)"),
+    "supervision_notices": _("督办单"),
+    "referrals": _("移交纪检督察"),
+    "extensions": _("批准延期"),
 }
 LOWER_IS_BETTER = {"return_rate", "send_back_rate"}
 

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Unit
 from assessment.exports import assessment_workbook
@@ -32,7 +33,7 @@ from assessment.selectors import (
 from casework.models import Case
 from casework.selectors import cases_visible_to, user_can_see_case
 
-KINDS = {"": _("单位"), "district": _("按县市区分局"), "police_type": _("按警种")}
+KINDS = {"": gettext_lazy("单位"), "district": gettext_lazy("按县市区分局"), "police_type": gettext_lazy("按警种")}
 COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "referrals", "extensions")
 
 

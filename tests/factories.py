@@ -68,8 +68,12 @@ class Bureau:
         data.update(fields)
         return services.case_register(acting_user=self.dispatcher, **data)
 
-    def case_in(self, state: str, *, unit: Unit | None = None, **fields) -> Case:
-        """Return a case walked through the services up to ``state``, lead unit ``unit`` (default A)."""
+    def case_in(self, state: str, *, unit: Unit | None = None, report: str = "已核实",
+                reply: str = "您好,所需材料如下。", where: str = "问政西地省", **fields) -> Case:
+        """Return a case walked through the services up to ``state``, lead unit ``unit`` (default A).
+
+        ``report`` and ``reply`` are the unit's feedback and draft reply; ``where`` where it is published.
+        """
         unit = unit or self.unit_a
         handler = self.handler_a if unit == self.unit_a else self.handler_b
         case = self.register(**fields)
@@ -83,7 +87,7 @@ class Bureau:
         case = services.case_accept(case=case, acting_user=handler)
         if state == State.HANDLING:
             return case
-        services.draft_save(case=case, acting_user=handler, handling_report="已核实", reply_text="您好,所需材料如下。")
+        services.draft_save(case=case, acting_user=handler, handling_report=report, reply_text=reply)
         case = services.case_submit_feedback(case=case, acting_user=handler)
         if state == State.OFFICE_REVIEW:
             return case
@@ -93,7 +97,7 @@ class Bureau:
         case = services.case_leader_approve(case=case, acting_user=self.leader)
         if state == State.APPROVED:
             return case
-        case = services.case_publish_reply(case=case, acting_user=self.dispatcher, where="问政西地省")
+        case = services.case_publish_reply(case=case, acting_user=self.dispatcher, where=where)
         if state == State.REPLIED:
             return case
         raise ValueError(state)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db.models import DateTimeField, Exists, F, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import User
 from accounts.selectors import unit_scope_q, user_covers_unit, user_is_city_wide
@@ -237,11 +238,22 @@ def case_clock_due(*, case: Case):
     return "", None
 
 
-def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
-    """Describe the working time left until ``due`` in words (剩 3 个工作日 / 今日 17:00 到期 / 已超期 2 个工作日).
+@dataclass(frozen=True)
+class ClockMark:
+    """How a running clock stands: ``status`` is ``overdue``, ``due_soon`` or ``ok``; ``text`` in words."""
+
+    status: str
+    text: str
+
+
+def clock_mark(*, due, now=None, exceptions: dict | None = None) -> ClockMark | None:
+    """Return how the clock with deadline ``due`` stands at ``now``, or None when no clock runs.
+
+    Red (``overdue``) once the deadline has passed; amber (``due_soon``) when at most one working day
+    is left (due today or on the next working day), as the 12345 platforms mark cases; else ``ok``.
 
     Args:
-        due: an aware deadline, or None (returns "").
+        due: an aware deadline, or None.
         now: an aware "now" (default: the current time).
         exceptions: calendar rows ``{date: is_workday}`` covering the range, when the caller loaded
             them for many cases at once (see :func:`calendar_exceptions_around`); else one query.
@@ -249,7 +261,7 @@ def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
     from casework import calendar
 
     if due is None:
-        return ""
+        return None
     now = now or timezone.now()
     a = timezone.localtime(now, calendar.SHANGHAI).date()
     b = timezone.localtime(due, calendar.SHANGHAI).date()
@@ -264,11 +276,22 @@ def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
             days += 1
     if due >= now:
         if days == 0:
-            return str(_("今日 %s 到期")) % timezone.localtime(due, calendar.SHANGHAI).strftime("%H:%M")
-        return str(_("剩 %d 个工作日")) % days
+            text = str(_("今日 %s 到期")) % timezone.localtime(due, calendar.SHANGHAI).strftime("%H:%M")
+        else:
+            text = ngettext("剩 %d 个工作日", "剩 %d 个工作日", days) % days
+        return ClockMark("due_soon" if days <= 1 else "ok", text)
     if days == 0:
-        return str(_("今日已超期"))
-    return str(_("已超期 %d 个工作日")) % days
+        return ClockMark("overdue", str(_("今日已超期")))
+    return ClockMark("overdue", ngettext("已超期 %d 个工作日", "已超期 %d 个工作日", days) % days)
+
+
+def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
+    """Describe the working time left until ``due`` in words (剩 3 个工作日 / 今日 17:00 到期 / 已超期 2 个工作日).
+
+    Arguments as :func:`clock_mark`; returns "" when ``due`` is None.
+    """
+    mark = clock_mark(due=due, now=now, exceptions=exceptions)
+    return mark.text if mark else ""
 
 
 def calendar_exceptions_around(*, dates) -> dict:

@@ -110,3 +110,18 @@ def comment_office_emails() -> list[str]:
         set(unit_staff_emails(unit=office, role=roles.DISPATCHER))
         | set(unit_staff_emails(unit=office, role=roles.OFFICE_REVIEWER))
     )
+
+
+def handling_units_q() -> Q:
+    """Return the ``Q`` of the units that can handle a case (as lead or co-unit).
+
+    A handling unit is active, is not the bureau itself and has no office function: the 网评办
+    dispatches and reviews, 纪检督察 supervise, 局领导 sign off; none of them answers a message
+    (DESIGN.md §1–2).
+    """
+    return Q(is_active=True, function="") & ~Q(kind=Unit.Kind.BUREAU)
+
+
+def unit_is_handling(*, unit: Unit) -> bool:
+    """Tell whether ``unit`` can handle a case (see :func:`handling_units_q`)."""
+    return unit.is_active and unit.function == "" and unit.kind != Unit.Kind.BUREAU

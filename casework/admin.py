@@ -8,6 +8,7 @@ post to ``<id>/act/<action>/``, which re-checks the permission on the server thr
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import F
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,9 +18,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin
-from accounts.selectors import units_in_scope
-from casework import escalation, export, joint, review, selectors, services
-from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
+from accounts.models import Unit
+from accounts.selectors import handling_units_q, units_in_scope
+from casework import escalation, export, joint, review, routing, selectors, services
+from casework.forms import DispatchForm, FollowUpForm, MessageTypeForm, PublishForm, ReasonForm
 from casework.models import (
     Case,
     CaseEvent,
@@ -155,7 +157,7 @@ class CaseAdmin(StaffModelAdmin):
         "reply_due_at", "feedback_at", "published_at", "published_where", "archived_at",
     ]
     change_form_template = "admin/casework/case/change_form.html"
-    actions = ["bulk_archive", "export_csv", "export_xlsx"]
+    actions = ["bulk_dispatch", "bulk_archive", "export_csv", "export_xlsx"]
 
     # ---------------------------------------------------------------- access
 
@@ -308,7 +310,11 @@ class CaseAdmin(StaffModelAdmin):
             "expected_state": case.state,
         }
         if case.state == State.REGISTERED and may("dispatch_case"):
-            context["dispatch_form"] = DispatchForm(units=units_in_scope(user=user).filter(is_active=True))
+            context["dispatch_form"] = DispatchForm(units=units_in_scope(user=user).filter(handling_units_q()),
+                                                    initial={"message_type": case.message_type})
+        if case.state in services.TYPE_CORRECTABLE_STATES and case.state != State.REGISTERED and may("dispatch_case"):
+            context["type_form"] = MessageTypeForm(initial={"message_type": case.message_type,
+                                                            "lock_version": case.lock_version})
         if case.state == State.HANDLING and may("submit_feedback", "lead"):
             initial = {}
             latest = draft or case.drafts.order_by("-version").first()
@@ -343,7 +349,7 @@ class CaseAdmin(StaffModelAdmin):
             "clock_left": selectors.working_time_left(due=clock_due),
             "merged_cases": list(case.merged_cases.only("pk", "reference", "subject")),
         }
-        active_units = units_in_scope(user=user).filter(is_active=True)
+        active_units = units_in_scope(user=user).filter(handling_units_q())
         if case.state in joint.CO_UNIT_STATES and may("assign_co_unit"):
             context["co_unit_form"] = CoUnitForm(units=active_units.exclude(pk=case.lead_unit_id))
         own_task = selectors.case_co_unit_task_for(user=user, case=case)
@@ -414,12 +420,27 @@ class CaseAdmin(StaffModelAdmin):
         user = request.user
         post = request.POST
         if action == "dispatch":
-            form = DispatchForm(post, units=units_in_scope(user=user).filter(is_active=True))
+            form = DispatchForm(post, units=units_in_scope(user=user).filter(handling_units_q()))
             _require(form)
-            services.case_dispatch(case=case, acting_user=user, unit=form.cleaned_data["unit"],
-                                   note=form.cleaned_data["note"], expected_state=expected)
+            with transaction.atomic():  # a corrected type and the dispatch land together or not at all
+                if form.cleaned_data["message_type"] != case.message_type:
+                    case = services.case_message_type_set(
+                        case=case, acting_user=user, message_type=form.cleaned_data["message_type"],
+                        reason=form.cleaned_data["note"] or _("交办时更正"),
+                    )
+                services.case_dispatch(case=case, acting_user=user, unit=form.cleaned_data["unit"],
+                                       note=form.cleaned_data["note"], expected_state=expected)
             self.log_change(request, case, _("执行:%s") % _("交办"))
             return _("已交办至%s。") % form.cleaned_data["unit"]
+        if action == "set_type":
+            form = MessageTypeForm(post)
+            _require(form)
+            case = services.case_message_type_set(
+                case=case, acting_user=user, message_type=form.cleaned_data["message_type"],
+                reason=form.cleaned_data["reason"], expected_lock_version=form.cleaned_data["lock_version"],
+            )
+            self.log_change(request, case, _("执行:%s") % _("更正留言类型"))
+            return _("留言类型已更正为「%(type)s」,期限已重新计算。") % {"type": case.get_message_type_display()}
         if action == "save_draft":
             form = VersionedDraftForm(post)
             _require(form)
@@ -459,7 +480,7 @@ class CaseAdmin(StaffModelAdmin):
     # ---------------------------------------------------------------- joint handling and friends
 
     def _do_assign_co_unit(self, request, case, post, expected):
-        form = CoUnitForm(post, units=units_in_scope(user=request.user).filter(is_active=True))
+        form = CoUnitForm(post, units=units_in_scope(user=request.user).filter(handling_units_q()))
         _require(form)
         task = joint.co_unit_assign(case=case, acting_user=request.user, **form.cleaned_data)
         return _("已指定协办单位:%s。") % task.unit
@@ -491,7 +512,7 @@ class CaseAdmin(StaffModelAdmin):
         return _("延期申请:%s。") % result.get_decision_display()
 
     def _do_arbitrate_return(self, request, case, post, expected):
-        form = ReturnRulingForm(post, units=units_in_scope(user=request.user).filter(is_active=True))
+        form = ReturnRulingForm(post, units=units_in_scope(user=request.user).filter(handling_units_q()))
         _require(form)
         data = form.cleaned_data
         result = joint.case_return_arbitrate(case=case, acting_user=request.user,
@@ -533,6 +554,67 @@ class CaseAdmin(StaffModelAdmin):
     # ---------------------------------------------------------------- bulk actions
 
     @admin.action(description=_("批量归档所选案件(逐件检查权限)"))
+    @admin.action(description=_("批量交办所选留言"), permissions=["dispatch"])
+    def bulk_dispatch(self, request, queryset):
+        """交办 many registered messages in one step, each to the unit chosen on its row.
+
+        The first post shows the selected messages still waiting for dispatch, each with the
+        catalogue's suggestion preselected and its reason; the second (``apply``) dispatches each row
+        through :func:`casework.services.case_dispatch` with ``expected_state`` registered, so a
+        message dispatched or merged meanwhile is refused, not dispatched twice. Rows left without
+        a unit are skipped; a refused row keeps the dispatcher's choices on the page.
+        """
+        cases = list(queryset.filter(state=State.REGISTERED).select_related("platform").order_by("pk"))
+        skipped = queryset.exclude(state=State.REGISTERED).count()
+        units = list(units_in_scope(user=request.user).filter(handling_units_q()).order_by("path"))
+        by_pk = {u.pk: u for u in units}
+        catalogue = list(Unit.objects.filter(handling_units_q()).exclude(keywords="").order_by("path"))
+        rows = []
+        for case in cases:
+            suggested, keywords = routing.unit_suggestion(case=case, units=catalogue)
+            chosen = request.POST.get(f"unit_{case.pk}") if "apply" in request.POST else (
+                str(suggested.pk) if suggested and suggested.pk in by_pk else "")
+            rows.append({"case": case, "suggested": suggested, "keywords": keywords, "chosen": chosen or ""})
+        if "apply" in request.POST:
+            note = (request.POST.get("note") or "").strip()
+            done, refused = [], []
+            for row in rows:
+                unit = by_pk.get(int(row["chosen"])) if row["chosen"].isdigit() else None
+                if unit is None:
+                    refused.append((row, _("未选择承办单位")))
+                    continue
+                try:
+                    services.case_dispatch(case=row["case"], acting_user=request.user, unit=unit, note=note,
+                                           expected_state=State.REGISTERED)
+                except (PermissionDenied, services.TransitionRefused) as exc:
+                    refused.append((row, str(exc)))
+                    continue
+                self.log_change(request, row["case"], _("执行:%s") % _("批量交办"))
+                done.append(row)
+            if done:
+                messages.success(request, _("已交办 %d 件。") % len(done))
+            if skipped:
+                messages.warning(request, _("另有 %d 件已不是待交办状态(已被他人处理),未交办。") % skipped)
+            if not refused:
+                return None
+            for row, why in refused:
+                row["error"] = why
+            rows = [row for row, _why in refused]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("批量交办"),
+            "opts": self.model._meta,
+            "rows": rows,
+            "units": units,
+            "skipped": skipped,
+            "note": request.POST.get("note", ""),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/casework/case/bulk_dispatch.html", context)
+
+    def has_dispatch_permission(self, request):
+        return request.user.has_perm("casework.dispatch_case")
+
     def bulk_archive(self, request, queryset):
         done, refused = 0, []
         for case in queryset:

@@ -221,6 +221,40 @@ def clock_extend(*, case: Case, clock: str, working_days: int) -> CaseClock | No
     return row
 
 
+def clocks_recompute_policy(*, case: Case) -> list[CaseClock]:
+    """Recompute the running clocks of ``case``'s current round on the policy now in force for it.
+
+    Used when the message type is corrected: each running clock keeps its start and its approved
+    extensions, and takes the length of the new type's policy (DESIGN.md §4). The ladder steps
+    already taken on those clocks stay taken.
+
+    Args:
+        case: the case, locked by the calling service, with its new ``message_type``.
+
+    Returns:
+        the recomputed clocks.
+    """
+    policies = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)
+    rows = list(
+        CaseClock.objects.select_for_update()
+        .filter(case=case, round=case.handling_round, stopped_at__isnull=True)
+        .select_related("unit")
+    )
+    calendars: dict = {}
+    for row in rows:
+        if row.unit_id not in calendars:
+            calendars[row.unit_id] = calendar.work_calendar(unit=row.unit)
+        row.amount, row.time_unit = policies[row.clock]
+        deadline = calendars[row.unit_id].deadline(
+            start=row.started_at, amount=row.amount, unit=row.time_unit, extra_days=row.extended_days
+        )
+        row.due_at = deadline.due_at
+        row.calendar_unconfirmed = ",".join(str(y) for y in deadline.unconfirmed_years)
+        row.save(update_fields=["amount", "time_unit", "due_at", "calendar_unconfirmed"])
+    _sync_case_fields(case, rows)
+    return rows
+
+
 def clocks_recompute_year(*, year: int) -> int:
     """Recompute the running clocks flagged with ``year`` once its calendar changed or was confirmed.
 

@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Unit
-from casework.models import FollowUp
+from casework.models import FollowUp, MessageType
 
 
 class ReasonForm(forms.Form):
@@ -13,11 +13,23 @@ class ReasonForm(forms.Form):
 
 class DispatchForm(forms.Form):
     unit = forms.ModelChoiceField(label=_("承办单位"), queryset=Unit.objects.none())
+    message_type = forms.ChoiceField(
+        label=_("留言类型"), choices=MessageType.choices,
+        help_text=_("导入时按文字推断,决定答复时限;不对请在交办前更正。"),
+    )
     note = forms.CharField(label=_("交办意见"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, units=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["unit"].queryset = units if units is not None else Unit.objects.none()
+
+
+class MessageTypeForm(forms.Form):
+    """更正留言类型 after dispatch: the running clocks are recomputed, so a reason is required."""
+
+    message_type = forms.ChoiceField(label=_("留言类型"), choices=MessageType.choices)
+    reason = forms.CharField(label=_("更正理由"), widget=forms.Textarea(attrs={"rows": 2}))
+    lock_version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class DraftForm(forms.Form):

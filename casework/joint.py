@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from accounts import roles
 from accounts.models import Unit, User
-from accounts.selectors import comment_office_emails, unit_staff_emails, user_covers_unit
+from accounts.selectors import comment_office_emails, unit_is_handling, unit_staff_emails, user_covers_unit
 from casework import calendar
 from casework.models import Case, CoUnitTask, Extension, State
 from casework.services import (
@@ -93,6 +93,8 @@ def co_unit_assign(
         raise TransitionRefused(_("只有已交办或承办中的案件可以指定协办单位。"))
     if not unit.is_active:
         raise TransitionRefused(_("所选单位已停用。"))
+    if not unit_is_handling(unit=unit):
+        raise TransitionRefused(_("%s 不是承办单位,不能协办(网评办、纪检督察和局领导不承办留言)。") % unit.name)
     if unit.pk == locked.lead_unit_id:
         raise TransitionRefused(_("协办单位不能是承办单位本身。"))
     task = (task or "").strip()

@@ -426,6 +426,7 @@ class ReplyDraft(models.Model):
 ACTION_LABELS = {
     "register": _("登记"),
     "dispatch": _("交办"),
+    "message_type_set": _("更正留言类型"),
     "reject_invalid": _("不予受理"),
     "accept": _("签收"),
     "return_to_office": _("退回"),

@@ -31,3 +31,16 @@ def unit_suggest(*, case: Case, units: list[Unit] | None = None) -> Unit | None:
         if score > best_score:
             best, best_score = unit, score
     return best
+
+
+def unit_suggestion(*, case: Case, units: list[Unit] | None = None) -> tuple[Unit | None, list[str]]:
+    """Return the catalogue's suggested lead unit for ``case`` and the keywords that chose it.
+
+    Same rule as :func:`unit_suggest`; the keywords (in the unit's order) are the reason shown to
+    the dispatcher. ``(None, [])`` when no keyword matches.
+    """
+    unit = unit_suggest(case=case, units=units)
+    if unit is None:
+        return None, []
+    text = f"{case.subject}\n{case.body}"
+    return unit, [k for k in unit.keywords.split() if k and k in text]

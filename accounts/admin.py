@@ -112,10 +112,11 @@ class UserAdmin(SuperuserOnlyMixin, StaffAdminMixin, DjangoUserAdmin):
 
 @admin.register(Unit)
 class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
-    list_display = ["indented_name", "code", "kind", "function", "email", "is_active"]
+    list_display = ["indented_name", "code", "kind", "function", "leaders_in_charge", "email", "is_active"]
     list_filter = ["kind", "function", "is_active"]
     search_fields = ["name", "code"]
     autocomplete_fields = ["parent"]
+    filter_horizontal = ["leaders"]
     inlines = []
     ordering = ["path"]
 
@@ -123,6 +124,18 @@ class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
     def indented_name(self, obj):
         depth = max(obj.path.count(".") - 1, 0)
         return "　" * depth + obj.name
+
+    @admin.display(description=_("分管局领导"))
+    def leaders_in_charge(self, obj):
+        return "、".join(str(u) for u in obj.leaders.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("leaders")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "leaders":
+            kwargs["queryset"] = User.objects.filter(groups__name=roles.LEADER, is_active=True).order_by("username")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         services.unit_save(unit=obj)

@@ -62,6 +62,11 @@ class Unit(models.Model):
     members = models.ManyToManyField(
         "User", through="UnitMembership", related_name="units", verbose_name=_("成员")
     )
+    leaders = models.ManyToManyField(
+        "User", blank=True, related_name="units_in_charge", verbose_name=_("分管局领导"),
+        help_text=_("分管本单位的局领导:本单位(及未另设分管领导的下级单位)的答复由其审签(三审),"
+                    "催督办也报其本人。未设置时沿用上级单位的分管领导,都没有时报全体局领导。"),
+    )
 
     class Meta:
         verbose_name = _("单位")

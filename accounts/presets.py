@@ -34,7 +34,8 @@ def bureau_preset_load(*, path: Path = DEMO_PRESET, password: str, email_domain:
 
     Args:
         path: JSON file with ``units`` (code, name, kind, parent, function, keywords, email) and
-            ``staff`` (username, full_name, roles, unit, is_head, title, city_wide).
+            ``staff`` (username, full_name, roles, unit, is_head, title, city_wide, and for leaders
+            ``in_charge_of``: the codes of the units they are in charge of, 分管).
         password: password for newly created users.
 
     Raises:
@@ -74,6 +75,8 @@ def bureau_preset_load(*, path: Path = DEMO_PRESET, password: str, email_domain:
                        title=spec.get("title", ""))
         if spec.get("city_wide"):
             unit_access_grant(user=user, unit=root)
+        for code in spec.get("in_charge_of", []):
+            units[code].leaders.add(user)
         result.logins.append((user.username, user.full_name, ",".join(spec["roles"])))
     result.showcase = list(data.get("demo_logins", []))
     return result

@@ -125,3 +125,56 @@ def handling_units_q() -> Q:
 def unit_is_handling(*, unit: Unit) -> bool:
     """Tell whether ``unit`` can handle a case (see :func:`handling_units_q`)."""
     return unit.is_active and unit.function == "" and unit.kind != Unit.Kind.BUREAU
+
+
+def unit_leaders_in_charge(*, unit: Unit | None) -> list[User]:
+    """Return the 分管局领导 of ``unit``: its own, else those of its nearest ancestor that has any.
+
+    A leader in charge of a district bureau is in charge of its police stations unless a station
+    has leaders of its own. Only active users holding the leader role count. Empty when no unit on
+    the way to the root has leaders set (then every leader may sign off; DESIGN.md §1).
+    """
+    if unit is None:
+        return []
+    ancestor_paths = [unit.path[: i + 1] for i, ch in enumerate(unit.path) if ch == "."]
+    rows = (
+        Unit.leaders.through.objects.filter(unit__path__in=ancestor_paths, user__is_active=True,
+                                            user__groups__name=roles.LEADER)
+        .select_related("unit", "user")
+    )
+    by_path: dict[str, list[User]] = {}
+    for row in rows:
+        by_path.setdefault(row.unit.path, []).append(row.user)
+    for path in reversed(ancestor_paths):
+        if path in by_path:
+            return sorted(by_path[path], key=lambda u: u.pk)
+    return []
+
+
+def leader_emails_for_unit(*, unit: Unit | None) -> list[str]:
+    """Return the e-mails of ``unit``'s leaders in charge, or of every leader when none is set."""
+    leaders = unit_leaders_in_charge(unit=unit)
+    if not leaders:
+        return role_emails(role=roles.LEADER)
+    return sorted({u.email for u in leaders if u.email})
+
+
+def units_led_by_q(*, user: User, prefix: str = "") -> Q:
+    """Return the ``Q`` of the units whose 分管局领导 (as :func:`unit_leaders_in_charge` decides) include ``user``.
+
+    Units with no leader in charge anywhere up their chain belong to every leader. Built from the
+    unit tree in one query (the tree is small: units, not cases).
+    """
+    units = list(Unit.objects.only("pk", "path"))
+    charge = {}
+    for row in Unit.leaders.through.objects.filter(user__is_active=True, user__groups__name=roles.LEADER).values(
+        "unit__path", "user_id"
+    ):
+        charge.setdefault(row["unit__path"], set()).add(row["user_id"])
+    mine = []
+    for unit in units:
+        ancestor_paths = [unit.path[: i + 1] for i, ch in enumerate(unit.path) if ch == "."]
+        owners = next((charge[p] for p in reversed(ancestor_paths) if p in charge), None)
+        if owners is None or user.pk in owners:
+            mine.append(unit.pk)
+    return Q(**{f"{prefix}pk__in": mine})

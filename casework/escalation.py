@@ -41,7 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import roles
-from accounts.selectors import comment_office_emails, role_emails, unit_staff_emails
+from accounts.selectors import comment_office_emails, leader_emails_for_unit, role_emails, unit_staff_emails
 from casework import calendar
 from casework.models import (
     ACTIVE_STATES,
@@ -177,7 +177,7 @@ def _recipients(rung: EscalationRung, unit, cache: dict | None = None) -> list[s
     if rung.notify_comment_office:
         emails += comment_office_emails()
     if rung.notify_leaders:
-        emails += role_emails(role=roles.LEADER)
+        emails += leader_emails_for_unit(unit=unit)  # the unit's 分管局领导, else every leader
     if rung.notify_supervisors:
         emails += role_emails(role=roles.SUPERVISOR)
     return emails

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.models import User
-from accounts.selectors import unit_scope_q, user_covers_unit, user_is_city_wide
+from accounts.selectors import unit_scope_q, units_led_by_q, user_covers_unit, user_is_city_wide
 from casework.models import (
     ACTIVE_STATES,
     Case,
@@ -197,6 +197,9 @@ def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) 
     open_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=True)
     done_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=False)
     followed = FollowUp.objects.filter(case=OuterRef("pk"), round=OuterRef("handling_round"))
+    led = Q()
+    if key == "leader_review" and not user.is_superuser:
+        led = units_led_by_q(user=user, prefix="lead_unit__") | Q(key_case_leader_id=user.pk)
     filters = {
         "sign_for": lead & Q(state=State.DISPATCHED),
         "handling": lead & Q(state=State.HANDLING, feedback_at__isnull=True),
@@ -208,7 +211,8 @@ def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) 
         "to_publish": Q(state=State.APPROVED),
         "follow_up": Q(state=State.REPLIED) & ~Q(Exists(followed)),
         "office_review": Q(state=State.OFFICE_REVIEW),
-        "leader_review": Q(state=State.LEADER_REVIEW),
+        # Tier 3 waits for the leader in charge (分管) of the lead unit, or the key case's leader.
+        "leader_review": Q(state=State.LEADER_REVIEW) & led,
         "key_cases": Q(key_case_leader_id=user.pk) & ~Q(state=State.ARCHIVED),
         "referrals_open": Q(Exists(open_ref)),
         "referrals_done": Q(Exists(done_ref)) & ~Q(Exists(open_ref)),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -22,9 +23,10 @@ from accounts import roles
 from accounts.models import Unit, User
 from accounts.selectors import (
     comment_office_emails,
-    role_emails,
+    leader_emails_for_unit,
     unit_by_function,
     unit_is_handling,
+    unit_leaders_in_charge,
     unit_staff_emails,
 )
 from casework import calendar, clocks
@@ -360,6 +362,8 @@ def _transition(
     meta = method._django_fsm
     if not meta.has_transition_perm(locked, locked.state, acting_user):
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
+    if name in LEADER_TIER_TRANSITIONS:
+        _require_leader_in_charge(case=locked, acting_user=acting_user)
     if not meta.conditions_met(locked, locked.state):
         raise TransitionRefused(condition_message or _("办理条件尚未满足。"))
     from_state = locked.state
@@ -620,11 +624,12 @@ def case_office_approve(*, case: Case, acting_user: User, expected_state: str | 
     case, event = _transition(
         case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state
     )
+    # Tier 3 goes to the key case's leader, else the lead unit's 分管局领导 (all leaders when none is set).
     leader = case.key_case_leader
     _notify_review(
         case=case,
         event=event,
-        recipients=[leader.email] if leader and leader.email else role_emails(role=roles.LEADER),
+        recipients=[leader.email] if leader and leader.email else leader_emails_for_unit(unit=case.lead_unit),
         subject=_("【待审签】%s") % case.reference,
         line=_("网评办已审核通过,请分管局领导审签答复。"),
     )
@@ -644,6 +649,25 @@ def case_office_send_back(
         expected_state=expected_state,
         tier=_("网评办"),
     )
+
+
+LEADER_TIER_TRANSITIONS = ("leader_approve", "leader_send_back")
+
+
+def _require_leader_in_charge(*, case: Case, acting_user: User) -> None:
+    """Refuse tier 3 by a leader not in charge of the case, when the bureau configured it so.
+
+    ``settings.CASEWORK_LEADER_REVIEW``: ``"any"`` (default) lets every leader sign off, while the
+    queue and the e-mail go to the leader in charge; ``"in_charge"`` lets only the case's key-case
+    leader or the lead unit's 分管局领导 sign off (all leaders when the unit has none set).
+    """
+    if getattr(settings, "CASEWORK_LEADER_REVIEW", "any") != "in_charge" or acting_user.is_superuser:
+        return
+    leaders = unit_leaders_in_charge(unit=case.lead_unit)
+    if not leaders or acting_user.pk == case.key_case_leader_id or acting_user in leaders:
+        return
+    raise PermissionDenied(_("本案由%(who)s分管审签,您不是本单位的分管局领导。") % {
+        "who": "、".join(str(u) for u in leaders)})
 
 
 @transaction.atomic

@@ -192,3 +192,7 @@ LOGGING = {
 
 # Casework rules (first version; the full deadline policy lives in the database).
 CASEWORK_REFERENCE_PREFIX = os.environ.get("CASEWORK_REFERENCE_PREFIX", "JB")
+
+# Tier 3 (分管局领导审签): "any" lets every leader sign off while the queue and the e-mail go to the lead
+# unit's leaders in charge (Unit.leaders); "in_charge" lets only them (or the key case's leader) act.
+CASEWORK_LEADER_REVIEW = os.environ.get("CASEWORK_LEADER_REVIEW", "any")

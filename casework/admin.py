@@ -105,6 +105,14 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _notices_with_status(case: Case) -> list:
+    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)."""
+    notices = list(case.supervision_notices.select_related("unit", "case"))
+    for n in notices:
+        n.awaits = selectors.notice_awaits_answer(notice=n)
+    return notices
+
+
 class ScopedCaseChildAdmin(StaffModelAdmin):
     """Admin of a model that hangs off a case: rows follow the case's access rule; read-only."""
 
@@ -312,7 +320,7 @@ class CaseAdmin(StaffModelAdmin):
             "timeline": selectors.case_timeline(case=case),
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
-            "notices": case.supervision_notices.select_related("unit"),
+            "notices": _notices_with_status(case),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
         }

@@ -8,7 +8,9 @@ same period and reader; that a leader and a unit's own staff get, for their unit
 superuser gets; and that a unit's own day off moves its escalation as it moved its deadline.
 """
 
+import csv
 from datetime import date, datetime
+import gzip
 from io import BytesIO, StringIO
 from zoneinfo import ZoneInfo
 
@@ -139,6 +141,9 @@ def test_a_notice_left_behind_on_a_returned_case_is_closed_and_never_refers_anot
     assert c1.reference in page and "已终止" in page
     page = client.get(reverse("admin:casework_supervisionnotice_change", args=[n1.pk])).content.decode()
     assert "答复督办单</a>" not in page
+    page = client.get(reverse("admin:casework_case_change", args=[c1.pk])).content.decode()
+    assert "已终止:案件已退回网评办" in page
+    assert reverse("admin:casework_supervisionnotice_answer", args=[n1.pk]) not in page
     client.force_login(b.handler_a)
     assert client.get(reverse("admin:casework_supervisionnotice_answer", args=[n1.pk])).status_code == 404
     # A's tile counts the one notice A can open and answer.
@@ -488,3 +493,24 @@ def test_a_units_own_day_off_moves_when_its_notices_count_as_unanswered(bureau, 
     assert "refer" not in sweep(t(3, 9, 10, 5))
     assert sweep(t(3, 10, 10, 5)).get("refer") == 2
     assert {r.trigger for r in DisciplineReferral.objects.all()} == {"unit_notices"}
+
+
+def test_the_replay_counts_a_units_messages_on_its_own_calendar(bureau, tmp_path):
+    path = tmp_path / "one.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["message_id", "subject", "body", "submitted_at", "replied_at"])
+        writer.writeheader()
+        # A consultation submitted Mon 2019-03-04 10:00: due Thu 03-07 10:00; replied Thu 15:00.
+        writer.writerow({"message_id": 1, "subject": "咨询户口", "body": "请问", "submitted_at": "2019-03-04T10:00:00",
+                         "replied_at": "2019-03-07T15:00:00"})
+    out = StringIO()
+    call_command("replay_deadlines", str(path), stdout=out)
+    assert "按时答复:0 条" in out.getvalue()
+    # Unit A's own day off on Wed 03-06 moves its deadline to Fri 03-08: on time on its calendar.
+    UnitCalendarDay.objects.create(unit=bureau.unit_a, date=date(2019, 3, 6), is_workday=False)
+    out = StringIO()
+    call_command("replay_deadlines", str(path), "--unit", bureau.unit_a.code, stdout=out)
+    assert "按时答复:1 条" in out.getvalue()
+    out = StringIO()
+    call_command("replay_deadlines", str(path), "--unit", bureau.unit_b.code, stdout=out)
+    assert "按时答复:0 条" in out.getvalue()

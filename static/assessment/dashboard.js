@@ -45,7 +45,16 @@
     if (old) { old.destroy(); }
     figure.querySelectorAll("details.cw-dash-numbers").forEach(function (n) { n.remove(); });
     config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
-    canvas.parentNode.style.height = "220px";
+    // The chart gets its own sized box, so the caption and the numbers below it are not squeezed
+    // into (and out of) a fixed-height figure.
+    var box = canvas.parentNode;
+    if (box.tagName === "FIGURE") {
+      box = el("div", null, { "class": "cw-dash-chart" });
+      canvas.parentNode.insertBefore(box, canvas);
+      box.appendChild(canvas);
+    }
+    box.style.position = "relative";
+    box.style.height = "220px";
     return { figure: figure, chart: new window.Chart(canvas, config) };
   }
 

@@ -17,7 +17,15 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from assessment.facts import Period
-from assessment.selectors import METRIC_LABELS, RATE_METRICS, Mean, Ratio, UnitFigures
+from assessment.selectors import (
+    METRIC_DEFINITIONS,
+    METRIC_LABELS,
+    MIN_VOLUME,
+    RATE_METRICS,
+    Mean,
+    Ratio,
+    UnitFigures,
+)
 from casework.models import Case
 
 _CASE_HEADERS = (_lazy("案件编号"), _lazy("平台留言编号"), _lazy("留言主题"), _lazy("留言时间"), _lazy("承办单位"),
@@ -31,8 +39,14 @@ def _text(cell, value: str) -> None:
 
 
 def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
-                        cases: list[Case] | None = None) -> bytes:
-    """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet)."""
+                        cases: list[Case] | None = None, hidden_cases: int = 0) -> bytes:
+    """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet).
+
+    The figures are the report's (same ``rows``); a unit with fewer than ``MIN_VOLUME`` dispatches
+    is marked 样本不足 in the 备注 column; the sheet 口径说明 holds each figure's definition.
+    ``hidden_cases`` is the number of cases behind the number the reader may not open (counted
+    in the case list sheet, not listed).
+    """
     wb = Workbook()
     ws = wb.active
     ws.title = str(_("年度考核"))
@@ -43,6 +57,7 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
     for name in RATE_METRICS:
         headers += [str(METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": METRIC_LABELS[name]}]
     headers += [str(METRIC_LABELS[n]) for n in ("reply_working_days", "supervision_notices", "referrals", "extensions")]
+    headers += [str(_("备注"))]
     for col, h in enumerate(headers, start=1):
         _text(ws.cell(row=4, column=col), h)
         ws.cell(row=4, column=col).font = Font(bold=True)
@@ -63,7 +78,16 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
             ws.cell(row=r, column=col, value=round(mean.value, 2))
         for i, name in enumerate(("supervision_notices", "referrals", "extensions"), start=1):
             ws.cell(row=r, column=col + i, value=int(row.values.get(name, 0) or 0))
+        if row.small:
+            _text(ws.cell(row=r, column=col + 4), _("样本不足(交办 %(n)s 件,少于 %(min)s 件),排在有足够样本的单位之后")
+                  % {"n": row.volume, "min": MIN_VOLUME})
     ws.column_dimensions["B"].width = 24
+    ds = wb.create_sheet(str(_("口径说明")))
+    for r, (name, text) in enumerate(METRIC_DEFINITIONS.items(), start=1):
+        _text(ds.cell(row=r, column=1), METRIC_LABELS[name])
+        _text(ds.cell(row=r, column=2), str(text))
+    ds.column_dimensions["A"].width = 24
+    ds.column_dimensions["B"].width = 120
     if cases is not None:
         cs = wb.create_sheet(str(_("案件明细")))
         for col, h in enumerate([str(h) for h in _CASE_HEADERS], start=1):
@@ -76,6 +100,8 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
             _text(cs.cell(row=r, column=4), f"{case.submitted_at:%Y-%m-%d %H:%M}")
             _text(cs.cell(row=r, column=5), case.lead_unit.name if case.lead_unit_id else "")
             _text(cs.cell(row=r, column=6), case.get_state_display())
+        if hidden_cases:
+            _text(cs.cell(row=len(cases) + 2, column=1), f"另有 {hidden_cases} 件不在您的查看范围内(计入统计,不列出)")
         cs.column_dimensions["C"].width = 60
     buf = BytesIO()
     wb.save(buf)

@@ -38,8 +38,7 @@ import uuid
 from django.db import connection
 from django.db.models import QuerySet
 
-from casework.calendar import SHANGHAI, is_working_day
-from casework.models import WorkCalendarDay
+from casework.calendar import SHANGHAI, unit_calendars, work_calendar
 
 RELEVANT_ACTIONS = (
     "dispatch",
@@ -134,10 +133,13 @@ class AssessmentFacts:
     Args:
         period: the period reported on. Events of the candidate cases outside it are read too
             (a case dispatched in December and answered in January needs both).
-        unit_ids: restrict to cases dispatched to these units (ids; expand descendants first), or
-            None for every unit. Candidates are the cases now led by one of them plus the cases
-            one of them returned (a returned case's new lead unit is someone else).
-        cases: a queryset of ``Case`` the reader may see (``cases_visible_to``), or None for all.
+        unit_ids: restrict to events attributed to these units (ids; expand descendants first), or
+            None for every unit. Candidates are the cases ever dispatched to one of them (whatever
+            unit leads them now, and whenever the dispatch was recorded), so a reader's scope is
+            "events attributed to units in the reader's scope" (``assessment_scope_unit_ids``),
+            never "cases currently led by units in scope".
+        cases: further restrict to a queryset of ``Case`` (None for all). The report pages do not
+            use it for scoping (a unit's returned cases are no longer visible to it).
         as_of: aware datetime the report is made at (default now); a clock still running at
             ``as_of`` is neither on time nor late yet.
     """
@@ -153,10 +155,12 @@ class AssessmentFacts:
         self.ev, self.asg, self.clk, self.cal, self.cand = (
             f"asm_{n}_{tag}" for n in ("ev", "asg", "clk", "cal", "cand")
         )
-        # Events later than this cannot change a figure of the period (deadlines in it are
-        # at most ~3 months after a dispatch even with extensions); they are not read.
-        self.horizon = min(period.end + timedelta(days=120), self.as_of + timedelta(seconds=1))
+        # Every event up to the report time is read: a later event can still change a figure of
+        # the period (a return months after the dispatch), and the dashboard and the report of
+        # the same period must read the same events.
+        self.horizon = self.as_of + timedelta(seconds=1)
         self._cal_built = False
+        self.cal_units: list[int] = []  # units counted on their own calendar in {cal}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> AssessmentFacts:
@@ -186,17 +190,18 @@ class AssessmentFacts:
             if not self.unit_ids:
                 return "SELECT c.id FROM casework_case c WHERE 1 = 0", []
             marks = ", ".join(["%s"] * len(self.unit_ids))
-            # A UNION (not an OR) so that both halves use their index: cases led by the units, and
-            # cases the units returned (few return events, found through the (action, at) index).
+            # A UNION (not an OR) so that both halves use their index: cases led by the units now,
+            # and cases ever dispatched to one of them (their dispatch events, through the
+            # (action, at) index). No filter on when the case or the event was recorded: a dispatch
+            # recorded late with an earlier effective time belongs to the period of that time.
             sql = (
-                f"SELECT c.id FROM casework_case c WHERE c.lead_unit_id IN ({marks}) AND c.created_at < %s "
-                f"UNION SELECT r.case_id FROM casework_caseevent r WHERE r.action = 'return_to_office' "
-                f"AND r.at < %s AND {d.payload_int('unit_id', 'r')} IN ({marks})"
+                f"SELECT c.id FROM casework_case c WHERE c.lead_unit_id IN ({marks}) "
+                f"UNION SELECT r.case_id FROM casework_caseevent r WHERE r.action = 'dispatch' "
+                f"AND {d.payload_int('unit_id', 'r')} IN ({marks})"
             )
-            params += self.unit_ids + [self.period.end, self.period.end] + self.unit_ids
+            params += self.unit_ids + self.unit_ids
         else:
-            sql = "SELECT c.id FROM casework_case c WHERE c.created_at < %s"
-            params.append(self.period.end)
+            sql = "SELECT c.id FROM casework_case c"
         if self.cases is not None:
             sub, sub_params = self.cases.values("id").query.sql_with_params()
             sql = f"SELECT k.id FROM ({sql}) k WHERE k.id IN ({sub})"
@@ -225,7 +230,10 @@ class AssessmentFacts:
             CREATE TEMPORARY TABLE {self.ev} AS
             SELECT x.*, MAX(x.d_unit) OVER (PARTITION BY x.case_id, x.asg) AS unit_id
             FROM (
-              SELECT e.case_id, e.seq, e.action, {d.col_ts('e.at')} AS at,
+              SELECT e.case_id, e.seq, e.action,
+                CASE WHEN e.action = 'publish_reply'
+                     THEN COALESCE({d.payload_ts('published_at')}, {d.col_ts('e.at')})
+                     ELSE {d.col_ts('e.at')} END AS at,
                 CASE WHEN e.action = 'dispatch' THEN {d.payload_int('unit_id')} END AS d_unit,
                 CASE WHEN e.action = 'dispatch'
                      THEN COALESCE({d.payload_ts('dispatched_at')}, {d.col_ts('e.at')})
@@ -293,11 +301,14 @@ class AssessmentFacts:
                 self._exec(f"ANALYZE {table}")
 
     def calendar_table(self) -> str:
-        """Create (once) and return the table ``cal(d, n)``: ``n`` = working days up to and including ``d``.
+        """Create (once) and return the table ``cal(u, d, n)``: ``n`` = working days up to and including ``d``.
 
-        Covers every Beijing date between the earliest clock start and the latest publication, so
-        ``n(end) - n(start)`` equals :func:`casework.calendar.working_days_between` (working days
-        after the start date up to and including the end date).
+        ``u`` is 0 for the bureau calendar and a unit id for each unit with its own exceptions
+        (``UnitCalendarDay``; listed in :attr:`cal_units`), whose time is counted on its own
+        calendar. Covers every Beijing date between the earliest clock start and the latest
+        publication, so ``n(end) - n(start)`` equals :func:`casework.calendar.working_days_between`
+        on that calendar (working days after the start date up to and including the end date).
+        Join a clock to it on :meth:`cal_unit` of its unit.
         """
         if self._cal_built:
             return self.cal
@@ -305,21 +316,30 @@ class AssessmentFacts:
             f"SELECT MIN({self.d.local_date('start_at')}), MAX({self.d.local_date('published_at')}) "
             "FROM {clk} WHERE published_at IS NOT NULL"
         )[0]
-        self._exec(f"CREATE TEMPORARY TABLE {self.cal} (d {'date' if self.d.pg else 'text'} PRIMARY KEY, n integer)")
+        self._exec(f"CREATE TEMPORARY TABLE {self.cal} (u integer, d {'date' if self.d.pg else 'text'}, n integer, "
+                   "PRIMARY KEY (u, d))")
         if lo is not None:
             lo, hi = (v if isinstance(v, date) else date.fromisoformat(v) for v in (lo, hi))
-            exceptions = dict(
-                WorkCalendarDay.objects.filter(date__gte=lo, date__lte=hi).values_list("date", "is_workday")
-            )
-            rows, n, day = [], 0, lo
-            while day <= hi:
-                n += 1 if is_working_day(day, exceptions) else 0
-                rows.append((day if self.d.pg else day.isoformat(), n))
-                day += timedelta(days=1)
+            base = work_calendar()
+            calendars = {0: base, **unit_calendars(base=base)}
+            self.cal_units = sorted(u for u in calendars if u)
+            rows = []
+            for u, cal in calendars.items():
+                n, day = 0, lo
+                while day <= hi:
+                    n += 1 if cal.is_working_day(day) else 0
+                    rows.append((u, day if self.d.pg else day.isoformat(), n))
+                    day += timedelta(days=1)
             with connection.cursor() as cur:
-                cur.executemany(f"INSERT INTO {self.cal} (d, n) VALUES (%s, %s)", rows)
+                cur.executemany(f"INSERT INTO {self.cal} (u, d, n) VALUES (%s, %s, %s)", rows)
         self._cal_built = True
         return self.cal
+
+    def cal_unit(self, col: str) -> str:
+        """SQL for the ``cal.u`` a unit column counts on (call after :meth:`calendar_table`)."""
+        if not self.cal_units:
+            return "0"
+        return f"(CASE WHEN {col} IN ({', '.join(str(int(u)) for u in self.cal_units)}) THEN {col} ELSE 0 END)"
 
     def drop(self) -> None:
         """Drop the temporary tables."""

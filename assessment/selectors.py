@@ -6,6 +6,13 @@ the units that have data in the period, and can list the cases behind each numbe
 (:func:`metric_case_ids`). The decisions on edge cases are part of each docstring and of the
 README section "Performance assessment".
 
+Scope: a reader sees the figures of the events attributed to the units in his scope
+(:func:`assessment_scope_unit_ids`), never "the cases now led by units in scope": a unit's staff
+see the return they made and the dispatches recorded late with an earlier effective time, and
+get, for their units, exactly the figures a superuser gets. Every surface (report, drill-down,
+xlsx, dashboard) computes through :func:`assessment_figures` / :func:`_aggregate` on the same
+fact tables, with the same period and the same report time ``as_of``.
+
 Period attribution, in one line per metric: 按时签收率 and 回退率 by the dispatch time; 按时办结率 by
 the (extended) reply due time; 发回重办率 by the time of each feedback / send-back / reopening;
 满意率 by the time of the follow-up; mean working days to reply by the publication time; counts by
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, QuerySet
@@ -25,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Unit
+from accounts.selectors import units_in_scope, user_is_city_wide
 from assessment.facts import AssessmentFacts, Period
 from assessment.models import AssessmentWeights, Topic
 from casework.calendar import SHANGHAI
@@ -68,6 +76,44 @@ GOOD = ("satisfied", "basically_satisfied")
 
 # Each rate metric is "rows" SQL giving (unit_id, case_id, t, num, den) over the fact tables; the
 # aggregate and the drill-down both read these rows, so the number and its cases never disagree.
+# Below this many cases a figure is marked (样本不足) and the unit is ranked after the units with
+# real volume: a one-case unit does not rank first with 100.
+MIN_VOLUME = 5
+
+# The written definition of each figure, shown on the report, the dashboard and in the xlsx.
+METRIC_DEFINITIONS = {
+    "sign_for_on_time": _("按时签收的交办数 ÷ 交办数。按交办时间计入期间;退回的交办不计(计入回退率);"
+                        "尚未签收且未到签收期限的不计,超过期限未签收的计为超期。"),
+    "handled_on_time": _("首次反馈在(延期后的)答复期限前提交的办理时限数 ÷ 已有结果的办理时限数。按期限所在期间计;"
+                       "每次交办、每次重办各起算一个时限;已反馈的时限(即使期限未到)计入,"
+                       "未反馈且期限未到的不计,期限已过仍未反馈的计为超期;退回的轮次不计。"),
+    "return_rate": _("被退回的交办数 ÷ 交办数。按交办时间计入期间,记在退回的单位名下(即使案件已改派)。"),
+    "send_back_rate": _("(网评办发回 + 分管局领导发回 + 重办)÷ 提交反馈次数。各按发生时间计入期间,"
+                      "记在当时承办的单位名下。"),
+    "satisfaction": _("(满意 + 基本满意)÷ 有评价的回访。按回访时间计入期间;未联系上不计;同一轮次以最后一次评价为准。"),
+    "reply_working_days": _("从时限起算(交办或重办)到答复发布的工作日数的平均值,按该单位的工作日历计"
+                          "(起算当日不计,发布当日计);按发布时间(补录的按实际发布时间)计入期间;延期不改变用时。"),
+    "supervision_notices": _("期间内开具的督办单数,记在被督办单位(开具时的承办单位)名下,案件后来退回或改派也不转移。"),
+    "referrals": _("期间内移交纪检督察的件数,记在移交时的承办单位名下。"),
+    "extensions": _("期间内批准的延期申请数,记在申请单位名下;未批准的不计。"),
+}
+
+
+def assessment_scope_unit_ids(*, user) -> list[int] | None:
+    """Return the units whose figures ``user`` may read, or None for every unit.
+
+    Superusers and city-wide staff (网评办, 局领导, 纪检督察: a grant on a root unit) read every unit;
+    anyone else the units of his scope (granted units and their descendants). The figures of a
+    unit are those of the events attributed to it, so its staff see its returns even though the
+    returned cases are no longer theirs to open.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return []
+    if user.is_superuser or user_is_city_wide(user=user):
+        return None
+    return sorted(units_in_scope(user=user).values_list("id", flat=True))
+
+
 def _rows_sign_for(f: AssessmentFacts) -> tuple[str, list]:
     return (
         "SELECT unit_id, case_id, dispatched_at AS t, "
@@ -118,10 +164,11 @@ def _rows_satisfaction(f: AssessmentFacts) -> tuple[str, list]:
 
 def _rows_reply_days(f: AssessmentFacts) -> tuple[str, list]:
     cal = f.calendar_table()
+    u = f.cal_unit("k.unit_id")
     return (
         f"SELECT k.unit_id, k.case_id, k.published_at AS t, (ce.n - cs.n) AS num, 1 AS den FROM {{clk}} k "
-        f"JOIN {cal} cs ON cs.d = {f.d.local_date('k.start_at')} "
-        f"JOIN {cal} ce ON ce.d = {f.d.local_date('k.published_at')} "
+        f"JOIN {cal} cs ON cs.u = {u} AND cs.d = {f.d.local_date('k.start_at')} "
+        f"JOIN {cal} ce ON ce.u = {u} AND ce.d = {f.d.local_date('k.published_at')} "
         "WHERE k.published_at IS NOT NULL",
         [],
     )
@@ -195,7 +242,7 @@ def metric_sign_for_on_time(*, facts: AssessmentFacts | None = None, period: Per
 def metric_handled_on_time(*, facts: AssessmentFacts | None = None, period: Period | None = None,
                            unit_ids: list[int] | None = None, cases: QuerySet | None = None,
                            as_of: datetime | None = None) -> dict[int, Ratio]:
-    """Return 按时办结率 per unit: reply clocks whose first feedback reached review by the deadline ÷ clocks due.
+    """Return 按时办结率 per unit: reply clocks whose first feedback reached review by the deadline ÷ clocks decided.
 
     A reply clock starts at each dispatch and at each reopening (重办 starts a new clock for the
     same unit); its deadline is the one recorded in the starting event, moved to the latest
@@ -203,8 +250,12 @@ def metric_handled_on_time(*, facts: AssessmentFacts | None = None, period: Peri
     belongs to the period in which its (extended) deadline falls — a case dispatched in one period
     and answered in the next is judged in the period of its deadline. The first ``submit_feedback``
     of the round decides; a later send-back does not make it late (send-backs are counted by
-    发回重办率). A round that ended in a return to the office has no reply due and is left out. A
-    clock with no feedback whose deadline is after ``as_of`` is left out; past it, it is late.
+    发回重办率). A round that ended in a return to the office has no reply due and is left out.
+
+    Decided (issue 8 §3; the README says the same): a clock counts once its outcome is known at
+    ``as_of``. An answered clock counts at once, even when its deadline is not yet due (it can
+    no longer be late); a clock with no feedback whose deadline is after ``as_of`` is left out;
+    past it, it is late. 按时签收率 follows the same rule for the sign-for deadline.
 
     Args: as :func:`metric_sign_for_on_time`.
     """
@@ -263,7 +314,10 @@ def metric_reply_working_days(*, facts: AssessmentFacts | None = None, period: P
     For each publication in the period: working days from the start of its clock (the dispatch,
     or the reopening for a later round) to the publication, counted as
     :func:`casework.calendar.working_days_between` does (working days after the start date up to
-    and including the publication date, on the bureau's calendar). Extensions do not change it.
+    and including the publication date, on the unit's calendar: the bureau's with the unit's own
+    exceptions). The publication time is the effective one recorded in the publish event
+    (``published_at`` of its payload, for a publication recorded later), else the event's time.
+    Extensions do not change it. A reply published on the day its clock started counts 0.
 
     Args: as :func:`metric_sign_for_on_time`.
     """
@@ -271,6 +325,8 @@ def metric_reply_working_days(*, facts: AssessmentFacts | None = None, period: P
 
 
 def _count_by_unit(qs: QuerySet, time_field: str, period: Period, unit_ids, cases) -> dict[int, int]:
+    # Attributed to the row's own unit (the unit the notice was addressed to, the unit referred,
+    # the requesting unit), never to the case's current lead unit.
     qs = qs.filter(**{f"{time_field}__gte": period.start, f"{time_field}__lt": period.end})
     if unit_ids is not None:
         qs = qs.filter(unit_id__in=unit_ids)
@@ -281,7 +337,12 @@ def _count_by_unit(qs: QuerySet, time_field: str, period: Period, unit_ids, case
 
 def metric_supervision_notices(*, period: Period, unit_ids: list[int] | None = None,
                                cases: QuerySet | None = None) -> dict[int, int]:
-    """Return the number of 督办单 per supervised unit opened in ``period`` (by the ladder or by hand)."""
+    """Return the number of 督办单 per supervised unit opened in ``period`` (by the ladder or by hand).
+
+    A notice belongs to the unit it was addressed to, for good: it stays in that unit's count when
+    the case is later returned (the notice is then closed) and re-dispatched to another unit
+    (see :func:`casework.selectors.notices_awaiting_answer_q` for which notices await an answer).
+    """
     return _count_by_unit(SupervisionNotice.objects.all(), "opened_at", period, unit_ids, cases)
 
 
@@ -329,8 +390,11 @@ def metric_case_ids(*, facts: AssessmentFacts, metric: str, part: str, unit_ids:
         metric: a key of ``METRIC_LABELS``.
         part: ``"num"`` (the cases counted in the numerator, e.g. signed on time) or ``"den"``
             (all cases counted); for counts either gives the counted cases.
-        unit_ids: the units whose number it is, or None for all units in ``facts``.
+        unit_ids: the units whose number it is, or None for all units in ``facts``; always narrowed
+            to ``facts.unit_ids`` (the reader's scope).
     """
+    if facts.unit_ids is not None:
+        unit_ids = [u for u in (unit_ids if unit_ids is not None else facts.unit_ids) if u in set(facts.unit_ids)]
     if metric in COUNT_METRICS:
         model, time_field = {
             "supervision_notices": (SupervisionNotice.objects.all(), "opened_at"),
@@ -408,13 +472,25 @@ class UnitFigures:
     score: float | None = None
     rank: int | None = None
 
+    @property
+    def volume(self) -> int:
+        """The unit's dispatches in the period (the denominator of 回退率): its case volume."""
+        r = self.values.get("return_rate")
+        return r.den if isinstance(r, Ratio) else 0
+
+    @property
+    def small(self) -> bool:
+        """Fewer than :data:`MIN_VOLUME` dispatches: figures marked, ranked after real volume."""
+        return self.volume < MIN_VOLUME
+
 
 def assessment_figures(*, period: Period, cases: QuerySet | None = None, unit_ids: list[int] | None = None,
                        as_of: datetime | None = None) -> dict[str, dict]:
     """Return every metric per unit for ``period``: ``{metric: {unit_id: Ratio | Mean | int}}``.
 
-    One fact build, then one aggregate query per metric. ``cases`` should be
-    ``cases_visible_to(user)`` for anyone but a superuser.
+    One fact build, then one aggregate query per metric. ``unit_ids`` should be
+    :func:`assessment_scope_unit_ids` of the reader (None for all units); ``cases`` narrows further
+    and is not a reader's scope (see :class:`assessment.facts.AssessmentFacts`).
     """
     with AssessmentFacts(period=period, unit_ids=unit_ids, cases=cases, as_of=as_of) as f:
         out = {name: _aggregate(f, name) for name in ROWS}
@@ -459,22 +535,24 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
 
 
 def assessment_annual(*, period: Period, cases: QuerySet | None = None, kind: str | None = None,
-                      weights: AssessmentWeights | None = None, as_of: datetime | None = None
-                      ) -> list[UnitFigures]:
+                      weights: AssessmentWeights | None = None, as_of: datetime | None = None,
+                      unit_ids: list[int] | None = None) -> list[UnitFigures]:
     """Return the ranked annual assessment: one :class:`UnitFigures` per unit (or group) with data.
 
     Args:
         period: usually ``Period.year(y)``.
-        cases: the reader's scope (``cases_visible_to``); None for all cases.
+        cases: narrows the cases read (None for all); not a reader's scope.
+        unit_ids: the reader's units (:func:`assessment_scope_unit_ids`); None for every unit.
         kind: None to rank single units, or a unit kind to rank its units with their descendants
             (per district, per police type).
         weights: default :func:`assessment_weights_current`.
 
-    Ranking is by score, highest first; equal scores share a rank (1, 2, 2, 4); units without a
-    score come last, unranked.
+    Ranking is by score, highest first; equal scores share a rank (1, 2, 2, 4); units with fewer
+    than :data:`MIN_VOLUME` dispatches in the period (``UnitFigures.small``) are ranked after every
+    unit with real volume, whatever their score; units without a score come last, unranked.
     """
     weights = weights or assessment_weights_current()
-    figures = assessment_figures(period=period, cases=cases, as_of=as_of)
+    figures = assessment_figures(period=period, cases=cases, as_of=as_of, unit_ids=unit_ids)
     groups = unit_groups(kind=kind)
     rolled = {name: rollup(vals, groups) for name, vals in figures.items()}
     rows = []
@@ -483,13 +561,13 @@ def assessment_annual(*, period: Period, cases: QuerySet | None = None, kind: st
         if not values:
             continue
         rows.append(UnitFigures(unit=unit, values=values, score=assessment_score(values=values, weights=weights)))
-    rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.unit.path))
-    last_score, last_rank = None, 0
+    rows.sort(key=lambda r: (r.score is None, r.small, -(r.score or 0), r.unit.path))
+    last_key, last_rank = None, 0
     for i, row in enumerate(rows, start=1):
         if row.score is None:
             continue
-        if row.score != last_score:
-            last_rank, last_score = i, row.score
+        if (row.small, row.score) != last_key:
+            last_rank, last_key = i, (row.small, row.score)
         row.rank = last_rank
     return rows
 
@@ -501,20 +579,58 @@ def _week_start(d):
     return d - timedelta(days=d.weekday())
 
 
-def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dict:
-    """Return the dashboard's figures for ``user``, all within ``cases_visible_to(user)``.
+def month_periods(*, first: date, last: date) -> list[tuple[str, Period]]:
+    """Return ``[("YYYY-MM", Period of that whole Beijing month)]`` from ``first``'s month to ``last``'s."""
+    out = []
+    m = first.replace(day=1)
+    while m <= last:
+        nxt = (m + timedelta(days=32)).replace(day=1)
+        out.append((m.strftime("%Y-%m"), Period.days(m, nxt - timedelta(days=1))))
+        m = nxt
+    return out
 
-    Keys: ``volume_by_week`` (messages submitted per week, the last ``weeks`` weeks up to the
-    latest message), ``volume_by_unit`` (same window, per lead unit), ``open_by_state`` and
-    ``overdue`` (now, per clock), ``rates_by_month`` (按时签收率, 按时办结率, 满意率 over the last
-    12 months) and ``hot_topics`` (top 10 topics by heat with the number of visible messages).
+
+def dashboard_window(*, now: datetime, weeks: int = 12, end: date | None = None) -> tuple[date, date]:
+    """Return the dashboard's weekly window ``(first Monday, last Sunday)`` of ``weeks`` weeks.
+
+    The window ends with the week (Monday–Sunday, Beijing) that contains ``end``, the date the
+    reader chose; without one, the current week at ``now``. It never moves to wherever the newest
+    message happens to fall.
+    """
+    weeks = max(1, min(int(weeks), 104))
+    last_day = end or timezone.localtime(now, SHANGHAI).date()
+    end_day = _week_start(last_day) + timedelta(days=7)
+    return end_day - timedelta(days=7 * weeks), end_day - timedelta(days=1)
+
+
+DASHBOARD_RATES = ("sign_for_on_time", "handled_on_time", "satisfaction", "return_rate", "send_back_rate",
+                   "reply_working_days")
+
+
+def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12, end: date | None = None) -> dict:
+    """Return the dashboard's figures for ``user``.
+
+    Keys: ``window`` (the weekly window: ``start``, ``end``, ``weeks`` and the ``previous`` /
+    ``next`` window ends, see :func:`dashboard_window`), ``volume_by_week`` (messages submitted per
+    week in the window), ``volume_by_unit`` (same window, per lead unit), ``open_by_state`` and
+    ``overdue`` (now, per clock) — these four within ``cases_visible_to(user)`` —, ``rates_by_month``
+    (each of the last 12 whole months: every rate of :data:`DASHBOARD_RATES` for the reader's units,
+    computed exactly as the report for that month with the same ``as_of``: the same fact tables,
+    rules and scope, :func:`assessment_scope_unit_ids`), ``definitions`` (each figure's written
+    definition), ``min_volume`` and ``hot_topics`` (top 10 topics by heat with the number of
+    visible messages).
+
+    Args:
+        now: the report time (``as_of``), default the current time.
+        weeks: length of the weekly window (1–104).
+        end: a date inside the last week of the window, chosen by the reader.
     """
     now = now or timezone.now()
     visible = cases_visible_to(user=user)
-    latest = visible.order_by("-submitted_at").values_list("submitted_at", flat=True).first() or now
-    end_day = _week_start(timezone.localtime(latest, SHANGHAI).date()) + timedelta(days=7)
-    start_day = end_day - timedelta(days=7 * weeks)
-    window = Period.days(start_day, end_day - timedelta(days=1))
+    start_day, last_day = dashboard_window(now=now, weeks=weeks, end=end)
+    weeks = (last_day - start_day).days // 7 + 1
+    end_day = last_day + timedelta(days=1)
+    window = Period.days(start_day, last_day)
     in_window = visible.filter(submitted_at__gte=window.start, submitted_at__lt=window.end)
     by_week = {
         timezone.localtime(row["w"], SHANGHAI).date() if hasattr(row["w"], "tzinfo") else row["w"]: row["n"]
@@ -539,27 +655,32 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dic
         "reply": visible.filter(state__in=ACTIVE_STATES, reply_due_at__lt=now).count(),
     }
     local_now = timezone.localtime(now, SHANGHAI)
-    first_month = (local_now.replace(day=1) - timedelta(days=330)).replace(day=1)
-    months_period = Period(first_month.replace(hour=0, minute=0, second=0, microsecond=0), now)
+    first_month = (local_now.date().replace(day=1) - timedelta(days=330)).replace(day=1)
+    months = month_periods(first=first_month, last=local_now.date())
+    # Whole months, the current one included up to its end (not "now"): a month's figure is the
+    # report's figure for that month (?start=…-01&end=…-last), read at the same as_of.
+    months_period = Period(months[0][1].start, months[-1][1].end)
     rates: dict[str, dict] = {}
-    with AssessmentFacts(period=months_period, cases=None if user.is_superuser else visible, as_of=now) as f:
-        for name in ("sign_for_on_time", "handled_on_time", "satisfaction"):
+    with AssessmentFacts(period=months_period, unit_ids=assessment_scope_unit_ids(user=user), as_of=now) as f:
+        for name in DASHBOARD_RATES:
             rates[name] = _aggregate(f, name, by_month=True)
-    months = []
-    m = first_month.date()
-    while m <= local_now.date():
-        months.append(m.strftime("%Y-%m"))
-        m = (m + timedelta(days=32)).replace(day=1)
+
+    def cell(value):
+        if value is None:
+            return None
+        if isinstance(value, Mean):
+            return {"num": value.total, "den": value.count, "value": value.value,
+                    "small": value.count < MIN_VOLUME}
+        return {"num": value.num, "den": value.den, "value": value.value, "small": value.den < MIN_VOLUME}
+
     rates_by_month = [
         {
             "month": month,
-            **{
-                name: {"num": rates[name][month].num, "den": rates[name][month].den,
-                       "value": rates[name][month].value} if month in rates[name] else None
-                for name in rates
-            },
+            "start": period.start.date().isoformat(),
+            "end": (period.end - timedelta(days=1)).date().isoformat(),
+            **{name: cell(rates[name].get(month)) for name in rates},
         }
-        for month in months
+        for month, period in months
     ]
     hot = (
         Topic.objects.exclude(status=Topic.Status.DISMISSED)
@@ -573,13 +694,19 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dic
         for t in hot
     ]
     return {
-        "window": {"start": start_day.isoformat(), "end": (end_day - timedelta(days=1)).isoformat()},
+        "window": {"start": start_day.isoformat(), "end": last_day.isoformat(), "weeks": weeks,
+                   "previous": (start_day - timedelta(days=1)).isoformat(),
+                   "next": (last_day + timedelta(days=7)).isoformat(),
+                   "as_of": timezone.localtime(now, SHANGHAI).isoformat()},
         "volume_by_week": volume_by_week,
         "volume_by_unit": volume_by_unit,
         "open_by_state": [{"state": s, "label": str(State(s).label), "count": open_by_state.get(s, 0)}
                           for s in ACTIVE_STATES],
         "overdue": overdue,
         "rates_by_month": rates_by_month,
+        "definitions": {name: {"label": METRIC_LABELS[name], "text": METRIC_DEFINITIONS[name]}
+                        for name in METRIC_DEFINITIONS},
+        "min_volume": MIN_VOLUME,
         "hot_topics": hot_topics,
     }
 

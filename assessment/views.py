@@ -1,12 +1,14 @@
 """Thin admin views over :mod:`assessment.selectors`: report, drill-down, export, dashboard, articles.
 
-Every figure is computed within ``cases_visible_to(request.user)`` (superusers: all cases), so a
-handler sees only his unit's numbers and the cases behind them.
+Every figure is computed for the events attributed to the units in the reader's scope
+(``assessment_scope_unit_ids``; superusers and city-wide staff: every unit), so a handler sees his
+unit's numbers, the same as a superuser sees for that unit. A drill-down lists the cases behind
+a number that the reader may open and counts the others without revealing them.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from django.contrib import admin
 from django.core.paginator import Paginator
@@ -22,9 +24,12 @@ from accounts.models import Unit
 from assessment.exports import assessment_workbook
 from assessment.facts import AssessmentFacts, Period
 from assessment.selectors import (
+    METRIC_DEFINITIONS,
     METRIC_LABELS,
+    MIN_VOLUME,
     RATE_METRICS,
     assessment_annual,
+    assessment_scope_unit_ids,
     dashboard_data,
     knowledge_articles_for_case,
     metric_case_ids,
@@ -37,8 +42,27 @@ KINDS = {"": gettext_lazy("单位"), "district": gettext_lazy("按县市区分�
 COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "referrals", "extensions")
 
 
-def _scope(request: HttpRequest):
-    return None if request.user.is_superuser else cases_visible_to(user=request.user)
+def _scope(request: HttpRequest) -> list[int] | None:
+    """The reader's units (None: every unit); see ``assessment_scope_unit_ids``."""
+    return assessment_scope_unit_ids(user=request.user)
+
+
+def _definitions() -> list[tuple[str, str]]:
+    return [(METRIC_LABELS[n], METRIC_DEFINITIONS[n]) for n in COLUMNS]
+
+
+def _as_of(request: HttpRequest) -> datetime:
+    """The report time: ``?as_of=`` (ISO, aware) when given, so a figure can be re-read as it was, else now."""
+    raw = request.GET.get("as_of")
+    if not raw:
+        return timezone.now()
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise Http404(_("日期格式不正确。")) from exc
+    if value.tzinfo is None:
+        raise Http404(_("日期格式不正确。"))
+    return min(value, timezone.now())
 
 
 def _params(request: HttpRequest) -> tuple[Period, str, dict]:
@@ -58,25 +82,28 @@ def _params(request: HttpRequest) -> tuple[Period, str, dict]:
     if kind not in KINDS:
         raise Http404
     keep["kind"] = kind
+    if request.GET.get("as_of"):
+        keep["as_of"] = request.GET["as_of"]
     return period, kind, keep
 
 
 def _cell(name: str, value) -> dict:
+    """One figure as shown: its text, numerator/denominator, and ``small`` below MIN_VOLUME."""
     if value is None:
         return {"text": "—", "value": None}
     if name in COLUMNS[:5]:
         return {"text": "—" if value.value is None else f"{value.value:.1%}", "num": value.num, "den": value.den,
-                "value": value.value}
+                "value": value.value, "small": value.den < MIN_VOLUME}
     if name == "reply_working_days":
         return {"text": "—" if value.value is None else f"{value.value:.1f}", "num": value.count, "den": value.count,
-                "value": value.value}
+                "value": value.value, "small": value.count < MIN_VOLUME}
     return {"text": str(value), "num": value, "den": value, "value": value}
 
 
 def report_view(request: HttpRequest) -> HttpResponse:
     """Annual assessment: ranked units with every figure linked to its cases."""
     period, kind, keep = _params(request)
-    rows = assessment_annual(period=period, cases=_scope(request), kind=kind or None)
+    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=_as_of(request))
     table = []
     for row in rows:
         cells = []
@@ -99,6 +126,8 @@ def report_view(request: HttpRequest) -> HttpResponse:
         "year": keep.get("year", ""),
         "export_url": reverse("assessment:report_export") + "?" + urlencode(keep),
         "can_edit_weights": request.user.is_superuser,
+        "definitions": _definitions(),
+        "min_volume": MIN_VOLUME,
     }
     return render(request, "assessment/report.html", context)
 
@@ -117,7 +146,7 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
             raise Http404
         groups = unit_groups(kind=kind or None)
         unit_ids = sorted(groups[unit.pk][1]) if unit.pk in groups else [unit.pk]
-    with AssessmentFacts(period=period, cases=_scope(request)) as facts:
+    with AssessmentFacts(period=period, unit_ids=_scope(request), as_of=_as_of(request)) as facts:
         ids = metric_case_ids(facts=facts, metric=metric, part=part, unit_ids=unit_ids)
     return ids, {"period": period, "metric": metric, "part": part, "unit": unit, "keep": keep}
 
@@ -125,7 +154,10 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
 def report_cases_view(request: HttpRequest) -> HttpResponse:
     """The cases behind one number of the report (paginated; only cases the user may see)."""
     ids, info = _drill_ids(request)
-    page = Paginator(ids, 50).get_page(request.GET.get("page"))
+    # Only the cases the reader may open are listed; the others (e.g. cases his unit returned,
+    # now led by another unit) are counted, not revealed.
+    ids_visible = list(cases_visible_to(user=request.user).filter(pk__in=ids).order_by("-pk").values_list("pk", flat=True))
+    page = Paginator(ids_visible, 50).get_page(request.GET.get("page"))
     cases = {
         c.pk: c
         for c in cases_visible_to(user=request.user).filter(pk__in=list(page.object_list))
@@ -141,6 +173,8 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
         "page": page,
         "cases": [cases[i] for i in page.object_list if i in cases],
         "total": len(ids),
+        "hidden": len(ids) - len(ids_visible),
+        "definition": METRIC_DEFINITIONS[info["metric"]],
         "query": query.urlencode(),
         "report_url": reverse("assessment:report") + "?" + urlencode(info["keep"]),
     }
@@ -150,13 +184,16 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
 def report_export_view(request: HttpRequest) -> HttpResponse:
     """The ranked assessment as xlsx; with ``metric`` and ``part`` also the drill-down's cases."""
     period, kind, keep = _params(request)
-    rows = assessment_annual(period=period, cases=_scope(request), kind=kind or None)
+    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=_as_of(request))
     cases = None
+    hidden = 0
     if request.GET.get("metric"):
         ids, _info = _drill_ids(request)
         cases = list(cases_visible_to(user=request.user).filter(pk__in=ids).select_related("lead_unit")
                      .order_by("-submitted_at"))
-    data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases)
+        hidden = len(ids) - len(cases)
+    data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
+                               hidden_cases=hidden)
     response = HttpResponse(
         data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
@@ -172,7 +209,12 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     """The dashboard's numbers as JSON, within the user's scope."""
-    data = dashboard_data(user=request.user)
+    try:
+        end = date.fromisoformat(request.GET["end"]) if request.GET.get("end") else None
+        weeks = int(request.GET.get("weeks") or 12)
+    except ValueError as exc:
+        raise Http404(_("日期格式不正确。")) from exc
+    data = dashboard_data(user=request.user, weeks=weeks, end=end, now=_as_of(request))
     data["links"] = {
         "report": reverse("assessment:report"),
         "cases": reverse("admin:casework_case_changelist"),

@@ -108,6 +108,14 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _notices_with_status(case: Case) -> list:
+    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)."""
+    notices = list(case.supervision_notices.select_related("unit", "case"))
+    for n in notices:
+        n.awaits = selectors.notice_awaits_answer(notice=n)
+    return notices
+
+
 class ScopedCaseChildAdmin(StaffModelAdmin):
     """Admin of a model that hangs off a case: rows follow the case's access rule; read-only."""
 
@@ -305,7 +313,7 @@ class CaseAdmin(StaffModelAdmin):
             "timeline": selectors.case_timeline(case=case),
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
-            "notices": case.supervision_notices.select_related("unit"),
+            "notices": _notices_with_status(case),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
         }
@@ -347,7 +355,7 @@ class CaseAdmin(StaffModelAdmin):
             "extensions": extensions,
             "clock_label": clock_label,
             "clock_left": selectors.working_time_left(due=clock_due),
-            "merged_cases": list(case.merged_cases.only("pk", "reference", "subject")),
+            **selectors.case_merge_links(user=user, case=case),
         }
         active_units = units_in_scope(user=user).filter(handling_units_q())
         if case.state in joint.CO_UNIT_STATES and may("assign_co_unit"):
@@ -693,20 +701,50 @@ class NoticeAnswerForm(forms.Form):
     answer = forms.CharField(label=_("单位答复"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
+class NoticeStatusFilter(admin.SimpleListFilter):
+    """待答复 / 已答复 / 已终止, by the one rule of ``selectors.notices_awaiting_answer_q``."""
+
+    title = _("状态")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("awaiting", _("待答复")), ("answered", _("已答复")), ("closed", _("已终止或无需答复"))]
+
+    def queryset(self, request, queryset):
+        awaiting = selectors.notices_awaiting_answer_q()
+        if self.value() == "awaiting":
+            return queryset.filter(awaiting)
+        if self.value() == "answered":
+            return queryset.filter(answered_at__isnull=False)
+        if self.value() == "closed":
+            return queryset.filter(answered_at__isnull=True).exclude(awaiting)
+        return queryset
+
+
 @admin.register(SupervisionNotice)
 class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
     """督办单 of the cases in scope; the supervised unit answers one on its answer page."""
 
-    list_display = ["case", "unit", "opened_at", "answered_at"]
+    list_display = ["case", "unit", "opened_at", "answered_at", "status"]
     list_select_related = ["case", "unit"]
-    list_filter = [("answered_at", admin.EmptyFieldListFilter)]
+    list_filter = [NoticeStatusFilter, ("answered_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["case", "unit", "content", "opened_by", "opened_at", "answer", "answered_at",
-                       "answer_link"]
-    exclude = ["step"]
+                       "status", "answer_link"]
+    exclude = ["step", "closed_at", "closed_reason"]
+
+    @admin.display(description=_("状态"))
+    def status(self, obj):
+        if obj.answered_at:
+            return _("已答复")
+        if obj.closed_at:
+            return _("已终止:%(reason)s") % {"reason": obj.closed_reason}
+        if selectors.notice_awaits_answer(notice=obj):
+            return _("待答复")
+        return _("无需答复(案件已办结或改由其他单位承办)")
 
     @admin.display(description=_("答复"))
     def answer_link(self, obj):
-        if obj.answered_at:
+        if not selectors.notice_awaits_answer(notice=obj):
             return ""
         url = reverse("admin:casework_supervisionnotice_answer", args=[obj.pk])
         return format_html('<a class="button" href="{}">{}</a>', url, _("答复督办单"))

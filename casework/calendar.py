@@ -212,6 +212,23 @@ def work_calendar(*, unit=None) -> WorkCalendar:
     return WorkCalendar(exceptions=exceptions, confirmed_years=years)
 
 
+def unit_calendars(*, base: WorkCalendar) -> dict[int, WorkCalendar]:
+    """Return ``{unit_id: calendar}`` for every unit with its own exceptions, built on ``base``.
+
+    A unit's own rows (``UnitCalendarDay``) win over the bureau's for that unit; units without rows
+    count on ``base`` and are not in the dict. One query. Used where many units' time is counted at
+    once (the escalation sweep, the assessment's working days), so that a unit's own day off moves
+    its escalation as it moved its deadline.
+    """
+    rows: dict[int, dict[date, bool]] = {}
+    for unit_id, day, is_workday in UnitCalendarDay.objects.values_list("unit_id", "date", "is_workday"):
+        rows.setdefault(unit_id, {})[day] = is_workday
+    return {
+        unit_id: WorkCalendar(exceptions={**base.exceptions, **own}, confirmed_years=base.confirmed_years)
+        for unit_id, own in rows.items()
+    }
+
+
 def warn_unconfirmed(years, *, what: str = "a deadline") -> None:
     """Log a warning that ``what`` was computed on years whose calendar is not confirmed."""
     if years:

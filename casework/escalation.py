@@ -35,7 +35,7 @@ from datetime import datetime
 import logging
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,8 +43,8 @@ from django.utils.translation import gettext as _
 from accounts import roles
 from accounts.selectors import comment_office_emails, leader_emails_for_unit, role_emails, unit_staff_emails
 from casework import calendar
+from casework.clocks import UNIT_CLOCKS
 from casework.models import (
-    ACTIVE_STATES,
     Case,
     CaseClock,
     Clock,
@@ -53,6 +53,7 @@ from casework.models import (
     EscalationStep,
     SupervisionNotice,
 )
+from casework.selectors import notices_awaiting_answer
 from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
 
 logger = logging.getLogger("casework")
@@ -89,8 +90,35 @@ def _step_exists(level: str):
     )
 
 
+def _clock_calendar(clock: CaseClock, cal: calendar.WorkCalendar, unit_cals: dict | None) -> calendar.WorkCalendar:
+    """Return the calendar ``clock`` counts on: its unit's for a unit clock, else the bureau's."""
+    if clock.clock not in UNIT_CLOCKS or not clock.unit_id:
+        return cal
+    if unit_cals is None:
+        return calendar.work_calendar(unit=clock.unit)
+    return unit_cals.get(clock.unit_id, cal)
+
+
+def _per_unit_q(field: str, bureau_cutoff: datetime, unit_cutoffs: dict[int, datetime] | None,
+                unit_field: str, only_clocks: bool) -> Q:
+    """``field <= cutoff`` with each unit of ``unit_cutoffs`` on its own cut-off (its calendar)."""
+    if not unit_cutoffs:
+        return Q(**{f"{field}__lte": bureau_cutoff})
+    own = Q(**{f"{unit_field}__in": list(unit_cutoffs)})
+    if only_clocks:
+        own &= Q(clock__in=list(UNIT_CLOCKS))
+    q = Q(**{f"{field}__lte": bureau_cutoff}) & ~own
+    for unit_id, cut in unit_cutoffs.items():
+        unit_q = Q(**{unit_field: unit_id, f"{field}__lte": cut})
+        if only_clocks:
+            unit_q &= Q(clock__in=list(UNIT_CLOCKS))
+        q |= unit_q
+    return q
+
+
 def escalation_due_clocks(
-    *, now: datetime, rung: EscalationRung, cutoff: datetime
+    *, now: datetime, rung: EscalationRung, cutoff: datetime,
+    unit_cutoffs: dict[int, datetime] | None = None,
 ) -> list[int]:
     """Return ids of running clocks on which ``rung`` is due at ``now`` and not yet taken.
 
@@ -102,14 +130,17 @@ def escalation_due_clocks(
     Args:
         now: aware datetime of the sweep.
         rung: an active ``EscalationRung``.
-        cutoff: ``_cutoff(calendar, now, rung.threshold_days)``.
+        cutoff: ``_cutoff(calendar, now, rung.threshold_days)`` on the bureau calendar.
+        unit_cutoffs: ``{unit_id: cutoff}`` on the calendar of each unit with its own exceptions
+            (:func:`casework.calendar.unit_calendars`); that unit's clocks (签收, 承办反馈, 答复)
+            count on it, so its own day off moves its escalation as it moved its deadline.
     """
     if not rung.clocks:
         return []
     qs = CaseClock.objects.filter(
+        _per_unit_q("due_at", cutoff, unit_cutoffs, "unit_id", only_clocks=True),
         stopped_at__isnull=True,
         clock__in=rung.clocks,
-        due_at__lte=cutoff,
     ).filter(~Exists(_step_exists(rung.level)))
     if rung.threshold_days < 0:
         qs = qs.filter(due_at__gt=now)
@@ -119,22 +150,25 @@ def escalation_due_clocks(
 
 
 def unit_notice_referrals_due(
-    *, now: datetime, rung: EscalationRung, cal: calendar.WorkCalendar
+    *, now: datetime, rung: EscalationRung, cal: calendar.WorkCalendar, unit_cals: dict | None = None,
 ) -> list[int]:
     """Return ids of clocks to refer because their unit has too many unanswered 督办单.
 
-    A 督办单 counts once it has been open ``rung.notice_answer_days`` working days without an
-    answer, on a case that is still active. Every such notice of a unit with at least
-    ``rung.unit_open_notices_limit`` of them names the clock (of its ladder step) to refer, unless
-    that clock's ``rung`` step exists. Two queries (one when no unit is over the limit).
+    A 督办单 counts once it has been awaiting its unit's answer
+    (:func:`casework.selectors.notices_awaiting_answer_q`: not answered, not closed, the case
+    active and still led by the unit it was addressed to) for ``rung.notice_answer_days`` working
+    days, counted on that unit's calendar (``unit_cals``, default the bureau's ``cal``). Every such
+    notice of a unit with at least ``rung.unit_open_notices_limit`` of them names the clock (of its
+    ladder step) to refer, unless that clock's ``rung`` step exists; so only cases the unit still
+    holds are referred, and a notice left behind on a case it returned never counts. Two queries
+    (one when no unit is over the limit).
     """
     if not (rung.opens_referral and rung.unit_open_notices_limit):
         return []
     overdue_since = cal.subtract_working_days(now, rung.notice_answer_days)
-    unanswered = SupervisionNotice.objects.filter(
-        answered_at__isnull=True,
-        opened_at__lte=overdue_since,
-        case__state__in=ACTIVE_STATES,
+    unit_since = {uid: c.subtract_working_days(now, rung.notice_answer_days) for uid, c in (unit_cals or {}).items()}
+    unanswered = notices_awaiting_answer().filter(
+        _per_unit_q("opened_at", overdue_since, unit_since, "unit_id", only_clocks=False),
         step__isnull=False,
     )
     units = list(
@@ -289,6 +323,7 @@ def _subject(rung: EscalationRung, case: Case, clock_label: str) -> str:
 def case_escalate(
     *, clock_id: int, rung: EscalationRung, now: datetime, trigger: str = TRIGGER_LADDER,
     cal: calendar.WorkCalendar | None = None, recipients_cache: dict | None = None,
+    unit_cals: dict | None = None,
 ) -> EscalationStep | None:
     """Take one ladder step on one running clock, once; return the new step or None if not due.
 
@@ -305,6 +340,9 @@ def case_escalate(
         trigger: ``"ladder"`` (deadline threshold) or ``"unit_notices"`` (the unit has too many
             unanswered 督办单; the threshold and required step are not checked).
         cal: the bureau calendar when the caller loaded it.
+        unit_cals: ``{unit_id: calendar}`` of the units with their own exceptions
+            (:func:`casework.calendar.unit_calendars`) when the caller loaded them; else the
+            clock's unit calendar is loaded. A unit clock's threshold and late text count on it.
         recipients_cache: a dict the sweep shares across cases, so the addresses of one rung for
             one unit are read once per sweep.
     """
@@ -317,6 +355,7 @@ def case_escalate(
     clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).order_by().first()
     if case is None or clock is None or case.lead_unit is None:
         return None
+    cal = _clock_calendar(clock, cal, unit_cals)
     steps = EscalationStep.objects.filter(case=case, clock=clock.clock, round=clock.round)
     if trigger == TRIGGER_LADDER:
         if not _is_due(due_at=clock.due_at, now=now, rung=rung,
@@ -419,14 +458,17 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
     Safe to run twice or concurrently: each step is re-checked under the case lock and protected by
     the unique constraint. Highest rungs are handled first so a case climbs one step per sweep.
-    With nothing due it runs a fixed number of queries (the rungs, the calendar, one selection per
-    rung and the unit 督办单 count), whatever the number of open cases.
+    Working days are counted on the bureau calendar, and a unit clock (签收, 承办反馈, 答复) on its
+    unit's own calendar when that unit has exceptions (:func:`casework.calendar.unit_calendars`).
+    With nothing due it runs a fixed number of queries (the rungs, the calendar and the units'
+    own rows, one selection per rung and the unit 督办单 count), whatever the number of open cases.
 
     Args:
         now: aware datetime of the sweep; defaults to the current time.
     """
     now = now or timezone.now()
     cal = calendar.work_calendar()
+    unit_cals = calendar.unit_calendars(base=cal)
     rungs = ladder_rungs()
     taken: dict[str, int] = {}
     recipients: dict = {}
@@ -434,13 +476,16 @@ def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
     def take(ids, rung, trigger):
         for clock_id in ids:
             if case_escalate(clock_id=clock_id, rung=rung, now=now, trigger=trigger, cal=cal,
-                             recipients_cache=recipients):
+                             recipients_cache=recipients, unit_cals=unit_cals):
                 taken[rung.level] = taken.get(rung.level, 0) + 1
 
     for rung in rungs:
         cutoff = _cutoff(cal, now, rung.threshold_days)
-        take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff), rung, TRIGGER_LADDER)
-        take(unit_notice_referrals_due(now=now, rung=rung, cal=cal), rung, TRIGGER_UNIT_NOTICES)
+        unit_cutoffs = {uid: _cutoff(c, now, rung.threshold_days) for uid, c in unit_cals.items()}
+        take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff, unit_cutoffs=unit_cutoffs),
+             rung, TRIGGER_LADDER)
+        take(unit_notice_referrals_due(now=now, rung=rung, cal=cal, unit_cals=unit_cals), rung,
+             TRIGGER_UNIT_NOTICES)
     return taken
 
 
@@ -564,6 +609,10 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
     locked = SupervisionNotice.objects.select_for_update().get(pk=notice.pk)
     if locked.answered_at is not None:
         raise NoticeAnswerRefused(_("该督办单已答复,不能修改。"))
+    if locked.closed_at is not None:
+        raise NoticeAnswerRefused(_("该督办单已终止(%(reason)s),无需答复。") % {"reason": locked.closed_reason})
+    if case.lead_unit_id != locked.unit_id:
+        raise NoticeAnswerRefused(_("该案件已改由其他单位承办,本督办单无需再答复。"))
     now = timezone.now()
     locked.answer = answer
     locked.answered_at = now

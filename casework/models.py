@@ -453,6 +453,7 @@ ACTION_LABELS = {
     "merge_in": _("合并重复留言"),
     "merged_reply": _("随主案件答复"),
     "mark_key_case": _("标记重点难点"),
+    "supervision_closed": _("督办单终止"),
 }
 
 
@@ -835,6 +836,10 @@ class SupervisionNotice(models.Model):
     opened_at = models.DateTimeField(_("督办时间"))
     answer = models.TextField(_("单位答复"), blank=True)
     answered_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
+    # Closed without an answer because the unit stopped being answerable for the case (it returned
+    # the case to the 网评办); see casework.selectors.notices_awaiting_answer.
+    closed_at = models.DateTimeField(_("终止时间"), null=True, blank=True)
+    closed_reason = models.CharField(_("终止原因"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("督办单")

@@ -29,6 +29,7 @@ from casework.models import (
     FollowUp,
     ReplyDraft,
     State,
+    SupervisionNotice,
 )
 
 
@@ -97,6 +98,57 @@ def user_may_act(*, user: User, case: Case, perm: str, scope: str) -> bool:
     return user_can_see_case(user=user, case=case)
 
 
+# ---------------------------------------------------------------- 督办单: who answers for it
+
+
+def notices_awaiting_answer_q(*, prefix: str = "") -> Q:
+    """Return the ``Q`` on ``SupervisionNotice`` of the 督办单 still awaiting their unit's answer.
+
+    The one attribution rule of a 督办单 (issue 8 §3), used by the ladder's unit-notices rung, the
+    notice list, the unit tile and anything that counts a unit's open notices. A notice belongs to
+    the unit it was addressed to (``unit``, the lead unit when it was opened) for good: it is counted
+    in that unit's 督办单 figure of the period it was opened in, whatever happens to the case later.
+    It *awaits an answer* only while that unit can still see the case and act on it:
+
+    * not answered and not closed (``answered_at`` and ``closed_at`` empty);
+    * the case is active (not replied, archived, merged away or rejected);
+    * the addressed unit still leads the case. When the unit returns the case to the 网评办, its
+      open notices are closed (``closed_reason`` 案件已退回网评办, see
+      ``casework.services.case_return_to_office``); this last condition also covers any other
+      path that moves the lead unit, so a notice of unit A never weighs on A once B holds the case.
+
+    Args:
+        prefix: the lookup from the queried model to the notice (e.g. ``"supervision_notices__"``).
+    """
+    return Q(**{
+        f"{prefix}answered_at__isnull": True,
+        f"{prefix}closed_at__isnull": True,
+        f"{prefix}case__state__in": ACTIVE_STATES,
+        f"{prefix}case__lead_unit_id": F(f"{prefix}unit_id"),
+    })
+
+
+def notices_awaiting_answer(*, queryset: QuerySet[SupervisionNotice] | None = None) -> QuerySet[SupervisionNotice]:
+    """Return the 督办单 awaiting their unit's answer (see :func:`notices_awaiting_answer_q`)."""
+    qs = queryset if queryset is not None else SupervisionNotice.objects.all()
+    return qs.filter(notices_awaiting_answer_q())
+
+
+def notice_awaits_answer(*, notice: SupervisionNotice) -> bool:
+    """Tell, in memory, whether ``notice`` awaits its unit's answer (same rule as the ``Q``)."""
+    return (notice.answered_at is None and notice.closed_at is None
+            and notice.case.state in ACTIVE_STATES and notice.case.lead_unit_id == notice.unit_id)
+
+
+def notices_for_unit_staff(*, user: User) -> QuerySet[SupervisionNotice]:
+    """Return the 督办单 awaiting an answer from a unit in ``user``'s scope (the unit tile).
+
+    Superusers get every open notice. Each of these is one the user can open (the unit leads the
+    case, so the case is in scope) and answer, given ``casework.answer_supervision``.
+    """
+    return notices_awaiting_answer().filter(unit_scope_q(user=user, prefix="unit__"))
+
+
 def case_get_for_user(*, user: User, pk: int) -> Case:
     """Return case ``pk`` if ``user`` may see it.
 
@@ -105,6 +157,25 @@ def case_get_for_user(*, user: User, pk: int) -> Case:
         are indistinguishable on purpose: callers answer 404).
     """
     return cases_visible_to(user=user).select_related("lead_unit", "platform").get(pk=pk)
+
+
+def case_merge_links(*, user: User, case: Case) -> dict:
+    """Return what ``user`` may be shown of ``case``'s merge links, for its page.
+
+    Keys: ``merged_cases`` (the duplicates merged into ``case`` that the user may open, with
+    ``pk``, ``reference``, ``subject``), ``merged_hidden`` (how many others there are, counted
+    without revealing them) and ``merged_into_visible`` (whether the user may open the main case
+    ``case`` was merged into). The one access rule decides (:func:`cases_visible_to`).
+    """
+    duplicates = case.merged_cases.all()
+    visible = list(cases_visible_to(user=user, queryset=duplicates).only("pk", "reference", "subject")
+                   .order_by("pk"))
+    main_visible = bool(case.merged_into_id) and cases_visible_to(user=user).filter(pk=case.merged_into_id).exists()
+    return {
+        "merged_cases": visible,
+        "merged_hidden": duplicates.count() - len(visible),
+        "merged_into_visible": main_visible,
+    }
 
 
 def case_timeline(*, case: Case) -> QuerySet[CaseEvent]:

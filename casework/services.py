@@ -40,6 +40,7 @@ from casework.models import (
     Platform,
     ReplyDraft,
     State,
+    SupervisionNotice,
 )
 from casework.text import find_personal_numbers, to_half_width
 
@@ -497,6 +498,8 @@ def case_return_to_office(
         expected_state=expected_state,
         payload={"unit_id": unit.pk if unit else None, "unit": unit.name if unit else ""},
     )
+    if unit is not None:
+        supervision_notices_close(case=case, unit=unit, reason=_("案件已退回网评办"), at=event.at)
     notification_queue(
         key=f"event:{event.pk}",
         case=case,
@@ -505,6 +508,36 @@ def case_return_to_office(
         body="\n".join([_("退回理由:%s") % event.reason, case_url(case)]),
     )
     return case
+
+
+def supervision_notices_close(*, case: Case, unit: Unit, reason: str, at: datetime) -> int:
+    """Close ``unit``'s unanswered 督办单 on ``case``, which the unit no longer answers for.
+
+    Called inside the transaction of the transition that takes the case away from the unit (its
+    return to the 网评办), with the case row locked. A closed notice keeps its unit and opening
+    time, so it still counts in that unit's 督办单 figure for the period it was opened in; it no
+    longer awaits an answer, so the ladder's unit-notices rung does not count it
+    (:func:`casework.selectors.notices_awaiting_answer_q`). One audit event per closed notice.
+
+    Args:
+        case: the locked case; unit: the unit the notices were addressed to.
+        reason: why (shown in the notice list); at: aware datetime of the closing.
+
+    Returns:
+        how many notices were closed.
+    """
+    closed = 0
+    for notice in (SupervisionNotice.objects.select_for_update()
+                   .filter(case=case, unit=unit, answered_at__isnull=True, closed_at__isnull=True)
+                   .order_by("pk")):
+        notice.closed_at = at
+        notice.closed_reason = reason[:200]
+        notice.save(update_fields=["closed_at", "closed_reason"])
+        event_append(case=case, action="supervision_closed", actor=None, from_state=case.state,
+                     to_state=case.state, reason=reason,
+                     payload={"notice_id": notice.pk, "unit_id": unit.pk, "unit": unit.name}, at=at)
+        closed += 1
+    return closed
 
 
 @transaction.atomic
@@ -741,7 +774,10 @@ def case_publish_reply(
         name="publish_reply",
         expected_state=expected_state,
         kwargs={"text": text, "where": (where or "").strip(), "at": at or timezone.now()},
-        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None, "text": text},
+        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None, "text": text,
+                 # The effective publication time when recorded later (the event's own time is
+                 # the recording time); the assessment counts reply days to it.
+                 **({"published_at": at.isoformat()} if at else {})},
     )
     from casework.joint import merged_cases_follow_reply
 

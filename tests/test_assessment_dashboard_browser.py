@@ -4,9 +4,11 @@ Headless Chromium (Debian's /usr/bin/chromium) through Playwright against the li
 is served from static/vendor/ (no CDN). Screenshots go to test-artifacts/assessment/.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 import pytest
 
 from casework import services
@@ -45,9 +47,11 @@ def unit_rows(page):
 
 def test_dashboard_shows_charts_to_a_leader_and_only_his_units_figures_to_a_handler(browser, live_server):
     b = Bureau()
+    # Submitted this week: the weekly window opens on the current week unless the reader picks another.
+    recent = timezone.now() - timedelta(hours=1)
     for unit in (b.unit_a, b.unit_a, b.unit_b):
-        b.case_in("handling", unit=unit)
-    case = b.case_in("dispatched", unit=b.unit_b)
+        b.case_in("handling", unit=unit, submitted_at=recent)
+    case = b.case_in("dispatched", unit=b.unit_b, submitted_at=recent)
     services.case_accept(case=case, acting_user=b.handler_b)
 
     page, external = open_dashboard(browser, live_server, b.leader, "leader")

@@ -1,5 +1,8 @@
 /* Leaders' dashboard: draws the charts of #cw-dashboard from its JSON (assessment:dashboard_data).
  * Every chart is followed by a <details> table with the numbers behind it (one click away).
+ * The weekly window is the reader's choice (end date, number of weeks, previous/next); the
+ * monthly rates are the report's figures for each whole month, with each metric's definition
+ * shown below and small denominators marked.
  * All text goes through textContent: topic titles come from citizens' messages. */
 (function () {
   "use strict";
@@ -37,15 +40,66 @@
 
   function chart(name, config) {
     var figure = root.querySelector('[data-chart="' + name + '"]');
+    var canvas = figure.querySelector("canvas");
+    var old = window.Chart.getChart ? window.Chart.getChart(canvas) : null;
+    if (old) { old.destroy(); }
+    figure.querySelectorAll("details.cw-dash-numbers").forEach(function (n) { n.remove(); });
     config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
-    figure.querySelector("canvas").parentNode.style.height = "220px";
-    return { figure: figure, chart: new window.Chart(figure.querySelector("canvas"), config) };
+    // The chart gets its own sized box, so the caption and the numbers below it are not squeezed
+    // into (and out of) a fixed-height figure.
+    var box = canvas.parentNode;
+    if (box.tagName === "FIGURE") {
+      box = el("div", null, { "class": "cw-dash-chart" });
+      canvas.parentNode.insertBefore(box, canvas);
+      box.appendChild(canvas);
+    }
+    box.style.position = "relative";
+    box.style.height = "220px";
+    return { figure: figure, chart: new window.Chart(canvas, config) };
   }
 
-  fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-    .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
-    .then(function (d) {
-      root.querySelector(".cw-dash-window").textContent = "留言量统计时段:" + d.window.start + " 至 " + d.window.end;
+  var controls = document.getElementById("cw-dash-controls");
+  var current = null;
+
+  function load(params) {
+    root.removeAttribute("data-ready");
+    var query = new URLSearchParams(params || {}).toString();
+    return fetch(root.dataset.url + (query ? "?" + query : ""), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(draw)
+      .catch(function (err) {
+        root.appendChild(el("p", "态势数据加载失败:" + err.message, { "class": "errornote" }));
+      });
+  }
+
+  function chosen(extra) {
+    var p = { end: controls.elements.end.value, weeks: controls.elements.weeks.value };
+    Object.assign(p, extra || {});
+    if (!p.end) { delete p.end; }
+    return p;
+  }
+
+  if (controls) {
+    controls.elements.end.addEventListener("change", function () { load(chosen()); });
+    controls.elements.weeks.addEventListener("change", function () { load(chosen()); });
+    controls.querySelectorAll("button[data-move]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        if (!current) { return; }
+        var end = current.window[b.getAttribute("data-move")];
+        controls.elements.end.value = end;
+        load(chosen({ end: end }));
+      });
+    });
+  }
+
+  function draw(d) {
+      current = d;
+      if (controls) {
+        controls.elements.end.value = d.window.end;
+        controls.elements.weeks.value = String(d.window.weeks);
+      }
+      root.querySelector(".cw-dash-window").textContent = "留言量统计时段:" + d.window.start + " 至 " + d.window.end +
+        "(" + d.window.weeks + " 周,由上方选择)";
       var w = chart("volume_by_week", { type: "bar", data: { labels: d.volume_by_week.map(function (x) { return x.week; }),
         datasets: [{ label: "留言数", data: d.volume_by_week.map(function (x) { return x.count; }), backgroundColor: "#417690" }] } });
       table(w.figure, ["周(周一)", "留言数"], d.volume_by_week.map(function (x) { return [x.week, x.count]; }));
@@ -62,6 +116,14 @@
       table(o.figure, ["类别", "件数"], labels.map(function (l, i) { return [l, values[i]]; }));
 
       var names = { sign_for_on_time: "按时签收率", handled_on_time: "按时办结率", satisfaction: "满意率" };
+      var allNames = { sign_for_on_time: "按时签收率", handled_on_time: "按时办结率", satisfaction: "满意率",
+        return_rate: "回退率", send_back_rate: "发回重办率", reply_working_days: "平均答复用时(工作日)" };
+      function fig(k, c) {
+        if (!c) { return "—"; }
+        var text = k === "reply_working_days" ? (c.value === null ? "—" : c.value.toFixed(1) + " (" + c.den + " 件)")
+          : pct(c.value) + " (" + c.num + "/" + c.den + ")";
+        return c.small ? text + " *" : text;
+      }
       var colors = { sign_for_on_time: "#417690", handled_on_time: "#e69f00", satisfaction: "#009e73" };
       var ds = Object.keys(names).map(function (k) {
         return { label: names[k], borderColor: colors[k], backgroundColor: colors[k], spanGaps: true,
@@ -69,12 +131,20 @@
       });
       var rt = chart("rates", { type: "line", data: { labels: d.rates_by_month.map(function (m) { return m.month; }), datasets: ds },
         options: { scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } } });
-      table(rt.figure, ["月份"].concat(Object.keys(names).map(function (k) { return names[k]; })),
+      table(rt.figure, ["月份"].concat(Object.keys(allNames).map(function (k) { return allNames[k]; })),
         d.rates_by_month.map(function (m) {
-          return [{ text: m.month, href: d.links.report + "?start=" + m.month + "-01&end=" + m.month + "-" +
-            new Date(+m.month.slice(0, 4), +m.month.slice(5, 7), 0).getDate() }].concat(
-            Object.keys(names).map(function (k) { return m[k] ? pct(m[k].value) + " (" + m[k].num + "/" + m[k].den + ")" : "—"; }));
+          return [{ text: m.month, href: d.links.report + "?start=" + m.start + "&end=" + m.end }].concat(
+            Object.keys(allNames).map(function (k) { return fig(k, m[k]); }));
         }));
+      var dl = root.querySelector("#cw-dash-definitions dl");
+      if (dl) {
+        dl.textContent = "";
+        Object.keys(d.definitions).forEach(function (k) {
+          dl.appendChild(el("dt", d.definitions[k].label));
+          dl.appendChild(el("dd", d.definitions[k].text));
+        });
+        root.querySelector(".cw-dash-small-note").textContent = "* 分母少于 " + d.min_volume + " 件,比率仅供参考。";
+      }
 
       var tp = chart("topics", { type: "bar", data: { labels: d.hot_topics.map(function (t) { return t.title.slice(0, 18); }),
         datasets: [{ label: "热度指数", data: d.hot_topics.map(function (t) { return t.heat; }), backgroundColor: "#c45850" }] },
@@ -84,8 +154,7 @@
         return [{ text: t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? "是" : ""];
       }));
       root.setAttribute("data-ready", "1");
-    })
-    .catch(function (err) {
-      root.appendChild(el("p", "态势数据加载失败:" + err.message, { "class": "errornote" }));
-    });
+  }
+
+  load({});
 })();

@@ -14,6 +14,9 @@ units).
 
 Calendar: the stored calendar for the years it confirms; every other year the installed
 ``chinese_calendar`` knows (2004 onwards) is loaded in memory from the library — never written.
+``--unit CODE`` replays the messages as that unit's: its own calendar exceptions
+(``UnitCalendarDay``) win over the bureau's, for the deadlines, the ladder and the working days,
+as they do for that unit's live cases.
 """
 
 from bisect import bisect_left
@@ -28,11 +31,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from accounts.models import Unit
 from casework import calendar, escalation
 from casework.clocks import deadline_policies
 from casework.importing import message_type_infer
 from casework.management.commands.calendar_seed import supported_years, year_exceptions
-from casework.models import Clock
+from casework.models import Clock, UnitCalendarDay
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_FILE = Path(settings.BASE_DIR) / "casework" / "data" / "messages" / "fj4_with_replies.csv.gz"
@@ -82,13 +86,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", default=str(DEFAULT_FILE))
+        parser.add_argument("--unit", default="", help=_("按该单位(单位代码)的工作日历回放。"))
 
-    def handle(self, *args, file: str, **options):
+    def handle(self, *args, file: str, unit: str = "", **options):
         """Replay ``file`` and print the ladder counts and the working-days distribution.
 
+        Args:
+            file: a CSV (optionally gzipped) with ``submitted_at`` and ``replied_at``.
+            unit: a unit code: count on that unit's calendar (its own exceptions included).
+
         Raises:
-            CommandError: when the file is missing or has no usable rows.
+            CommandError: when the file is missing or has no usable rows, or the unit is unknown.
         """
+        own_days = {}
+        if unit:
+            found = Unit.objects.filter(code=unit).first()
+            if found is None:
+                raise CommandError(_("找不到单位:%s") % unit)
+            own_days = dict(UnitCalendarDay.objects.filter(unit=found).values_list("date", "is_workday"))
         path = Path(file)
         if not path.exists():
             raise CommandError(_("找不到文件:%s") % path)
@@ -108,6 +123,7 @@ class Command(BaseCommand):
         first = min(s for _r, s, _p in pairs).year
         last = max(p for _r, _s, p in pairs).year + 1
         cal, from_library = replay_calendar(range(first, last + 1))
+        cal.exceptions.update(own_days)  # the unit's own days win, as in calendar.work_calendar(unit=)
         rungs = [r for r in escalation.ladder_rungs() if Clock.REPLY in r.clocks]
         policy_cache: dict[str, tuple[int, str]] = {}
         reached: Counter = Counter()

@@ -283,7 +283,7 @@ def report_figures(client, units):
     assert response.status_code == 200
     page = response.content.decode()
     for name in METRIC_DEFINITIONS:
-        assert METRIC_DEFINITIONS[name] in page  # every figure explained on the page
+        assert str(METRIC_DEFINITIONS[name]) in page  # every figure explained on the page
     out, ranks = {}, {}
     columns = [n for n, _label in response.context["columns"]]
     for item in response.context["table"]:

@@ -40,7 +40,7 @@ def test_the_reader_moves_the_weekly_window_and_reads_each_definition(browser, l
     page.goto(f"{live_server.url}/admin/assessment/dashboard/")
     page.wait_for_selector("#cw-dashboard[data-ready='1']")
     assert page.locator("#cw-dash-definitions dd").count() == len(METRIC_DEFINITIONS)
-    assert METRIC_DEFINITIONS["handled_on_time"] in page.locator("#cw-dash-definitions").inner_text()
+    assert str(METRIC_DEFINITIONS["handled_on_time"]) in page.locator("#cw-dash-definitions").inner_text()
     # The default window is the current week and the eleven before it, not the newest message's.
     window = page.locator(".cw-dash-window").inner_text()
     today = datetime.now(tz=SH).date()

@@ -6,6 +6,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from guardian.shortcuts import get_objects_for_user
 
 from accounts import roles, services
@@ -141,3 +142,6 @@ class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
 
 
 admin_adopt(Group)
+# Sign-in throttling records (django-axes): superusers unlock an account by deleting its attempt.
+for _model in (AccessAttempt, AccessLog, AccessFailureLog):
+    admin_adopt(_model)

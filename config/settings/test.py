@@ -11,3 +11,4 @@ DEBUG = False
 import uuid  # noqa: E402
 
 CACHES["default"]["KEY_PREFIX"] = f"casework-test-{uuid.uuid4().hex[:12]}"  # noqa: F405
+CACHES["axes"]["KEY_PREFIX"] = f"casework-test-axes-{uuid.uuid4().hex[:12]}"  # noqa: F405

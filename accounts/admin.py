@@ -1,12 +1,12 @@
 """Admin for people and the work matrix. Superusers configure; every write goes through services."""
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
-from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from guardian.shortcuts import get_objects_for_user
 
 from accounts import roles, services

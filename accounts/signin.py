@@ -19,13 +19,12 @@ from __future__ import annotations
 from functools import lru_cache
 import ipaddress
 
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-
-from axes.helpers import get_cool_off
 
 
 @lru_cache(maxsize=8)

@@ -1,7 +1,7 @@
 """Settings shared by every environment, read from the environment.
 
 Environment variables:
-    DJANGO_SECRET_KEY   secret key (a development default is used when unset)
+    DJANGO_SECRET_KEY   secret key (local and test settings fall back to a development key)
     DJANGO_DEBUG        "1" to enable debug
     DATABASE_URL        e.g. postgres://postgres@127.0.0.1:5432/casework; SQLite file when unset
     REDIS_URL           e.g. redis://127.0.0.1:6379/0; an embedded filesystem broker when unset
@@ -29,7 +29,8 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# No default here: local and test settings carry a development key, production requires one.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

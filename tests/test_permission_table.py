@@ -122,12 +122,14 @@ def world(bureau, django_user_model):
     CrontabSchedule.objects.create(minute="0", hour="9")
     SolarSchedule.objects.create(event="sunrise", latitude=28.2, longitude=112.9)
     Group.objects.get_or_create(name="perm-table")
-    AccessAttempt.objects.create(username="x", ip_address="203.0.113.1", user_agent="t", failures_since_start=1,
-                                 get_data="", post_data="", http_accept="", path_info="/")
-    AccessLog.objects.create(username="x", ip_address="203.0.113.1", user_agent="t", http_accept="",
-                             path_info="/")
-    AccessFailureLog.objects.create(username="x", ip_address="203.0.113.1", user_agent="t", http_accept="",
-                                    path_info="/", locked_out=False)
+    # bulk_create: no post_save signal, which django-axes' cache handler (REDIS_URL set) does not take.
+    AccessAttempt.objects.bulk_create([AccessAttempt(
+        username="x", ip_address="203.0.113.1", user_agent="t", failures_since_start=1, get_data="",
+        post_data="", http_accept="", path_info="/")])
+    AccessLog.objects.bulk_create([AccessLog(username="x", ip_address="203.0.113.1", user_agent="t",
+                                             http_accept="", path_info="/")])
+    AccessFailureLog.objects.bulk_create([AccessFailureLog(
+        username="x", ip_address="203.0.113.1", user_agent="t", http_accept="", path_info="/", locked_out=False)])
     assert DeadlinePolicy.objects.exists() and EscalationRung.objects.exists()
     return {"users": users, "case": case, "dispatched": dispatched, "topic": topic}
 

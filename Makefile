@@ -6,8 +6,11 @@ PORT   ?= 8000
 # Links in e-mails point at the port the site is served on unless SITE_URL says otherwise.
 SITE_URL ?= http://127.0.0.1:$(PORT)
 export SITE_URL
+# manage.py, wsgi.py and celery.py default to the production settings (fail closed); the one-command
+# demo says explicitly that it runs the local ones, the tests the test ones.
+LOCAL  := DJANGO_SETTINGS_MODULE=config.settings.local
 
-.PHONY: venv run setup test lint browser-deps clean-demo
+.PHONY: venv run setup test lint browser-deps clean-demo serve-production
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +22,16 @@ venv: $(VENV)/.installed
 
 ## Set up the demo bureau on real messages (idempotent).
 setup: venv
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
+	$(LOCAL) $(PY) manage.py migrate --noinput
+	$(LOCAL) $(PY) manage.py demo_setup
 
 ## Set up, then serve the site on 127.0.0.1:$(PORT) with a Celery worker and beat beside it.
 run: setup
-	PORT=$(PORT) bash scripts/run.sh
+	$(LOCAL) PORT=$(PORT) bash scripts/run.sh
+
+## Serve for real: production settings under gunicorn, with a worker and beat (see scripts/serve_production.sh).
+serve-production: venv
+	bash scripts/serve_production.sh
 
 ## Headless Chromium and a CJK font for the browser tests, GNU gettext for the catalogue test
 ## (Debian packages; never `playwright install`).
@@ -35,7 +42,7 @@ browser-deps:
 
 ## Run the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis).
 test: venv browser-deps
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	DJANGO_SETTINGS_MODULE=config.settings.test $(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check .

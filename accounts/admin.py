@@ -1,5 +1,6 @@
 """Admin for people and the work matrix. Superusers configure; every write goes through services."""
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -14,7 +15,7 @@ from accounts.models import Unit, UnitMembership, User
 
 
 class SuperuserOnlyMixin:
-    """Only superusers configure people and units (DESIGN.md §1)."""
+    """Rule of the staff and unit pages: superusers only (DESIGN.md §1: they configure people and units)."""
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
@@ -141,16 +142,22 @@ class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
         services.unit_save(unit=obj)
 
     def get_search_results(self, request, queryset, search_term):
-        # Autocomplete for membership/dispatch is open to staff; it lists active units only.
+        # Autocomplete lists active units only.
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         return queryset.filter(is_active=True), may_have_duplicates
 
     def has_view_permission(self, request, obj=None):
-        # Staff may look units up (autocomplete when dispatching); only superusers change them.
-        return request.user.is_active and request.user.is_staff
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
+        # Rule: the unit pages (list, form, history with the units' e-mails) are for superusers only.
+        # The one exception is the autocomplete (names of active units, nothing else) for those
+        # who pick a unit to dispatch to.
+        if request.user.is_active and request.user.is_superuser:
+            return True
+        match = getattr(request, "resolver_match", None)
+        return (obj is None and match is not None and match.url_name == "autocomplete"
+                and request.user.is_active and request.user.has_perm("casework.dispatch_case"))
 
 
 admin_adopt(Group)
+# Sign-in throttling records (django-axes): superusers unlock an account by deleting its attempt.
+for _model in (AccessAttempt, AccessLog, AccessFailureLog):
+    admin_adopt(_model)

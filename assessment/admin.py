@@ -14,13 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline
 from assessment import services
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
+from assessment.rules import user_reads_assessment, user_reads_topics, user_reviews_topics
 from assessment.selectors import topic_weekly_volume
 from casework.selectors import cases_visible_to
-
-
-def _is_office(user) -> bool:
-    return user.is_active and (user.is_superuser or user.has_perm("casework.dispatch_case")
-                               or user.has_perm("casework.office_review_case"))
 
 
 @admin.register(AssessmentWeights)
@@ -45,19 +41,20 @@ class AssessmentWeightsAdmin(StaffModelAdmin):
 
 
 class OfficeAdmin(StaffModelAdmin):
-    """Visible and editable by the office (网评办) and superusers."""
+    """Rule (assessment/rules.py): read by the 网评办 and the 分管局领导, changed by the 网评办,
+    deleted by superusers only."""
 
     def has_module_permission(self, request):
-        return _is_office(request.user) or request.user.has_perm("casework.leader_review_case")
+        return user_reads_topics(user=request.user)
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
 
     def has_add_permission(self, request):
-        return _is_office(request.user)
+        return user_reviews_topics(user=request.user)
 
     def has_change_permission(self, request, obj=None):
-        return _is_office(request.user)
+        return user_reviews_topics(user=request.user)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
@@ -207,12 +204,17 @@ class TopicAdmin(OfficeAdmin):
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(OfficeAdmin):
+    """Rule: read by every role that reads cases (handlers insert standard answers), edited by the 网评办."""
+
     list_display = ("title", "keywords", "is_active", "updated_at")
     search_fields = ("title", "body", "keywords")
     list_filter = ("is_active",)
 
+    def has_module_permission(self, request):
+        return user_reads_assessment(user=request.user)
+
     def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
+        return user_reads_assessment(user=request.user)
 
 
 @admin.register(ImprovementAction)

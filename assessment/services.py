@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Unit, User
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
+from assessment.rules import user_reviews_topics
 from assessment.topics import Message, TopicGroup, heat_index, topics_group
 from casework.models import Case
 
@@ -88,7 +89,7 @@ def topics_suggest(*, cases: QuerySet[Case] | None = None, threshold: float = 0.
 
 
 def _require_office(user: User) -> None:
-    if not (user.is_active and (user.is_superuser or user.has_perm("assessment.change_topic"))):
+    if not user_reviews_topics(user=user):
         raise PermissionDenied(_("只有网评办可以审核主题。"))
 
 

@@ -4,13 +4,17 @@ Every figure is computed for the events attributed to the units in the reader's 
 (``assessment_scope_unit_ids``; superusers and city-wide staff: every unit), so a handler sees his
 unit's numbers, the same as a superuser sees for that unit. A drill-down lists the cases behind
 a number that the reader may open and counts the others without revealing them.
+Rule of every page here (assessment/rules.py): :func:`~assessment.rules.user_reads_assessment` —
+a role that reads cases; staff without one get 403.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import wraps
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -23,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Unit
 from assessment.exports import assessment_workbook
 from assessment.facts import AssessmentFacts, Period
+from assessment.rules import user_reads_assessment
 from assessment.selectors import (
     METRIC_DEFINITIONS,
     METRIC_LABELS,
@@ -40,6 +45,18 @@ from casework.selectors import cases_visible_to, user_can_see_case
 
 KINDS = {"": gettext_lazy("单位"), "district": gettext_lazy("按县市区分局"), "police_type": gettext_lazy("按警种")}
 COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "referrals", "extensions")
+
+
+def _readers_only(view):
+    """403 unless the user may read the assessment pages (:func:`~assessment.rules.user_reads_assessment`)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not user_reads_assessment(user=request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _scope(request: HttpRequest) -> list[int] | None:
@@ -100,6 +117,7 @@ def _cell(name: str, value) -> dict:
     return {"text": str(value), "num": value, "den": value, "value": value}
 
 
+@_readers_only
 def report_view(request: HttpRequest) -> HttpResponse:
     """Annual assessment: ranked units with every figure linked to its cases."""
     period, kind, keep = _params(request)
@@ -151,6 +169,7 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
     return ids, {"period": period, "metric": metric, "part": part, "unit": unit, "keep": keep}
 
 
+@_readers_only
 def report_cases_view(request: HttpRequest) -> HttpResponse:
     """The cases behind one number of the report (paginated; only cases the user may see)."""
     ids, info = _drill_ids(request)
@@ -181,6 +200,7 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
     return render(request, "assessment/report_cases.html", context)
 
 
+@_readers_only
 def report_export_view(request: HttpRequest) -> HttpResponse:
     """The ranked assessment as xlsx; with ``metric`` and ``part`` also the drill-down's cases."""
     period, kind, keep = _params(request)
@@ -201,12 +221,14 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@_readers_only
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """The leaders' and office's dashboard on its own page (the same panel as on the admin index)."""
     context = {**admin.site.each_context(request), "title": _("工作态势")}
     return render(request, "assessment/dashboard.html", context)
 
 
+@_readers_only
 def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     """The dashboard's numbers as JSON, within the user's scope."""
     try:
@@ -223,6 +245,7 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(data)
 
 
+@_readers_only
 def articles_for_case_view(request: HttpRequest, case_id: int) -> JsonResponse:
     """The standard answers suggested for a case, as JSON, for inserting into a draft.
 

@@ -762,6 +762,8 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
         notice = self.get_queryset(request).select_related("case", "unit").filter(pk=pk).first()
         if notice is None:
             raise Http404
+        if not self.has_view_permission(request, notice):  # staff without a role read no notice
+            raise PermissionDenied
         form = NoticeAnswerForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:

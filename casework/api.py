@@ -10,27 +10,20 @@ harmless: (platform, message_id) already registered is reported as ``skipped``.
 
 import base64
 import binascii
-import hashlib
 import json
 
 from django.contrib.auth import authenticate
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from accounts.signin import lockout_response
 from casework.importing import messages_import_records
 from casework.models import Case, Platform
 from casework.selectors import cases_visible_to
 
 MAX_MESSAGES = 1000
-
-
-# After this many failed logins for one account from one address within the window, further
-# attempts are refused (429) until the window has passed — password guessing gets nowhere.
-MAX_FAILED_LOGINS = 5
-FAILED_LOGIN_WINDOW_SECONDS = 15 * 60
 
 
 def _credentials(request: HttpRequest) -> tuple[str, str] | None:
@@ -42,11 +35,6 @@ def _credentials(request: HttpRequest) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return username, password
-
-
-def _throttle_key(request: HttpRequest, username: str) -> str:
-    digest = hashlib.sha256(f"{username}\n{request.META.get('REMOTE_ADDR', '')}".encode()).hexdigest()
-    return f"api-login-failures:{digest}"
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -64,19 +52,17 @@ def messages_push(request: HttpRequest) -> JsonResponse:
     Responses: 200 with ``{"created": n, "skipped": n, "errors": [{"index", "message_id",
     "reason"}], "cases": [{"message_id", "reference", "created"}]}`` (errors of single messages do
     not fail the others); 400 for a body that is not JSON or too large; 401 without valid
-    credentials; 429 after ``MAX_FAILED_LOGINS`` failures for the account from that address within
-    ``FAILED_LOGIN_WINDOW_SECONDS``; 403 without ``casework.register_case``; 404 for an unknown platform code.
+    credentials; 429 while sign-in is paused for the account from the client's address (django-axes:
+    ``AXES_FAILURE_LIMIT`` failures, the same counters as the admin login, see
+    :mod:`accounts.signin`); 403 without ``casework.register_case``; 404 for an unknown platform code.
     """
     credentials = _credentials(request)
     if credentials is None:
         return _error(401, "需要有效的用户名和密码(HTTP Basic)。")
-    key = _throttle_key(request, credentials[0])
-    if cache.get(key, 0) >= MAX_FAILED_LOGINS:
-        return _error(429, "登录失败次数过多,请 15 分钟后再试。")
-    user = authenticate(request, username=credentials[0], password=credentials[1])
+    user = authenticate(request=request, username=credentials[0], password=credentials[1])
+    if getattr(request, "axes_locked_out", False):
+        return lockout_response(request)
     if user is None or not user.is_active:
-        cache.add(key, 0, FAILED_LOGIN_WINDOW_SECONDS)
-        cache.incr(key)
         return _error(401, "需要有效的用户名和密码(HTTP Basic)。")
     try:
         payload = json.loads(request.body.decode("utf-8"))

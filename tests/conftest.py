@@ -37,6 +37,27 @@ def _close_sessions_left_by_server_threads(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sign_in_counters():
+    """Every test starts with no failed sign-ins counted (django-axes keeps them across tests in Redis).
+
+    In the database the counters roll back with the test; in the cache they would leak, so the keys
+    under this process's own ``axes`` cache prefix (config/settings/test.py) are dropped.
+    """
+    yield
+    from django.core.cache import caches
+
+    axes_cache = caches["axes"]
+    client_of = getattr(getattr(axes_cache, "_cache", None), "get_client", None)
+    if client_of is None:  # local memory
+        axes_cache.clear()
+        return
+    client = client_of(None, write=True)
+    keys = list(client.scan_iter(match=f"{axes_cache.key_prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def eager_celery(settings):
     """Run Celery tasks in-process so e-mails queued after commit are sent and counted."""

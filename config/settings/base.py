@@ -1,7 +1,7 @@
 """Settings shared by every environment, read from the environment.
 
 Environment variables:
-    DJANGO_SECRET_KEY   secret key (a development default is used when unset)
+    DJANGO_SECRET_KEY   secret key (local and test settings fall back to a development key)
     DJANGO_DEBUG        "1" to enable debug
     DATABASE_URL        e.g. postgres://postgres@127.0.0.1:5432/casework; SQLite file when unset
     REDIS_URL           e.g. redis://127.0.0.1:6379/0; an embedded filesystem broker when unset
@@ -9,9 +9,11 @@ Environment variables:
     SITE_URL            absolute base URL used in email links (default http://127.0.0.1:8000)
 """
 
+from datetime import timedelta
 import os
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, SELF
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
@@ -27,7 +29,8 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+# No default here: local and test settings carry a development key, production requires one.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -40,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "guardian",
+    "axes",
     "django_celery_beat",
     "accounts",
     "casework",
@@ -55,6 +59,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a django-axes lockout into the 429 answer of accounts.signin.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -69,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -103,6 +111,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out (account, address) pair before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -160,17 +170,57 @@ else:
         "store_processed": False,
         "polling_interval": 0.2,
     }
-# Cache (login throttling of the push API): Redis when REDIS_URL is set, shared by all processes.
+# Cache: Redis when REDIS_URL is set, shared by all processes (the "axes" alias holds the sign-in
+# failure counters, under its own key prefix).
 if REDIS_URL:
     CACHES = {
-        "default": {
+        alias: {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "casework-cache",
+            "KEY_PREFIX": prefix,
         }
+        for alias, prefix in (("default", "casework-cache"), ("axes", "casework-axes"))
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "axes": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "axes"},
+    }
+
+# Sign-in throttling (django-axes, glue in accounts/signin.py): failures are counted per account AND
+# client address; after AXES_FAILURE_LIMIT of them that pair waits AXES_COOLOFF_TIME, and each
+# failure during the wait starts it again. The admin login and the push API share the counters,
+# kept in Redis when REDIS_URL is set, otherwise in the database (all processes see them).
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
+AXES_CACHE = "axes"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("CASEWORK_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("CASEWORK_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.signin.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
+# Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks); none by default.
+CASEWORK_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("CASEWORK_TRUSTED_PROXIES", "").split(",") if p.strip()]
+
+# Content security policy (django-csp): only this site's own scripts, each inline script carrying the
+# per-request nonce (``<script nonce="{{ CSP_NONCE }}">``); no plugins, no framing, forms post here
+# only. Inline styles stay allowed: the admin's own templates and widgets use style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -2,6 +2,7 @@
 
 from config.settings.base import *  # noqa: F401,F403
 
+SECRET_KEY = "test-only-insecure-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
@@ -11,3 +12,4 @@ DEBUG = False
 import uuid  # noqa: E402
 
 CACHES["default"]["KEY_PREFIX"] = f"casework-test-{uuid.uuid4().hex[:12]}"  # noqa: F405
+CACHES["axes"]["KEY_PREFIX"] = f"casework-test-axes-{uuid.uuid4().hex[:12]}"  # noqa: F405

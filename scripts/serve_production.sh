@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Serve for real: the production settings under gunicorn, static files by whitenoise, with a Celery
+# worker and Celery beat beside it. Put a TLS-terminating front server (nginx, the bureau's gateway)
+# before BIND; it must set X-Forwarded-Proto (DJANGO_SECURE_PROXY_SSL_HEADER) and X-Forwarded-For
+# (list its address in CASEWORK_TRUSTED_PROXIES).
+#
+# Needs the variables of config/settings/production.py (DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS,
+# DATABASE_URL, REDIS_URL, SITE_URL, EMAIL_HOST …); it stops at once, naming the one missing.
+#
+#   BIND            address:port gunicorn listens on (default 127.0.0.1:8000: only the front server)
+#   WEB_WORKERS     gunicorn worker processes (default 3)
+#   CELERY_WORKERS  Celery worker processes (default 2)
+#   SERVE_ONLY=web  run gunicorn alone (worker and beat run elsewhere, e.g. as their own services)
+#
+# Under systemd or a container run the three as separate services with the same environment:
+#   gunicorn config.wsgi --bind … ; celery -A config worker ; celery -A config beat -S django
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.production}"
+BIN=.venv/bin
+BIND="${BIND:-127.0.0.1:8000}"
+
+$BIN/python manage.py check --deploy --fail-level WARNING
+$BIN/python manage.py migrate --noinput
+$BIN/python manage.py collectstatic --noinput --verbosity 0
+
+pids=()
+stop() {
+  trap '' INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'stop; exit 0' INT TERM
+
+if [ "${SERVE_ONLY:-}" != "web" ]; then
+  $BIN/celery -A config worker --loglevel=INFO --concurrency="${CELERY_WORKERS:-2}" &
+  pids+=($!)
+  $BIN/celery -A config beat --loglevel=INFO -S django_celery_beat.schedulers:DatabaseScheduler --pidfile= &
+  pids+=($!)
+fi
+$BIN/gunicorn config.wsgi:application --bind "$BIND" --workers "${WEB_WORKERS:-3}" \
+  --access-logfile - --error-logfile - --timeout 60 --graceful-timeout 20 &
+pids+=($!)
+echo "Serving on $BIND (production settings) with ${SERVE_ONLY:+only the web server}${SERVE_ONLY:-worker and beat}"
+wait -n
+stop

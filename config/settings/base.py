@@ -7,6 +7,8 @@ Environment variables:
     REDIS_URL           e.g. redis://127.0.0.1:6379/0; an embedded filesystem broker when unset
     EMAIL_HOST          SMTP host; mail is written to var/mail/ when unset
     SITE_URL            absolute base URL used in email links (default http://127.0.0.1:8000)
+    CASEWORK_AUDIT_KEY  secret HMAC key of the audit chain (required in production)
+    CASEWORK_AUDIT_ANCHOR_DIR  where verification runs anchor the chain heads (default var/audit)
 """
 
 import os
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "guardian",
+    "pgtrigger",
     "django_celery_beat",
     "accounts",
     "casework",
@@ -192,3 +195,9 @@ LOGGING = {
 
 # Casework rules (first version; the full deadline policy lives in the database).
 CASEWORK_REFERENCE_PREFIX = os.environ.get("CASEWORK_REFERENCE_PREFIX", "JB")
+
+# Audit chain (tamper evidence, casework.audit): the HMAC key is a secret kept outside the database
+# (no default here: local and test settings set a development key, production requires it), and each
+# verification run writes a signed snapshot of every case's chain head outside the database.
+CASEWORK_AUDIT_KEY = os.environ.get("CASEWORK_AUDIT_KEY", "")
+CASEWORK_AUDIT_ANCHOR_DIR = Path(os.environ.get("CASEWORK_AUDIT_ANCHOR_DIR", VAR_DIR / "audit"))

@@ -4,3 +4,6 @@ from config.settings.base import *  # noqa: F401,F403
 from config.settings.base import env_bool
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+
+# A development key for the audit chain; production requires CASEWORK_AUDIT_KEY.
+CASEWORK_AUDIT_KEY = CASEWORK_AUDIT_KEY or "dev-only-audit-key-not-secret"  # noqa: F405

@@ -9,10 +9,10 @@ e-mail outbox are records. Every write goes through a service (:mod:`casework.cl
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.models import (

@@ -556,7 +556,7 @@ def event_hash(event) -> str:
     it is sealed as UTC, so an Asia/Shanghai time verifies after the database returns it in UTC),
     ``reason``, ``payload`` and ``prev_hash``.
     """
-    at = event.at.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+    at = event.at.astimezone(_dt.UTC).isoformat(timespec="microseconds")
     content = json.dumps(
         [
             event.case_id,
@@ -599,6 +599,9 @@ class AuditChainHead(models.Model):
     class Meta:
         verbose_name = _("审计链头")
         verbose_name_plural = _("审计链头")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.event_count}"
 
 
 class AuditVerificationRun(models.Model):

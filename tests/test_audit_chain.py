@@ -15,7 +15,6 @@ import subprocess
 import sys
 from zoneinfo import ZoneInfo
 
-from django.core import mail
 from django.core.checks import run_checks
 from django.db import DatabaseError, connection, transaction
 import pytest

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.controller import Controller
 from django.core import mail
+from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
@@ -20,7 +21,7 @@ from django.utils import timezone
 import pytest
 import time_machine
 
-from casework import escalation, outbox, services
+from casework import escalation, outbox
 from casework.models import Notification, NotificationRecipient, State
 from casework.tasks import notification_flush, notification_send
 from config.celery import app as celery_app
@@ -236,7 +237,7 @@ def test_staff_without_superuser_cannot_see_or_retry_the_outbox(db, bureau, clie
     assert client.get(url).status_code == 403
     response = client.post(url, {"action": "retry_selected", "_selected_action": [notification.pk]})
     assert response.status_code == 403
-    with pytest.raises(Exception):
+    with pytest.raises(PermissionDenied):
         outbox.notification_retry(notification=notification, acting_user=bureau.dispatcher)
 
 

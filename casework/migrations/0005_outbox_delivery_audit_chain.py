@@ -6,10 +6,10 @@ keyed hash (``CASEWORK_AUDIT_KEY``) in their order, and each case's chain head i
 was in the database before this migration is trusted once, as it stands.
 """
 
+from django.db import migrations, models
 import django.db.models.deletion
 import pgtrigger.compiler
 import pgtrigger.migrations
-from django.db import migrations, models
 
 from casework.models import chain_head_mac, event_hash
 

@@ -9,10 +9,11 @@ e-mail outbox are records. Every write goes through a service (:mod:`casework.cl
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -22,10 +23,11 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from accounts.admin_base import StaffModelAdmin, admin_adopt
-from casework import clocks, escalation
+from accounts.admin_base import StaffModelAdmin, StaffTabularInline, admin_adopt
+from casework import clocks, escalation, outbox
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
+    AuditVerificationRun,
     CalendarYear,
     CaseClock,
     Clock,
@@ -34,6 +36,7 @@ from casework.models import (
     EscalationRung,
     EscalationStep,
     Notification,
+    NotificationRecipient,
     UnitCalendarDay,
     WorkCalendarDay,
 )
@@ -293,11 +296,100 @@ class DisciplineReferralAdmin(ScopedCaseChildAdmin):
         return TemplateResponse(request, "admin/casework/referral_outcome.html", context)
 
 
+class NotificationStateFilter(admin.SimpleListFilter):
+    """What is stuck in the outbox: unsent, partially delivered, failing, waiting for a superuser."""
+
+    title = _("投递情况")
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("unsent", _("未发送完毕")),
+            ("partial", _("部分送达")),
+            ("failing", _("发送失败中")),
+            ("stuck", _("待管理员处理(永久拒收)")),
+            ("sent", _("已全部送达")),
+        ]
+
+    def queryset(self, request, queryset):
+        unsent = queryset.filter(sent_at__isnull=True)
+        delivered = NotificationRecipient.objects.filter(
+            notification=OuterRef("pk"), status=NotificationRecipient.Status.SENT
+        )
+        return {
+            "unsent": lambda: unsent,
+            "partial": lambda: unsent.filter(Exists(delivered)),
+            "failing": lambda: unsent.filter(attempts__gt=0).exclude(last_error=""),
+            "stuck": lambda: unsent.filter(next_attempt_at__isnull=True),
+            "sent": lambda: queryset.filter(sent_at__isnull=False),
+        }.get(self.value(), lambda: queryset)()
+
+
+class NotificationRecipientInline(StaffTabularInline):
+    model = NotificationRecipient
+    fields = ["address", "status", "attempts", "last_code", "last_error", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(Notification)
 class NotificationAdmin(StaffModelAdmin):
-    list_display = ["subject", "created_at", "sent_at", "attempts", "last_error"]
-    list_filter = [("sent_at", admin.EmptyFieldListFilter)]
+    """The outbox (superusers): what was sent, what is stuck and why, per recipient; retry."""
+
+    list_display = ["subject", "created_at", "delivery_state", "recipients_delivered", "attempts",
+                    "next_attempt_at", "last_error_short"]
+    list_filter = [NotificationStateFilter, ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "key"]
+    fields = ["key", "case", "recipients", "subject", "body", "created_at", "sent_at", "attempts",
+              "next_attempt_at", "last_error"]
+    readonly_fields = fields
+    inlines = [NotificationRecipientInline]
+    actions = ["retry_selected"]
+
+    def get_queryset(self, request):
+        sent = NotificationRecipient.objects.filter(
+            notification=OuterRef("pk"), status=NotificationRecipient.Status.SENT
+        ).order_by().values("notification").annotate(n=Count("pk")).values("n")
+        return super().get_queryset(request).annotate(delivered_n=Subquery(sent))
+
+    @admin.display(description=_("状态"))
+    def delivery_state(self, obj):
+        if obj.sent_at is not None:
+            return _("已全部送达")
+        if obj.attempts == 0:
+            return _("待发送")
+        if obj.next_attempt_at is None:
+            return _("待管理员处理")
+        return _("部分送达,重试中") if obj.delivered_n else _("发送失败,重试中")
+
+    @admin.display(description=_("已送达/收件人"))
+    def recipients_delivered(self, obj):
+        return f"{obj.delivered_n or 0}/{len(obj.recipients or [])}"
+
+    @admin.display(description=_("最近错误"))
+    def last_error_short(self, obj):
+        return (obj.last_error or "")[:120]
+
+    @admin.action(description=_("立即重新发送所选邮件(含被拒收的收件人)"), permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        done = sum(
+            outbox.notification_retry(notification=n, acting_user=request.user)
+            for n in queryset.filter(sent_at__isnull=True)
+        )
+        self.message_user(request, _("已安排重新发送 %(n)s 封邮件。") % {"n": done}, messages.SUCCESS)
+
+    def has_retry_permission(self, request):
+        return request.user.is_superuser
 
     def has_module_permission(self, request):
         return request.user.is_superuser
@@ -309,6 +401,65 @@ class NotificationAdmin(StaffModelAdmin):
         return False
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class VerificationResultFilter(admin.SimpleListFilter):
+    title = _("核验结果")
+    parameter_name = "result"
+
+    def lookups(self, request, model_admin):
+        return [("failed", _("有异常")), ("ok", _("全部通过"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(failure_count__gt=0)
+        if self.value() == "ok":
+            return queryset.filter(failure_count=0, finished_at__isnull=False)
+        return queryset
+
+
+@admin.register(AuditVerificationRun)
+class AuditVerificationRunAdmin(StaffModelAdmin):
+    """Runs of the scheduled audit chain check (superusers): when, how many cases, what failed."""
+
+    list_display = ["started_at", "finished_at", "cases_checked", "events_checked", "failure_count",
+                    "passed"]
+    list_filter = [VerificationResultFilter]
+    fields = ["started_at", "finished_at", "cases_checked", "events_checked", "failure_count",
+              "failure_table", "anchor"]
+    readonly_fields = fields
+
+    @admin.display(description=_("通过"), boolean=True)
+    def passed(self, obj):
+        return obj.ok
+
+    @admin.display(description=_("异常明细"))
+    def failure_table(self, obj):
+        if not obj.failures:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td></tr>",
+            ((f.get("reference") or f.get("case_id") or "—", f.get("reason", "")) for f in obj.failures),
+        )
+        return format_html("<table><tr><th>{}</th><th>{}</th></tr>{}</table>", _("案件"), _("原因"), rows)
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -17,3 +17,18 @@ def check_time_zone(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def check_audit_key(app_configs, **kwargs):
+    """The audit chain is keyed with a secret outside the database (issue 9 §2)."""
+    key = getattr(settings, "CASEWORK_AUDIT_KEY", "")
+    if len(key) < 16:
+        return [
+            Error(
+                "CASEWORK_AUDIT_KEY must be set to a secret of at least 16 characters.",
+                hint="Set the CASEWORK_AUDIT_KEY environment variable; keep it outside the database.",
+                id="casework.E002",
+            )
+        ]
+    return []

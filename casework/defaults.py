@@ -52,6 +52,10 @@ DEFAULT_LADDER = [
 SWEEP_TASK_NAME = "催督办巡检 escalation sweep"
 SWEEP_EVERY_MINUTES = 5
 DAILY_SCAN_TASK_NAME = "每日超期巡检 daily overdue scan 09:00"
+OUTBOX_FLUSH_TASK_NAME = "邮件补发 outbox flush"
+OUTBOX_FLUSH_EVERY_MINUTES = 1
+AUDIT_VERIFY_TASK_NAME = "审计链核验 audit chain verification 03:00"
+AUDIT_VERIFY_HOUR = 3
 DAILY_SCAN_HOUR = 9
 TIME_ZONE = "Asia/Shanghai"
 
@@ -147,6 +151,31 @@ def defaults_ensure() -> None:
         defaults={"task": "casework.escalation_sweep", "interval": every, "enabled": True},
     )
     daily_scan_schedule_ensure()
+    outbox_and_audit_schedules_ensure()
+
+
+def outbox_and_audit_schedules_ensure() -> None:
+    """Create the outbox flush (every minute) and the daily 03:00 Beijing-time audit chain check.
+
+    Idempotent; schedules a superuser edited are left alone.
+    """
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=OUTBOX_FLUSH_EVERY_MINUTES, period=IntervalSchedule.MINUTES
+    )
+    PeriodicTask.objects.get_or_create(
+        name=OUTBOX_FLUSH_TASK_NAME,
+        defaults={"task": "casework.notification_flush", "interval": every, "enabled": True},
+    )
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="0", hour=str(AUDIT_VERIFY_HOUR), day_of_week="*", day_of_month="*",
+        month_of_year="*", timezone=TIME_ZONE,
+    )
+    PeriodicTask.objects.get_or_create(
+        name=AUDIT_VERIFY_TASK_NAME,
+        defaults={"task": "casework.audit_verify", "crontab": crontab, "enabled": True},
+    )
 
 
 def defaults_on_post_migrate(sender, using="default", **kwargs) -> None:

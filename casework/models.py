@@ -5,13 +5,17 @@ transition is performed by exactly one service in :mod:`casework.services`, whic
 permission, locks the row, writes the audit event and queues side effects after commit.
 """
 
+import datetime as _dt
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+import pgtrigger
 
 
 class Platform(models.Model):
@@ -460,8 +464,9 @@ ACTION_LABELS = {
 class CaseEvent(models.Model):
     """An append-only, hash-chained audit event of a case (one per transition and side step).
 
-    ``hash`` is SHA-256 over the event's content and the previous event's hash of the same case,
-    so an edited or deleted event breaks the chain (:func:`casework.selectors.case_audit_verify`).
+    ``hash`` is an HMAC-SHA256 (key outside the database) over the event's content and the previous
+    event's hash of the same case, so an edited, deleted or reordered event breaks the chain; the
+    case's ``AuditChainHead`` records its length (:mod:`casework.audit`).
     """
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
@@ -490,6 +495,15 @@ class CaseEvent(models.Model):
             models.UniqueConstraint(fields=["case", "seq"], name="event_case_seq_unique"),
         ]
         indexes = [models.Index(fields=["action", "at"], name="event_action_at_idx")]
+        # Append-only in the database itself (PostgreSQL): UPDATE, DELETE and TRUNCATE are refused.
+        triggers = [
+            pgtrigger.Protect(name="caseevent_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="caseevent_no_truncate", operation=pgtrigger.Truncate, when=pgtrigger.Before,
+                level=pgtrigger.Statement,
+                func="RAISE EXCEPTION 'pgtrigger: Cannot truncate % table', TG_TABLE_NAME;",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.case_id}#{self.seq} {self.action}"
@@ -516,25 +530,104 @@ class CaseEvent(models.Model):
         raise RuntimeError("CaseEvent is append-only.")
 
     def compute_hash(self) -> str:
-        """Return the SHA-256 of this event's content chained to ``prev_hash``."""
-        content = json.dumps(
-            [
-                self.case_id,
-                self.seq,
-                self.action,
-                self.from_state,
-                self.to_state,
-                self.actor_id,
-                self.at.isoformat(),
-                self.reason,
-                self.payload,
-                self.prev_hash,
-            ],
-            ensure_ascii=False,
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(content.encode("utf-8")).hexdigest()
+        """Return the keyed hash (HMAC-SHA256, ``settings.CASEWORK_AUDIT_KEY``) of this event.
+
+        The one function that seals an event: :func:`casework.services.event_append` and any bulk
+        path call it on the unsaved event after setting ``seq`` and ``prev_hash``.
+        """
+        return event_hash(self)
+
+
+def audit_key() -> bytes:
+    """Return the audit chain's HMAC key from ``settings.CASEWORK_AUDIT_KEY`` (kept outside the database).
+
+    Raises:
+        ImproperlyConfigured: the setting is empty (production must set ``CASEWORK_AUDIT_KEY``).
+    """
+    key = getattr(settings, "CASEWORK_AUDIT_KEY", "")
+    if not key:
+        raise ImproperlyConfigured("CASEWORK_AUDIT_KEY is not set: the audit chain cannot be sealed.")
+    return key.encode("utf-8")
+
+
+def event_hash(event) -> str:
+    """Return the HMAC-SHA256 of an event's content chained to its ``prev_hash``.
+
+    ``event`` is a ``CaseEvent`` (or a historical model in a migration) with ``case_id``, ``seq``,
+    ``action``, ``from_state``, ``to_state``, ``actor_id``, ``at`` (aware datetime, any time zone:
+    it is sealed as UTC, so an Asia/Shanghai time verifies after the database returns it in UTC),
+    ``reason``, ``payload`` and ``prev_hash``.
+    """
+    at = event.at.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+    content = json.dumps(
+        [
+            event.case_id,
+            event.seq,
+            event.action,
+            event.from_state,
+            event.to_state,
+            event.actor_id,
+            at,
+            event.reason,
+            event.payload,
+            event.prev_hash,
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        default=str,
+    )
+    return hmac.new(audit_key(), content.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def chain_head_mac(*, case_id: int, event_count: int, head_hash: str) -> str:
+    """Return the HMAC that seals one case's chain head (count and last hash) with the audit key."""
+    content = f"head|{case_id}|{event_count}|{head_hash}"
+    return hmac.new(audit_key(), content.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """How long each case's audit chain is and how it ends, sealed with the audit key.
+
+    Written by every event append in the same transaction, so a deleted tail or an emptied chain
+    no longer matches (:mod:`casework.audit`). Not on ``Case`` itself, so a stale ``case.save()``
+    can never write an old head back.
+    """
+
+    case = models.OneToOneField(Case, primary_key=True, on_delete=models.PROTECT, related_name="chain_head")
+    event_count = models.PositiveIntegerField(_("记录条数"))
+    head_hash = models.CharField(_("末条哈希"), max_length=64)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("审计链头")
+        verbose_name_plural = _("审计链头")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.event_count}"
+
+
+class AuditVerificationRun(models.Model):
+    """One run of the audit chain check (scheduled by beat): when, how much, what failed."""
+
+    started_at = models.DateTimeField(_("开始时间"))
+    finished_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+    cases_checked = models.PositiveIntegerField(_("核验案件数"), default=0)
+    events_checked = models.PositiveIntegerField(_("核验记录数"), default=0)
+    failure_count = models.PositiveIntegerField(_("异常数"), default=0)
+    failures = models.JSONField(_("异常明细"), default=list, blank=True)
+    anchor = models.CharField(_("外部锚定文件"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("审计链核验")
+        verbose_name_plural = _("审计链核验")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} · {self.failure_count}"
+
+    @property
+    def ok(self) -> bool:
+        return self.finished_at is not None and self.failure_count == 0
 
 
 class FollowUp(models.Model):
@@ -907,6 +1000,8 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
     last_error = models.TextField(_("最近错误"), blank=True)
+    # When the periodic outbox flush may try this row again (None: sent, or waiting for a superuser).
+    next_attempt_at = models.DateTimeField(_("下次重试"), null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = _("邮件通知")
@@ -915,3 +1010,36 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class NotificationRecipient(models.Model):
+    """The delivery state of one recipient of an outbox e-mail (written at the first attempt).
+
+    A recipient the mail server refused for now (4xx) is retried alone; one it refused for good
+    (5xx) waits for a superuser's retry; one delivered is never sent the e-mail again.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已送达")
+        DEFERRED = "deferred", _("暂时拒收(将重试)")
+        REFUSED = "refused", _("拒收(不再自动重试)")
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    address = models.CharField(_("收件人"), max_length=254)
+    status = models.CharField(_("投递状态"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    last_code = models.PositiveSmallIntegerField(_("最近应答码"), null=True, blank=True)
+    last_error = models.TextField(_("最近错误"), blank=True)
+    sent_at = models.DateTimeField(_("送达时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("收件人投递")
+        verbose_name_plural = _("收件人投递")
+        ordering = ["notification", "address"]
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "address"], name="delivery_unique_address"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address

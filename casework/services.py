@@ -13,8 +13,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
@@ -29,19 +28,19 @@ from accounts.selectors import (
     unit_leaders_in_charge,
     unit_staff_emails,
 )
-from casework import calendar, clocks
+from casework import audit, calendar, clocks
 from casework.models import (
     ACTIVE_STATES,
     Case,
     CaseEvent,
     FollowUp,
     MessageType,
-    Notification,
     Platform,
     ReplyDraft,
     State,
     SupervisionNotice,
 )
+from casework.outbox import notification_deliver, notification_queue  # noqa: F401 (the outbox's services)
 from casework.text import find_personal_numbers, to_half_width
 
 logger = logging.getLogger("casework")
@@ -77,7 +76,8 @@ def event_append(
     """Append one hash-chained audit event to ``case``.
 
     Must run inside the transaction that holds the case row lock (the services do), so the
-    sequence number and the chain are computed without races.
+    sequence number and the chain are computed without races. The event is sealed with the keyed
+    hash and the case's chain head (count, last hash) is recorded with it (:mod:`casework.audit`).
     """
     last = case.events.order_by("-seq").values("seq", "hash").first()
     event = CaseEvent(
@@ -94,79 +94,8 @@ def event_append(
     )
     event.hash = event.compute_hash()
     event.save()
+    audit.chain_head_record(case_id=case.pk, event_count=event.seq, head_hash=event.hash)
     return event
-
-
-def notification_queue(
-    *,
-    key: str,
-    recipients: list[str],
-    subject: str,
-    body: str,
-    case: Case | None = None,
-    html_body: str = "",
-) -> Notification | None:
-    """Put an e-mail in the outbox once per ``key`` and send it after the transaction commits.
-
-    ``html_body``, when given, is sent as the HTML alternative of the text ``body``.
-    Returns the notification, or None when it has no recipients or ``key`` was queued before.
-    """
-    recipients = sorted({r for r in recipients if r})
-    if not recipients:
-        return None
-    try:
-        with transaction.atomic():
-            notification = Notification.objects.create(
-                key=key, case=case, recipients=recipients, subject=subject, body=body,
-                html_body=html_body,
-            )
-    except IntegrityError:
-        return None
-
-    def _send() -> None:
-        from casework.tasks import notification_send
-
-        notification_send.delay(notification.pk)
-
-    transaction.on_commit(_send)
-    return notification
-
-
-def notification_deliver(*, notification_id: int) -> bool:
-    """Send one queued e-mail unless it was sent already; True when this call sent it.
-
-    The row is locked while sending so two workers never both send it. A failed send is
-    recorded (attempts, last error) after the sending transaction rolled back, then the mail
-    backend's error is raised again so the Celery task retries.
-    """
-    from django.core.mail import EmailMultiAlternatives
-
-    try:
-        with transaction.atomic():
-            notification = Notification.objects.select_for_update().get(pk=notification_id)
-            if notification.sent_at is not None:
-                return False
-            message = EmailMultiAlternatives(
-                subject=notification.subject,
-                body=notification.body,
-                to=notification.recipients,
-                # One Message-ID per outbox row: a resend after a crash is recognisable as such.
-                headers={"Message-ID": f"<notification-{notification.pk}@casework.invalid>"},
-            )
-            if notification.html_body:
-                message.attach_alternative(notification.html_body, "text/html")
-            message.send()
-            notification.attempts += 1
-            notification.sent_at = timezone.now()
-            notification.save(update_fields=["sent_at", "attempts"])
-            return True
-    except Notification.DoesNotExist:
-        raise
-    except Exception as exc:  # recorded outside the rolled-back block, then re-raised for a retry
-        Notification.objects.filter(pk=notification_id).update(
-            attempts=F("attempts") + 1, last_error=str(exc)[:2000]
-        )
-        raise
 
 
 def case_url(case: Case) -> str:

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import escalation, services
+from casework import audit, escalation, outbox, services
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
@@ -45,3 +45,32 @@ def notification_send(notification_id: int) -> bool:
         Notification.DoesNotExist: no such row (not retried).
     """
     return services.notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="casework.notification_flush", acks_late=True)
+def notification_flush() -> dict[str, int]:
+    """Send the outbox e-mails still unsent whose retry time has come (beat, every minute).
+
+    Catches what the broker never got (hand-off failed at commit), what the task's retries gave up
+    on, and recipients a mail server refused for now (each retried alone). Each row is claimed
+    under its row lock, so overlapping runs and workers never send one e-mail twice.
+
+    Returns:
+        ``{"due": n, "sent": n, "failed": n}`` (see :func:`casework.outbox.notification_flush`).
+    """
+    return outbox.notification_flush()
+
+
+@shared_task(name="casework.audit_verify", acks_late=True)
+def audit_verify() -> dict[str, int]:
+    """Verify every case's audit chain against its sealed head and the external anchor (beat, daily).
+
+    Records an ``AuditVerificationRun`` (visible in the admin) and, on any failure, queues an alert
+    e-mail to the superusers through the outbox.
+
+    Returns:
+        ``{"run": id, "cases": n, "events": n, "failures": n}``.
+    """
+    run = audit.audit_verify_run()
+    return {"run": run.pk, "cases": run.cases_checked, "events": run.events_checked,
+            "failures": run.failure_count}

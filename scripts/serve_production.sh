@@ -4,7 +4,7 @@
 # before BIND; it must set X-Forwarded-Proto (DJANGO_SECURE_PROXY_SSL_HEADER) and X-Forwarded-For
 # (list its address in CASEWORK_TRUSTED_PROXIES).
 #
-# Needs the variables of config/settings/production.py (DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS,
+# Needs the variables of config/settings/production.py (DJANGO_SECRET_KEY, CASEWORK_AUDIT_KEY, DJANGO_ALLOWED_HOSTS,
 # DATABASE_URL, REDIS_URL, SITE_URL, EMAIL_HOST …); it stops at once, naming the one missing.
 #
 #   BIND            address:port gunicorn listens on (default 127.0.0.1:8000: only the front server)

@@ -80,3 +80,9 @@ def browser(monkeypatch):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _audit_anchor_dir(settings, tmp_path):
+    """Each test anchors its audit chain heads in a folder of its own (the anchor is per database)."""
+    settings.CASEWORK_AUDIT_ANCHOR_DIR = tmp_path / "audit-anchor"

@@ -42,6 +42,7 @@ def production_env(tmp_path, django_db_setup, django_db_blocker):
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        CASEWORK_AUDIT_KEY=secrets.token_urlsafe(32),
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=url,
         # The login page never touches the broker or the cache; an unused port proves it.
@@ -70,6 +71,8 @@ def test_check_deploy_is_clean_under_production_settings(production_env):
         ("DJANGO_SECRET_KEY", None),
         ("DJANGO_SECRET_KEY", "short"),
         ("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me" + "x" * 40),
+        ("CASEWORK_AUDIT_KEY", None),
+        ("CASEWORK_AUDIT_KEY", "short"),
         ("DJANGO_ALLOWED_HOSTS", None),
         ("DJANGO_ALLOWED_HOSTS", "*"),
         ("DATABASE_URL", None),

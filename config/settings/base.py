@@ -7,6 +7,8 @@ Environment variables:
     REDIS_URL           e.g. redis://127.0.0.1:6379/0; an embedded filesystem broker when unset
     EMAIL_HOST          SMTP host; mail is written to var/mail/ when unset
     SITE_URL            absolute base URL used in email links (default http://127.0.0.1:8000)
+    CASEWORK_AUDIT_KEY  secret HMAC key of the audit chain (required in production)
+    CASEWORK_AUDIT_ANCHOR_DIR  where verification runs anchor the chain heads (default var/audit)
 """
 
 from datetime import timedelta
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "axes",
+    "pgtrigger",
     "django_celery_beat",
     "accounts",
     "casework",
@@ -246,3 +249,9 @@ CASEWORK_REFERENCE_PREFIX = os.environ.get("CASEWORK_REFERENCE_PREFIX", "JB")
 # Tier 3 (分管局领导审签): "any" lets every leader sign off while the queue and the e-mail go to the lead
 # unit's leaders in charge (Unit.leaders); "in_charge" lets only them (or the key case's leader) act.
 CASEWORK_LEADER_REVIEW = os.environ.get("CASEWORK_LEADER_REVIEW", "any")
+
+# Audit chain (tamper evidence, casework.audit): the HMAC key is a secret kept outside the database
+# (no default here: local and test settings set a development key, production requires it), and each
+# verification run writes a signed snapshot of every case's chain head outside the database.
+CASEWORK_AUDIT_KEY = os.environ.get("CASEWORK_AUDIT_KEY", "")
+CASEWORK_AUDIT_ANCHOR_DIR = Path(os.environ.get("CASEWORK_AUDIT_ANCHOR_DIR", VAR_DIR / "audit"))

@@ -85,6 +85,10 @@ else:
     if not _name.strip() or not _value.strip():
         _refuse("DJANGO_SECURE_PROXY_SSL_HEADER", "is not of the form 'Header-Name: value'")
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+# The audit chain's HMAC key, kept outside the database (casework.audit; casework.E002 checks it).
+CASEWORK_AUDIT_KEY = _required("CASEWORK_AUDIT_KEY", "the key that seals the audit chain (HMAC)")
+if len(CASEWORK_AUDIT_KEY) < 32:
+    _refuse("CASEWORK_AUDIT_KEY", "is shorter than 32 characters")
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True

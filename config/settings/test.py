@@ -13,3 +13,6 @@ import uuid  # noqa: E402
 
 CACHES["default"]["KEY_PREFIX"] = f"casework-test-{uuid.uuid4().hex[:12]}"  # noqa: F405
 CACHES["axes"]["KEY_PREFIX"] = f"casework-test-axes-{uuid.uuid4().hex[:12]}"  # noqa: F405
+
+# A fixed audit key for tests; production requires CASEWORK_AUDIT_KEY.
+CASEWORK_AUDIT_KEY = CASEWORK_AUDIT_KEY or "test-only-audit-key-not-secret"  # noqa: F405

@@ -909,3 +909,7 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+# Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
+from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401

@@ -192,3 +192,20 @@ LOGGING = {
 
 # Casework rules (first version; the full deadline policy lives in the database).
 CASEWORK_REFERENCE_PREFIX = os.environ.get("CASEWORK_REFERENCE_PREFIX", "JB")
+
+# Message imports (casework.importing): every file is bounded before anything lands. A file over
+# one of these limits is refused whole with a message naming the limit; a row over the field or
+# width limit is reported on its own while the other rows land.
+CASEWORK_IMPORT_MAX_BYTES = int(os.environ.get("CASEWORK_IMPORT_MAX_BYTES", 256 * 1024 * 1024))  # decompressed
+CASEWORK_IMPORT_MAX_ROWS = int(os.environ.get("CASEWORK_IMPORT_MAX_ROWS", 1_000_000))  # blank rows count
+CASEWORK_IMPORT_MAX_CELLS = int(os.environ.get("CASEWORK_IMPORT_MAX_CELLS", 20_000_000))
+CASEWORK_IMPORT_MAX_COLUMNS = int(os.environ.get("CASEWORK_IMPORT_MAX_COLUMNS", 64))  # row width
+CASEWORK_IMPORT_MAX_SHARED_STRINGS = int(os.environ.get("CASEWORK_IMPORT_MAX_SHARED_STRINGS", 1_000_000))
+CASEWORK_IMPORT_MAX_FIELD_CHARS = int(os.environ.get("CASEWORK_IMPORT_MAX_FIELD_CHARS", 1_000_000))
+CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 500))
+# Uploads in the admin are stored here and imported by the Celery worker (ImportJob).
+CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
+# The push API (casework.api): request body size, messages per request, JSON nesting depth.
+CASEWORK_API_MAX_BODY_BYTES = int(os.environ.get("CASEWORK_API_MAX_BODY_BYTES", 8 * 1024 * 1024))
+CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000))
+CASEWORK_API_MAX_DEPTH = 8

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import escalation, services
+from casework import escalation, importing, services
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
@@ -45,3 +45,20 @@ def notification_send(notification_id: int) -> bool:
         Notification.DoesNotExist: no such row (not retried).
     """
     return services.notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="casework.import_job_run", acks_late=True)
+def import_job_run(job_id: int) -> str:
+    """Import the stored file of one :class:`~casework.importing_models.ImportJob` (queued by the admin upload).
+
+    Args:
+        job_id: primary key of the job.
+
+    Returns:
+        the job's final status (``done`` or ``failed``). A redelivered task for a finished job
+        does nothing; progress and every row's outcome are kept in the job as it runs.
+
+    Raises:
+        ImportJob.DoesNotExist: no such job.
+    """
+    return importing.import_job_run(job_id=job_id).status

@@ -209,3 +209,5 @@ CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
 CASEWORK_API_MAX_BODY_BYTES = int(os.environ.get("CASEWORK_API_MAX_BODY_BYTES", 8 * 1024 * 1024))
 CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000))
 CASEWORK_API_MAX_DEPTH = 8
+# An upload up to this size is imported in the request; a larger one by the worker (ImportJob).
+CASEWORK_IMPORT_INLINE_BYTES = int(os.environ.get("CASEWORK_IMPORT_INLINE_BYTES", 1024 * 1024))

@@ -608,7 +608,7 @@ def _header_map(header: list) -> dict[str, int]:
         if column not in COLUMNS:
             continue
         if column in positions:
-            raise ImportFileError(_("表头中「%(column)s」列出现了两次。") % {"column": _echo(name)})
+            raise ImportFileError(_("表头中「%(column)s」列出现了两次。") % {"column": value_echo(name)})
         positions[column] = index
     missing = [c for c in REQUIRED_COLUMNS if c not in positions]
     if missing:
@@ -692,7 +692,7 @@ def _parse_count(value) -> int | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _echo(value) -> str:
+def value_echo(value) -> str:
     """A cell value as quoted in a reason: at most ``ECHO_CHARS`` characters, undecodable bytes as U+FFFD."""
     text = _SURROGATE.sub("\ufffd", value if isinstance(value, str) else _cell_text(value))
     return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
@@ -713,7 +713,7 @@ def _parse_record(
 ):
     """Turn one record into a MessageRow, or a RowError listing every problem found.
 
-    Values quoted in the reason are cut to ``ECHO_CHARS`` characters (:func:`_echo`).
+    Values quoted in the reason are cut to ``ECHO_CHARS`` characters (:func:`value_echo`).
     """
 
     def get(column: str):
@@ -740,10 +740,10 @@ def _parse_record(
         elif isinstance(value, str) and _SURROGATE.search(value):
             problems.append(
                 _("「%(column)s」含有无法按 %(encoding)s 解码的字节(显示为 \ufffd):「%(value)s」。")
-                % {"column": column, "encoding": encoding, "value": _echo(value)}
+                % {"column": column, "encoding": encoding, "value": value_echo(value)}
             )
     if external_id and ("message_id" in oversized or _SURROGATE.search(external_id)):
-        external_id = _echo(external_id)[: _max_length("external_id")]
+        external_id = value_echo(external_id)[: _max_length("external_id")]
     if len(values) > width and not _blank(values[width:]):
         problems.append(
             _("本行有 %(cells)d 列,多于表头的 %(width)d 列(可能有未闭合的引号)。")
@@ -778,23 +778,23 @@ def _parse_record(
     try:
         submitted_at = _parse_datetime(get("submitted_at"))
     except (ValueError, OverflowError):
-        problems.append(_("留言时间无法识别:「%(value)s」。") % {"value": _echo(text("submitted_at"))})
+        problems.append(_("留言时间无法识别:「%(value)s」。") % {"value": value_echo(text("submitted_at"))})
     else:
         if submitted_at is None:
             problems.append(_("缺少留言时间。"))
         elif submitted_at > now + FUTURE_TOLERANCE:
-            problems.append(_("留言时间晚于当前时间:「%(value)s」。") % {"value": _echo(text("submitted_at"))})
+            problems.append(_("留言时间晚于当前时间:「%(value)s」。") % {"value": value_echo(text("submitted_at"))})
     try:
         replied_at = _parse_datetime(get("replied_at"))
     except (ValueError, OverflowError):
-        problems.append(_("答复时间无法识别:「%(value)s」。") % {"value": _echo(text("replied_at"))})
+        problems.append(_("答复时间无法识别:「%(value)s」。") % {"value": value_echo(text("replied_at"))})
     counts = {}
     for column, label in (("likes", _("点赞数")), ("dislikes", _("反对数"))):
         try:
             counts[column] = _parse_count(get(column))
         except (ValueError, OverflowError):
             problems.append(
-                _("%(label)s不是非负整数:「%(value)s」。") % {"label": label, "value": _echo(text(column))}
+                _("%(label)s不是非负整数:「%(value)s」。") % {"label": label, "value": value_echo(text(column))}
             )
     if problems:
         return RowError(row_number=row_number, external_id=external_id, reason="".join(problems))
@@ -1055,7 +1055,7 @@ def _import_one(row: MessageRow, *, platform: Platform, acting_user, source: str
         reason = (
             str(exc)
             if isinstance(exc, services.TransitionRefused)
-            else _("数据库拒绝保存本行:%(error)s") % {"error": _echo(str(exc))}
+            else _("数据库拒绝保存本行:%(error)s") % {"error": value_echo(str(exc))}
         )
         return RowError(row.row_number, row.external_id, reason)
     return _imported(row, case.pk, created=True)

@@ -441,28 +441,78 @@ def _csv_scan(fh, kind: str, encoding: str, limits: ImportLimits, limit: int | N
     return count
 
 
-# Tags counted by the XLSX pre-scan, with any namespace prefix.
-_XML_SHARED_STRING = re.compile(rb"<(?:[\w.-]+:)?si[\s/>]")
-_XML_CELL = re.compile(rb"<(?:[\w.-]+:)?c[\s/>]")
-_XML_ROW = re.compile(rb"<(?:[\w.-]+:)?row[\s/>]")
-_XML_ROW_NUMBER = re.compile(rb"<(?:[\w.-]+:)?row\s[^>]*?\br=\"(\d+)\"")
-_XML_MERGE = re.compile(rb"<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref=\"([A-Za-z0-9:$]+)\"")
+# What the XLSX pre-scan looks for; the namespace prefix of a part (``<x:worksheet>``) is read
+# from its root tag, so the counting runs as plain byte searches at C speed.
+_XML_ROOT = re.compile(rb"<(?:([\w.-]+):)?(worksheet|sst)\b")
+MAX_XLSX_OTHER_PART_BYTES = 16 * 1024 * 1024  # styles, workbook, relations… (real files: < 1 MB)
+WIDE_ROW_MARK = "\u2026"  # appended to an XLSX row that has a cell beyond the width limit
 
 
 @dataclass
 class _PartStats:
+    kind: str = ""
     shared_strings: int = 0
     cells: int = 0
-    last_row: int = 0
+    row_tags: int = 0
+    highest_row: int = 0
     merges: list[str] = field(default_factory=list)
+    wide_rows: set[int] = field(default_factory=set)
+
+    @property
+    def last_row(self) -> int:
+        return max(self.row_tags, self.highest_row)
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + (letter - 64)
+    return number
+
+
+def _scan_part(src, part: _PartStats, prefix: bytes, limits: ImportLimits, shared_so_far: int) -> None:
+    tag = (prefix + b":") if prefix else b""
+    si = (b"<" + tag + b"si>", b"<" + tag + b"si ")
+    cell = (b"<" + tag + b"c>", b"<" + tag + b"c ")
+    row = (b"<" + tag + b"row>", b"<" + tag + b"row ", b"<" + tag + b"row/")
+    row_number = re.compile(rb"<" + re.escape(tag) + rb"row\s[^>]*?\br=\"(\d+)\"")
+    merge = re.compile(rb"<" + re.escape(tag) + rb"mergeCell\s[^>]*?\bref=\"([A-Za-z0-9:$]+)\"")
+    letters = "{1,3}" if limits.max_columns < 26 else ("{2,3}" if limits.max_columns < 702 else "{3}")
+    far_cell = re.compile(rb"<" + re.escape(tag) + rb"c\s[^>]*?\br=\"([A-Z]" + letters.encode() + rb")(\d+)\"")
+    carry = b""
+    while chunk := src.read(1024 * 1024):
+        buffer = carry + chunk
+        cut = buffer.rfind(b"<")
+        if cut <= 0 or len(buffer) - cut > 65536:
+            cut = len(buffer)
+        block, carry = buffer[:cut], buffer[cut:]
+        if part.kind == "sst":
+            part.shared_strings += sum(block.count(s) for s in si)
+            if shared_so_far + part.shared_strings > limits.max_shared_strings:
+                raise _over(_("共享字符串数"), limits.max_shared_strings, "CASEWORK_IMPORT_MAX_SHARED_STRINGS")
+            continue
+        part.cells += sum(block.count(c) for c in cell)
+        if part.cells > limits.max_cells:
+            raise _over(_("单元格数"), limits.max_cells, "CASEWORK_IMPORT_MAX_CELLS")
+        part.row_tags += sum(block.count(r) for r in row)
+        part.highest_row = max(part.highest_row, max((int(n) for n in row_number.findall(block)), default=0))
+        for column, number in far_cell.findall(block):
+            if _column_number(column) > limits.max_columns and len(part.wide_rows) <= limits.max_rows:
+                part.wide_rows.add(int(number))
+        if b"mergeCell" in block:
+            part.merges.extend(m.decode("ascii") for m in merge.findall(block))
+            if len(part.merges) > limits.max_rows:
+                raise _over(_("合并单元格数"), limits.max_rows, "CASEWORK_IMPORT_MAX_ROWS")
 
 
 def _xlsx_scan(fh, limits: ImportLimits) -> dict[str, _PartStats]:
     """Bound an XLSX before openpyxl reads it: sizes, shared strings, cells, rows, merged ranges.
 
     The declared size of each zip member bounds what it decompresses to (zipfile stops there), so
-    their sum is checked first; then each XML member is streamed once through C-speed regular
-    expressions. Returns the statistics per member name.
+    their sum is checked first, and a part that is neither a worksheet nor the shared strings
+    may not exceed ``MAX_XLSX_OTHER_PART_BYTES``. Worksheets and shared strings (told by their
+    root tag, whatever their name) are then streamed once, counting tags by byte search. Returns
+    the statistics per member name.
     """
     fh.seek(0)
     try:
@@ -476,36 +526,40 @@ def _xlsx_scan(fh, limits: ImportLimits) -> dict[str, _PartStats]:
             raise _over(_("解压后大小"), limits.max_bytes, "CASEWORK_IMPORT_MAX_BYTES")
         shared = 0
         for member in members:
-            if not member.filename.lower().endswith((".xml", ".rels")):
-                continue
-            part = stats[member.filename] = _PartStats()
-            carry = b""
-            row_tags = 0
             try:
                 with archive.open(member) as src:
-                    while chunk := src.read(1024 * 1024):
-                        buffer = carry + chunk
-                        cut = buffer.rfind(b"<")
-                        if cut <= 0 or len(buffer) - cut > 65536:
-                            cut = len(buffer)
-                        block, carry = buffer[:cut], buffer[cut:]
-                        shared += len(_XML_SHARED_STRING.findall(block))
-                        if shared > limits.max_shared_strings:
-                            raise _over(_("共享字符串数"), limits.max_shared_strings, "CASEWORK_IMPORT_MAX_SHARED_STRINGS")
-                        part.cells += len(_XML_CELL.findall(block))
-                        if part.cells > limits.max_cells:
-                            raise _over(_("单元格数"), limits.max_cells, "CASEWORK_IMPORT_MAX_CELLS")
-                        row_tags += len(_XML_ROW.findall(block))
-                        numbers = _XML_ROW_NUMBER.findall(block)
-                        part.last_row = max(part.last_row, row_tags, max((int(r) for r in numbers), default=0))
-                        part.merges.extend(m.decode("ascii") for m in _XML_MERGE.findall(block))
-                        if len(part.merges) > limits.max_rows:
-                            raise _over(_("合并单元格数"), limits.max_rows, "CASEWORK_IMPORT_MAX_ROWS")
+                    head = src.read(4096)
+                    root = _XML_ROOT.search(head)
+                    if root is None:
+                        if member.file_size > MAX_XLSX_OTHER_PART_BYTES:
+                            raise _over(
+                                _("工作簿部件「%(name)s」解压后大小") % {"name": value_echo(member.filename)},
+                                MAX_XLSX_OTHER_PART_BYTES,
+                                "MAX_XLSX_OTHER_PART_BYTES",
+                            )
+                        continue
+                    part = stats[member.filename] = _PartStats(kind=root.group(2).decode())
+                    _scan_part(
+                        _Prepend(head, src), part, root.group(1) or b"", limits, shared
+                    )
+                    shared += part.shared_strings
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, truncation
                 raise ImportFileError(_("xlsx 工作簿无法读取:%(error)s") % {"error": exc}) from exc
-            part.shared_strings = shared
     fh.seek(0)
     return stats
+
+
+class _Prepend:
+    """A reader giving ``head`` first, then the rest of ``src``."""
+
+    def __init__(self, head: bytes, src) -> None:
+        self.head, self.src = head, src
+
+    def read(self, size: int) -> bytes:
+        if self.head:
+            head, self.head = self.head, b""
+            return head + self.src.read(max(0, size - len(head)))
+        return self.src.read(size)
 
 
 def _merge_ranges(refs: list[str], limits: ImportLimits) -> dict[int, list[tuple[int, int, int, int]]]:
@@ -546,6 +600,14 @@ def _fill_merged(rows, merges: dict[int, list[tuple[int, int, int, int]]]):
         yield number, values
 
 
+def _mark_wide(records, wide_rows: set[int], limits: ImportLimits):
+    """Make a row that had a cell beyond the width limit (dropped by openpyxl) report itself as too wide."""
+    for number, values in records:
+        if number in wide_rows:
+            values = [*values, *([None] * (limits.max_columns - len(values))), WIDE_ROW_MARK]
+        yield number, values
+
+
 @contextlib.contextmanager
 def _open_xlsx(fh, limits: ImportLimits) -> Iterator[_Table]:
     stats = _xlsx_scan(fh, limits)
@@ -557,7 +619,9 @@ def _open_xlsx(fh, limits: ImportLimits) -> Iterator[_Table]:
         if not workbook.worksheets:
             raise ImportFileError(_("xlsx 工作簿中没有工作表。"))
         sheet = workbook.worksheets[0]
-        part = stats.get(getattr(sheet, "_worksheet_path", ""), _PartStats())
+        part = stats.get(getattr(sheet, "_worksheet_path", ""))
+        if part is None or part.kind != "worksheet":
+            raise ImportFileError(_("xlsx 工作簿的第一个工作表无法识别。"))
         if part.last_row - 1 > limits.max_rows:
             raise _over(_("行数(含空行)"), limits.max_rows, "CASEWORK_IMPORT_MAX_ROWS")
         merges = _merge_ranges(part.merges, limits)
@@ -566,6 +630,8 @@ def _open_xlsx(fh, limits: ImportLimits) -> Iterator[_Table]:
             min_row=1, max_row=max(part.last_row, 1), max_col=limits.max_columns + 1, values_only=True
         )
         records = _fill_merged(enumerate(rows, start=1), merges)
+        if part.wide_rows:
+            records = _mark_wide(records, part.wide_rows, limits)
         first = next(records, None)
         header = [v for v in first[1]] if first else []
         while header and header[-1] is None:

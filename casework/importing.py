@@ -973,10 +973,16 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
 
     Same rows as ``case_register`` writes one by one: the case in state ``registered`` with its
     reference ``PREFIX-YEAR-000123`` and its first audit event ``register`` (seq 1, hashed by
-    ``CaseEvent.compute_hash``, the one hashing function of the chain). Must run inside a
-    transaction (a savepoint of its own, so a constraint error leaves the caller able to retry
-    row by row). Raises IntegrityError/DataError like the single-row path.
+    ``CaseEvent.compute_hash``, the one hashing function of the chain). Runs in a savepoint of
+    its own inside the caller's transaction, so a constraint error rolls back only this batch's
+    inserts and the caller can retry row by row. Raises IntegrityError/DataError like the
+    single-row path.
     """
+    with transaction.atomic():
+        return _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source)
+
+
+def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str) -> list[Case]:
     cases = [
         Case(
             platform=platform,
@@ -1093,8 +1099,7 @@ def _import_batch(batch: list, *, platform: Platform, acting_user, seen: _Seen, 
         try:
             if not connection.features.can_return_rows_from_bulk_insert:
                 raise IntegrityError("no RETURNING: register row by row")
-            with transaction.atomic():
-                cases = _cases_register_bulk(rows=new, platform=platform, acting_user=acting_user, source=source)
+            cases = _cases_register_bulk(rows=new, platform=platform, acting_user=acting_user, source=source)
         except (IntegrityError, DataError):
             for row in new:
                 outcomes[row.row_number] = _import_one(row, platform=platform, acting_user=acting_user, source=source)

@@ -18,8 +18,8 @@ import openpyxl
 import pytest
 
 from casework.importing import COLUMNS, ImportLimitError, messages_import, read_message_rows
-from casework.models import Case, CaseEvent
 from casework.importing_models import ImportJob
+from casework.models import Case, CaseEvent
 
 MB = 1024 * 1024
 

@@ -13,10 +13,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from casework.importing import (
-    ImportJobRow,
     DEFAULT_PLATFORM_CODE,
     DEFAULT_PLATFORM_NAME,
     ImportFileError,
+    ImportJobRow,
     messages_import,
     platform_ensure,
 )

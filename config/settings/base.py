@@ -202,7 +202,7 @@ CASEWORK_IMPORT_MAX_CELLS = int(os.environ.get("CASEWORK_IMPORT_MAX_CELLS", 20_0
 CASEWORK_IMPORT_MAX_COLUMNS = int(os.environ.get("CASEWORK_IMPORT_MAX_COLUMNS", 64))  # row width
 CASEWORK_IMPORT_MAX_SHARED_STRINGS = int(os.environ.get("CASEWORK_IMPORT_MAX_SHARED_STRINGS", 1_000_000))
 CASEWORK_IMPORT_MAX_FIELD_CHARS = int(os.environ.get("CASEWORK_IMPORT_MAX_FIELD_CHARS", 1_000_000))
-CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 500))
+CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 2000))
 # Uploads in the admin are stored here and imported by the Celery worker (ImportJob).
 CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
 # The push API (casework.api): request body size, messages per request, JSON nesting depth.

@@ -1110,8 +1110,10 @@ def _copy_into(model, fields):
     """A PostgreSQL ``COPY … FROM STDIN`` into ``model``'s table for ``fields``; yields psycopg's copy."""
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        yield copy
+    # Errors are raised as Django's (IntegrityError, DataError), as for any other statement.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            yield copy
 
 
 def _job_rows_insert(job: ImportJob, rows: list[tuple]) -> None:

@@ -47,7 +47,7 @@ class ImportForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("文件"),
         help_text=gettext_lazy(
-            "CSV(UTF-8)、CSV.gz 或 xlsx;第 1 行为表头,列:message_id, user_id, subject, body, "
+            "CSV(UTF-8 或 Excel 的 GBK/GB18030)、CSV.gz 或 xlsx;第 1 行为表头,列:message_id, user_id, subject, body, "
             "submitted_at, category, reply, replied_at, likes, dislikes(也可用 留言编号、留言主题、留言详情、"
             "留言时间 等中文列名)。同一平台已导入的留言编号会被跳过。"
         ),

@@ -17,6 +17,7 @@ import zipfile
 import openpyxl
 import pytest
 
+from casework import importing
 from casework.importing import COLUMNS, ImportLimitError, messages_import, read_message_rows
 from casework.importing_models import ImportJob
 from casework.models import Case, CaseEvent
@@ -280,8 +281,13 @@ def test_an_oversized_field_is_reported_alone_with_the_echo_cut_short(bureau, tm
     assert stored == [3, 4, 5]
 
 
-def test_memory_stays_flat_as_the_file_grows(bureau, tmp_path, settings):
+def test_memory_stays_flat_as_the_file_grows(bureau, tmp_path, settings, monkeypatch):
     settings.CASEWORK_IMPORT_BATCH_SIZE = 100
+    # The in-memory report keeps the first REPORT_ROWS_KEPT rows (1,000); both files here are
+    # past a smaller cap so that only memory growing with rows would show.
+    monkeypatch.setattr(importing, "REPORT_ROWS_KEPT", 50)
+    # Likewise the encoding sample (256 KiB, more than the small file): both files exceed it here.
+    monkeypatch.setattr(importing, "ENCODING_SAMPLE_BYTES", 16 * 1024)
 
     def peak_for(rows: int, tag: str) -> int:
         path = tmp_path / f"{tag}.csv"

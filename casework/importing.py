@@ -1319,8 +1319,10 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.rows.all().delete()
     try:
         messages_import(rows_source=job.stored_path, platform=job.platform, acting_user=job.created_by, job=job)
-    except (ImportFileError, PermissionDenied):
+    except ImportFileError:
         pass  # recorded in the job by messages_import
+    except PermissionDenied as exc:  # the importer lost the permission while the job waited
+        _job_finish(job, ImportJob.Status.FAILED, str(exc))
     finally:
         if job.stored_path:
             with contextlib.suppress(OSError):

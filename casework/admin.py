@@ -796,3 +796,4 @@ class PlatformAdmin(SuperuserConfigAdmin):
 
 
 from casework import admin_config  # noqa: E402,F401  (calendar, policies, ladder, referrals)
+import casework.importing_admin  # noqa: E402,F401  (upload page, import jobs)

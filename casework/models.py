@@ -1043,3 +1043,7 @@ class NotificationRecipient(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+
+# Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
+from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import audit, escalation, outbox, services
+from casework import audit, escalation, importing, outbox, services
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
@@ -74,3 +74,20 @@ def audit_verify() -> dict[str, int]:
     run = audit.audit_verify_run()
     return {"run": run.pk, "cases": run.cases_checked, "events": run.events_checked,
             "failures": run.failure_count}
+
+
+@shared_task(name="casework.import_job_run", acks_late=True)
+def import_job_run(job_id: int) -> str:
+    """Import the stored file of one :class:`~casework.importing_models.ImportJob` (queued by the admin upload).
+
+    Args:
+        job_id: primary key of the job.
+
+    Returns:
+        the job's final status (``done`` or ``failed``). A redelivered task for a finished job
+        does nothing; progress and every row's outcome are kept in the job as it runs.
+
+    Raises:
+        ImportJob.DoesNotExist: no such job.
+    """
+    return importing.import_job_run(job_id=job_id).status

@@ -140,14 +140,19 @@ def test_each_bad_row_is_reported_with_its_row_number_and_reason_and_good_rows_l
     assert Case.objects.get(external_id="9001").subject == "关于户口迁移的咨询 9001"
 
 
-def test_a_file_that_is_not_utf8_is_refused_whole_before_anything_is_imported(bureau, tmp_path):
-    ascii_rows = [message(str(n), subject=f"subject {n}", body="plain ascii body " * 5) for n in range(100)]
-    path = tmp_path / "gbk.csv"
-    path.write_bytes(csv_bytes(ascii_rows) + "101,U1,国标编码,正文,2019-04-25T09:32:09\r\n".encode("gb18030"))
+def test_one_row_with_a_byte_that_is_not_utf8_is_reported_alone_and_the_other_rows_land(bureau, tmp_path):
+    rows = [message(str(n)) for n in range(100)]  # Chinese UTF-8 text
+    path = tmp_path / "stray.csv"
+    path.write_bytes(csv_bytes(rows) + "101,U1,坏字节".encode() + b"\xff\xfe" + ",正文,2019-04-25T09:32:09\r\n".encode())
 
-    with pytest.raises(ImportFileError, match="UTF-8"):
-        messages_import(rows_source=path, platform=bureau.platform)
-    assert Case.objects.count() == 0
+    report = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (report.created, report.error_count) == (100, 1)
+    (error,) = report.errors
+    assert error.row_number == 102 and error.external_id == "101"
+    assert "无法按 utf-8 解码" in error.reason and "坏字节\ufffd\ufffd" in error.reason
+    assert Case.objects.count() == 100
+    assert Case.objects.get(external_id="7").subject == "关于户口迁移的咨询 7"
 
 
 def test_a_file_without_the_required_columns_is_refused(bureau, tmp_path):

@@ -255,3 +255,22 @@ CASEWORK_LEADER_REVIEW = os.environ.get("CASEWORK_LEADER_REVIEW", "any")
 # verification run writes a signed snapshot of every case's chain head outside the database.
 CASEWORK_AUDIT_KEY = os.environ.get("CASEWORK_AUDIT_KEY", "")
 CASEWORK_AUDIT_ANCHOR_DIR = Path(os.environ.get("CASEWORK_AUDIT_ANCHOR_DIR", VAR_DIR / "audit"))
+
+# Message imports (casework.importing): every file is bounded before anything lands. A file over
+# one of these limits is refused whole with a message naming the limit; a row over the field or
+# width limit is reported on its own while the other rows land.
+CASEWORK_IMPORT_MAX_BYTES = int(os.environ.get("CASEWORK_IMPORT_MAX_BYTES", 256 * 1024 * 1024))  # decompressed
+CASEWORK_IMPORT_MAX_ROWS = int(os.environ.get("CASEWORK_IMPORT_MAX_ROWS", 1_000_000))  # blank rows count
+CASEWORK_IMPORT_MAX_CELLS = int(os.environ.get("CASEWORK_IMPORT_MAX_CELLS", 20_000_000))
+CASEWORK_IMPORT_MAX_COLUMNS = int(os.environ.get("CASEWORK_IMPORT_MAX_COLUMNS", 64))  # row width
+CASEWORK_IMPORT_MAX_SHARED_STRINGS = int(os.environ.get("CASEWORK_IMPORT_MAX_SHARED_STRINGS", 1_000_000))
+CASEWORK_IMPORT_MAX_FIELD_CHARS = int(os.environ.get("CASEWORK_IMPORT_MAX_FIELD_CHARS", 1_000_000))
+CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 2000))
+# Uploads in the admin are stored here and imported by the Celery worker (ImportJob).
+CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
+# The push API (casework.api): request body size, messages per request, JSON nesting depth.
+CASEWORK_API_MAX_BODY_BYTES = int(os.environ.get("CASEWORK_API_MAX_BODY_BYTES", 8 * 1024 * 1024))
+CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000))
+CASEWORK_API_MAX_DEPTH = 8
+# An upload up to this size is imported in the request; a larger one by the worker (ImportJob).
+CASEWORK_IMPORT_INLINE_BYTES = int(os.environ.get("CASEWORK_IMPORT_INLINE_BYTES", 1024 * 1024))

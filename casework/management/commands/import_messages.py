@@ -4,7 +4,9 @@ Reads CSV (UTF-8, with or without BOM), gzipped CSV or XLSX with the columns des
 ``casework/data/messages/README.md``, registers a case for every good row and reports every bad
 row with its spreadsheet row number and reason. Re-running it on the same file creates nothing.
 Progress lines (rows done, rate, time left) go to stderr; the summary and the bad rows to stdout.
-The exit status is non-zero only when the file cannot be read at all.
+The exit status is non-zero only when the file cannot be read at all or is over an import limit
+(``CASEWORK_IMPORT_MAX_*``). Memory stays flat in the number of rows: the report is kept in the
+database as an import job (admin → 导入任务), and the bad rows are printed from there.
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,6 +16,7 @@ from casework.importing import (
     DEFAULT_PLATFORM_CODE,
     DEFAULT_PLATFORM_NAME,
     ImportFileError,
+    ImportJobRow,
     messages_import,
     platform_ensure,
 )
@@ -83,10 +86,13 @@ class Command(BaseCommand):
                 "time": format_seconds(report.seconds),
                 "created": report.created,
                 "skipped": report.skipped,
-                "errors": len(report.errors),
+                "errors": report.error_count,
             }
         )
-        for error in report.errors:
-            self.stdout.write(
-                _("第 %(row)d 行:%(reason)s") % {"row": error.row_number, "reason": error.reason}
-            )
+        errors = (
+            report.job.rows.filter(outcome=ImportJobRow.Outcome.ERROR)
+            .order_by("row_number")
+            .values_list("row_number", "reason")
+        )
+        for row_number, reason in errors.iterator(chunk_size=2000):
+            self.stdout.write(_("第 %(row)d 行:%(reason)s") % {"row": row_number, "reason": reason})

@@ -1,0 +1,268 @@
+"""Batched import: encodings, merged cells, batch boundaries, the job's progress and report.
+
+Issue 9 §3 (GBK/GB18030 CSV, merged XLSX cells) and issue 11 §4 (import in batches with the
+same idempotency, the same per-row errors and the chained audit event of every registration).
+"""
+
+import csv
+from datetime import datetime
+import io
+from zoneinfo import ZoneInfo
+
+from django.urls import reverse
+import openpyxl
+import pytest
+
+from casework import importing, selectors
+from casework.importing import COLUMNS, messages_import, read_message_rows
+from casework.importing_models import ImportJob, ImportJobRow
+from casework.models import Case, CaseEvent, State
+
+
+def csv_text(rows, header=COLUMNS) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def row(message_id: str, subject: str = "路灯坏了", body: str = "小区门口的路灯坏了三天。", at: str = "2019-04-25 09:32:09"):
+    return [message_id, f"U{message_id}", subject, body, at]
+
+
+# ---------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "gb2312"])
+def test_the_csv_chinese_excel_writes_is_read_in_its_encoding(bureau, tmp_path, encoding):
+    header = ["留言编号", "留言用户", "留言主题", "留言详情", "留言时间"]
+    rows = [row(f"C{n}", subject=f"关于户口迁移的咨询{n}", body="请问从外省迁入需要哪些材料?谢谢。") for n in range(30)]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(csv_text(rows, header=header).encode(encoding))
+
+    report = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (report.created, report.error_count) == (30, 0)
+    case = Case.objects.get(external_id="C7")
+    assert (case.subject, case.body) == ("关于户口迁移的咨询7", "请问从外省迁入需要哪些材料?谢谢。")
+
+
+def test_a_one_row_gb18030_file_and_characters_outside_gbk_are_read(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_bytes(csv_text([row("1", subject="国标编码𠮷", body="正文")]).encode("gb18030"))
+
+    (item,) = read_message_rows(path)
+
+    assert (item.subject, item.body) == ("国标编码𠮷", "正文")
+
+
+def test_a_big5_file_is_read(tmp_path):
+    path = tmp_path / "big5.csv"
+    path.write_bytes(csv_text([row(str(n), subject="關於戶口遷移的諮詢", body="請問需要哪些材料") for n in range(20)]).encode("big5"))
+
+    items = list(read_message_rows(path))
+
+    assert [i.subject for i in items] == ["關於戶口遷移的諮詢"] * 20
+
+
+# ---------------------------------------------------------------- merged cells
+
+
+def test_a_merged_cell_gives_its_value_to_every_row_it_spans(bureau, tmp_path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(list(COLUMNS))
+    for n in range(2, 6):
+        sheet.append([f"M{n}", f"U{n}", f"路灯坏了 {n}", "正文", None, "城乡建设" if n == 2 else None])
+    sheet["E2"] = "2019-05-01 10:00:00"
+    sheet.merge_cells("E2:E5")  # one time for four messages
+    sheet.merge_cells("F2:F5")  # one category for four messages
+    sheet.append(["M6", "U6", "单独一行", "正文", "2019-05-02 10:00:00"])
+    path = tmp_path / "merged.xlsx"
+    workbook.save(path)
+
+    report = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (report.created, report.error_count) == (5, 0)
+    for n in range(2, 6):
+        case = Case.objects.get(external_id=f"M{n}")
+        assert case.submitted_at == datetime(2019, 5, 1, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
+        assert case.category == "城乡建设"
+    assert Case.objects.get(external_id="M6").category == ""
+
+
+# ---------------------------------------------------------------- batch boundaries
+
+
+@pytest.fixture
+def batches_of_three(settings):
+    settings.CASEWORK_IMPORT_BATCH_SIZE = 3
+
+
+def test_errors_and_duplicates_at_batch_boundaries_are_reported_like_one_by_one(bureau, tmp_path, batches_of_three):
+    Case.objects.create(platform=bureau.platform, external_id="OLD", subject="s", body="b", submitted_at="2019-01-01T00:00:00+08:00")
+    rows = [
+        row("A"),  # 2  batch 1
+        row("B"),  # 3
+        row("C", subject=""),  # 4  error on the last row of batch 1
+        row("OLD"),  # 5  batch 2: imported before
+        row("B", subject="重复"),  # 6  duplicate of row 3 in the batch before
+        row("C"),  # 7  same id as the bad row 4: still a duplicate
+        row("D", at="明天"),  # 8  batch 3
+        row("E"),  # 9
+        row("D"),  # 10 duplicate of a bad row within its batch
+        row("F"),  # 11 batch 4, alone
+    ]
+    path = tmp_path / "batches.csv"
+    path.write_text(csv_text(rows), encoding="utf-8")
+
+    first = messages_import(rows_source=path, platform=bureau.platform)
+    second = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (first.created, first.skipped) == (4, 1)
+    reasons = {e.row_number: e.reason for e in first.errors}
+    assert sorted(reasons) == [4, 6, 7, 8, 10]
+    assert "缺少留言主题" in reasons[4]
+    assert "第 3 行" in reasons[6] and "第 4 行" in reasons[7] and "第 8 行" in reasons[10]
+    assert "留言时间无法识别" in reasons[8]
+    assert (second.created, second.skipped) == (0, 5)
+    assert {e.row_number: e.reason for e in second.errors} == reasons
+    assert sorted(Case.objects.values_list("external_id", flat=True)) == ["A", "B", "E", "F", "OLD"]
+    outcomes = list(first.job.rows.order_by("row_number").values_list("row_number", "outcome"))
+    assert outcomes == [
+        (2, "created"), (3, "created"), (4, "error"), (5, "skipped"), (6, "error"),
+        (7, "error"), (8, "error"), (9, "created"), (10, "error"), (11, "created"),
+    ]
+
+
+def test_every_batched_registration_has_its_chained_register_event(bureau, tmp_path, batches_of_three, settings):
+    path = tmp_path / "chain.csv"
+    path.write_text(csv_text([row(f"H{n}") for n in range(8)]), encoding="utf-8")
+
+    report = messages_import(rows_source=path, platform=bureau.platform, acting_user=bureau.dispatcher)
+
+    assert report.created == 8
+    for case in Case.objects.filter(external_id__startswith="H"):
+        (event,) = CaseEvent.objects.filter(case=case)
+        assert (event.seq, event.action, event.to_state, event.actor) == (1, "register", State.REGISTERED, bureau.dispatcher)
+        assert event.payload == {"source": "import", "platform": bureau.platform.code, "external_id": case.external_id}
+        assert event.hash == event.compute_hash() and event.prev_hash == ""
+        assert selectors.case_audit_verify(case=case)
+        year = case.created_at.astimezone(ZoneInfo("Asia/Shanghai")).year
+        assert case.reference == f"{settings.CASEWORK_REFERENCE_PREFIX}-{year}-{case.pk:06d}"
+
+
+def test_an_id_registered_by_another_import_between_lookup_and_insert_costs_nothing(
+    bureau, tmp_path, batches_of_three, monkeypatch
+):
+    # Another import wins the race for R2 after this batch looked its ids up: the bulk insert
+    # hits the real unique constraint, the batch is retried row by row and R2 becomes a skip.
+    path = tmp_path / "race.csv"
+    path.write_text(csv_text([row("R1"), row("R2"), row("R3"), row("R4")]), encoding="utf-8")
+    bulk = importing._cases_register_bulk
+    calls = []
+
+    def other_import_first(**kwargs):
+        if not calls:
+            Case.objects.create(
+                platform=bureau.platform, external_id="R2", subject="s", body="b", submitted_at="2019-01-01T00:00:00+08:00"
+            )
+        calls.append(len(kwargs["rows"]))
+        return bulk(**kwargs)
+
+    monkeypatch.setattr(importing, "_cases_register_bulk", other_import_first)
+
+    report = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (report.created, report.skipped, report.error_count) == (3, 1, 0)
+    assert calls == [3, 1]  # batch 1 fell back to one by one; batch 2 was bulk again
+    assert Case.objects.filter(external_id__in=["R1", "R2", "R3", "R4"]).count() == 4
+    assert all(selectors.case_audit_verify(case=c) for c in Case.objects.filter(external_id__in=["R1", "R3", "R4"]))
+
+
+# ---------------------------------------------------------------- the job: progress and report
+
+
+def test_the_job_records_progress_batch_by_batch_and_every_rows_outcome(bureau, tmp_path, batches_of_three):
+    path = tmp_path / "progress.csv"
+    path.write_text(csv_text([row(f"P{n}") if n != 4 else row("P4", body="") for n in range(10)]), encoding="utf-8")
+    seen_in_database = []
+
+    def progress(done, total, rate, eta):
+        job = ImportJob.objects.order_by("-pk").first()
+        seen_in_database.append((done, job.status, job.rows_done, job.total_rows))
+
+    report = messages_import(rows_source=path, platform=bureau.platform, progress=progress, progress_every=1)
+
+    job = report.job
+    job.refresh_from_db()
+    assert (job.status, job.total_rows, job.rows_done) == (ImportJob.Status.DONE, 10, 10)
+    assert (job.created_count, job.skipped_count, job.error_count) == (9, 0, 1)
+    assert job.file_name == "progress.csv" and job.finished_at >= job.started_at
+    # While the import ran, the database showed the rows of the batches already committed.
+    assert [(d, s, r) for d, s, r, _t in seen_in_database[:10]] == [
+        (1, "running", 0), (2, "running", 0), (3, "running", 0),
+        (4, "running", 3), (5, "running", 3), (6, "running", 3),
+        (7, "running", 6), (8, "running", 6), (9, "running", 6), (10, "running", 9),
+    ]
+    assert job.rows.count() == 10
+    (error,) = job.rows.filter(outcome=ImportJobRow.Outcome.ERROR)
+    assert (error.row_number, error.external_id) == (6, "P4") and "留言详情为空" in error.reason
+    assert set(job.rows.filter(outcome="created").values_list("case__external_id", flat=True)) == {
+        f"P{n}" for n in range(10) if n != 4
+    }
+
+
+def test_a_large_upload_runs_as_a_background_job_and_its_page_shows_progress_and_bad_rows(
+    bureau, client, settings, eager_celery, django_capture_on_commit_callbacks, tmp_path
+):
+    settings.CASEWORK_IMPORT_INLINE_BYTES = 100  # every upload here is "large"
+    settings.CASEWORK_IMPORT_DIR = tmp_path / "imports"
+    content = csv_text([row("J1"), row("J2", subject=""), row("J3", subject="<b>x</b>")]).encode()
+    client.force_login(bureau.dispatcher)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:casework_case_import"),
+            {"platform": bureau.platform.pk, "file": SimpleUploadedFile("big.csv", content, content_type="text/csv")},
+        )
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response.url == reverse("admin:casework_importjob_change", args=[job.pk])
+    assert (job.status, job.created_count, job.error_count, job.created_by) == ("done", 2, 1, bureau.dispatcher)
+    assert list((tmp_path / "imports").iterdir()) == []  # the stored upload is removed when done
+    page = client.get(response.url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<td>3</td><td>J2</td>" in html and "缺少留言主题" in html
+    assert 'http-equiv="refresh"' not in html  # finished: no more refreshing
+    assert "3 / 3" in html
+    assert set(Case.objects.values_list("external_id", flat=True)) == {"J1", "J3"}
+
+
+def test_a_queued_job_page_refreshes_and_only_importers_see_jobs(bureau, client, settings, tmp_path):
+    settings.CASEWORK_IMPORT_INLINE_BYTES = 100
+    settings.CASEWORK_IMPORT_DIR = tmp_path / "imports"
+    client.force_login(bureau.dispatcher)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(
+        reverse("admin:casework_case_import"),
+        {"platform": bureau.platform.pk, "file": SimpleUploadedFile("q.csv", csv_text([row("Q1")]).encode())},
+    )
+    job = ImportJob.objects.get()
+    assert job.status == "queued" and len(list((tmp_path / "imports").iterdir())) == 1
+    page = client.get(response.url)
+    assert page.status_code == 200 and 'http-equiv="refresh"' in page.content.decode()
+
+    client.force_login(bureau.handler_a)
+    assert client.get(response.url).status_code == 403
+    assert client.get(reverse("admin:casework_importjob_changelist")).status_code == 403
+
+    from casework import importing
+
+    assert importing.import_job_run(job_id=job.pk).status == "done"
+    assert Case.objects.filter(external_id="Q1").exists()
+    assert importing.import_job_run(job_id=job.pk).created_count == 1  # a redelivered task does nothing

@@ -586,8 +586,8 @@ def case_submit_feedback(
     """
     from casework.selectors import case_current_draft
 
+    locked = case_lock(case=case)  # the round and its draft are read under the row lock
     if draft is not None:
-        locked = case_lock(case=case)
         if expected_state is not None and locked.state != expected_state:
             raise CaseConflict(
                 _("案件已被他人处理,当前状态为「%(state)s」,请刷新页面后再操作。")
@@ -598,9 +598,9 @@ def case_submit_feedback(
         if current is None or any(getattr(current, f) != typed[f] for f in DRAFT_FIELDS):
             draft_save(case=locked, acting_user=acting_user, expected_lock_version=expected_lock_version,
                        **typed)
-    current = case_current_draft(case=case)
+    current = case_current_draft(case=locked)
     waiting = list(
-        case.co_unit_tasks.filter(reported_at__isnull=True).values_list("unit__name", flat=True)
+        locked.co_unit_tasks.filter(reported_at__isnull=True).values_list("unit__name", flat=True)
     )
     message = (
         _("协办单位尚未全部报告,暂不能反馈:%s") % "、".join(waiting)
@@ -668,7 +668,7 @@ def case_office_approve(
     """
     case, event = _transition(
         case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state,
-        reason=opinion, payload=_draft_payload(case, "office"),
+        reason=opinion, prepare=lambda locked: _draft_payload(locked, "office"),
     )
     leader = case.key_case_leader
     _notify_review(
@@ -709,7 +709,7 @@ def case_leader_approve(
     """
     case, event = _transition(
         case=case, acting_user=acting_user, name="leader_approve", expected_state=expected_state,
-        reason=opinion, payload=_draft_payload(case, "leader"),
+        reason=opinion, prepare=lambda locked: _draft_payload(locked, "leader"),
     )
     office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
     _notify_review(

@@ -10,12 +10,11 @@ leading apostrophe, the OWASP-recommended neutraliser; the rest of the text is k
 import csv
 import io
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-from django.db.models import OuterRef, Subquery
 
 from accounts.models import User
 from casework.models import Case, FollowUp

@@ -167,7 +167,7 @@ def test_every_form_of_the_case_page_is_covered_by_the_kept_input_test(client, b
         response = client.get(change_url(case))
         if response.status_code == 200:
             page = response.content.decode()
-            seen |= set(re.findall(rf'/act/([a-z_]+)/', page))
+            seen |= set(re.findall(r'/act/([a-z_]+)/', page))
 
     assert seen - NOTHING_TYPED <= set(KEPT), seen - NOTHING_TYPED - set(KEPT)
     assert set(KEPT) <= seen, set(KEPT) - seen

@@ -21,13 +21,15 @@ from accounts.admin_base import StaffModelAdmin
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
 from casework import escalation, export, joint, review, routing, selectors, services
-from casework.forms import DispatchForm, FollowUpForm, MessageTypeForm, PublishForm, ReasonForm
+from casework.forms import DispatchForm, FollowUpForm, MessageTypeForm, PublishForm, ReasonForm, ReviseForm
+from casework.kept_input import form_refill, input_keep, input_restore
 from casework.models import (
     Case,
     CaseEvent,
     CoUnitTask,
     Extension,
     Platform,
+    PublishedReply,
     ReplyDraft,
     State,
     SupervisionNotice,
@@ -61,6 +63,19 @@ ACTIONS = {
     "reopen": (_("重办"), True, "danger"),
     "archive": (_("归档"), False, "default"),
     "reject_invalid": (_("不予受理"), True, "danger"),
+}
+# Buttons that carry an input other than a required reason: action → (input name, its label).
+ACTION_INPUTS = {
+    "office_approve": ("opinion", _("审核意见(选填)")),
+    "leader_approve": ("opinion", _("审签意见(选填)")),
+    "archive": ("reason", _("归档说明(未回访时必填)")),
+}
+# Destructive actions ask before they are sent (static/casework/case_page.js reads data-confirm).
+CONFIRM_ACTIONS = {
+    "archive": _("确认归档该案件?归档后案件只读。"),
+    "reject_invalid": _("确认不予受理?该留言将关闭归档。"),
+    "merge": _("确认将本留言并入主案件?本留言将关闭,并随主案件答复。"),
+    "bulk_archive": _("确认归档所选案件?归档后案件只读。"),
 }
 
 
@@ -304,7 +319,10 @@ class CaseAdmin(StaffModelAdmin):
             method = getattr(case, name)
             meta = method._django_fsm
             if meta.has_transition(case.state) and meta.has_transition_perm(case, case.state, user):
-                buttons.append({"name": name, "label": label, "needs_reason": needs_reason, "style": style})
+                input_name, input_label = ACTION_INPUTS.get(name, ("reason", "") if needs_reason else ("", ""))
+                buttons.append({"name": name, "label": label, "needs_reason": needs_reason, "style": style,
+                                "input": input_name, "input_label": input_label,
+                                "confirm": CONFIRM_ACTIONS.get(name, "")})
         may = lambda perm, scope="case": selectors.user_may_act(user=user, case=case, perm=perm, scope=scope)  # noqa: E731
         draft = selectors.case_current_draft(case=case)
         context = {
@@ -330,14 +348,59 @@ class CaseAdmin(StaffModelAdmin):
                 initial = {f: getattr(latest, f) for f in VersionedDraftForm.base_fields if f != "lock_version"}
             initial["lock_version"] = case.lock_version
             context["draft_form"] = VersionedDraftForm(initial=initial)
-        if case.state == State.APPROVED and may("publish_reply"):
-            context["publish_form"] = PublishForm(
-                initial={"where": case.platform.name, "text": draft.reply_text if draft else ""}
-            )
         if case.state == State.REPLIED and may("follow_up_case"):
             context["follow_up_form"] = FollowUpForm()
         context.update(self._joint_panels(request, case, draft))
+        context.update(self._publish_panels(request, case, draft, may))
+        self._refill(request, case, context)
         return context
+
+    def _publish_panels(self, request, case: Case, draft, may) -> dict:
+        """Context of the signed reply to publish, 发布前修改, the published versions and ratings."""
+        publications = list(case.published_replies.select_related("draft", "published_by", "follows__case"))
+        follow_ups = list(case.follow_ups.select_related("recorded_by"))
+        context = {
+            "publications": publications,
+            "latest_opinion": review.case_latest_opinion(case=case),
+            "latest_follow_up": follow_ups[-1] if follow_ups else None,
+            "merge_confirm": CONFIRM_ACTIONS["merge"],
+        }
+        if case.state == State.APPROVED and may("publish_reply"):
+            signed_id = review.case_signed_draft_id(case=case)
+            context["publish_draft"] = draft
+            context["publish_signed"] = draft is not None and draft.pk == signed_id
+            context["publish_form"] = PublishForm(
+                initial={"where": case.platform.name, "draft_id": draft.pk if draft else None}
+            )
+            context["revise_form"] = ReviseForm(
+                initial={"reply_text": draft.reply_text if draft else "", "lock_version": case.lock_version}
+            )
+        return context
+
+    def _refill(self, request, case: Case, context: dict) -> None:
+        """Put back what the user typed into the form of a refused action (casework.kept_input)."""
+        if "draft_form" in context:
+            # Saving and submitting are one form: 提交反馈 sends the typed draft with it.
+            context["buttons"] = [b for b in context["buttons"] if b["name"] != "submit_feedback"]
+            context["draft_submit"] = ACTIONS["submit_feedback"][0]
+        action, data = input_restore(request=request, case_id=case.pk)
+        if not action:
+            return
+        context["kept_action"] = action
+        forms_of = {
+            "dispatch": "dispatch_form", "save_draft": "draft_form", "submit_feedback": "draft_form",
+            "publish_reply": "publish_form", "revise_after_sign_off": "revise_form",
+            "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
+            "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
+            "arbitrate_return": "ruling_form", "merge": "merge_form", "mark_key_case": "key_case_form",
+        }
+        form_refill(context.get(forms_of.get(action, "")), data)
+        for extension, form in context.get("extension_decisions", []):
+            if action == "decide_extension" and str(extension.pk) == str(data.get("extension_id")):
+                form_refill(form, data)
+        for button in context["buttons"]:
+            if button["name"] == action and button["input"]:
+                button["kept"] = data.get(button["input"], "")
 
     def _joint_panels(self, request, case: Case, draft) -> dict:
         """Context of the review, joint-handling, extension, arbitration, merge and key-case panels."""
@@ -414,12 +477,12 @@ class CaseAdmin(StaffModelAdmin):
             message = self._perform(request, case, action, expected)
         except PermissionDenied as exc:
             messages.error(request, str(exc) or _("您没有执行此操作的权限。"))
+            input_keep(request=request, case_id=case.pk, action=action)
             return HttpResponseRedirect(url)
-        except services.TransitionRefused as exc:
+        except (services.TransitionRefused, _FormInvalid) as exc:
+            # A refusal says why and keeps what was typed (casework.kept_input).
             messages.error(request, str(exc))
-            return HttpResponseRedirect(url)
-        except _FormInvalid as exc:
-            messages.error(request, str(exc))
+            input_keep(request=request, case_id=case.pk, action=action)
             return HttpResponseRedirect(url)
         messages.success(request, message)
         return HttpResponseRedirect(url)
@@ -456,6 +519,26 @@ class CaseAdmin(StaffModelAdmin):
             draft = services.draft_save(case=case, acting_user=user,
                                         expected_lock_version=data.pop("lock_version"), **data)
             return _("已保存答复草稿第 %s 版。") % draft.version
+        if action == "submit_feedback" and "reply_text" in post:
+            # One step: the typed draft is saved as a new version when it differs, then submitted.
+            form = VersionedDraftForm(post)
+            _require(form)
+            data = dict(form.cleaned_data)
+            lock_version = data.pop("lock_version")
+            result = services.case_submit_feedback(case=case, acting_user=user, expected_state=expected,
+                                                   draft=data, expected_lock_version=lock_version)
+            self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
+            return _("已执行「%(action)s」,当前状态:%(state)s。") % {
+                "action": ACTIONS[action][0], "state": result.get_state_display()}
+        if action == "revise_after_sign_off":
+            form = ReviseForm(post)
+            _require(form)
+            draft = services.case_revise_after_sign_off(
+                case=case, acting_user=user, expected_state=expected,
+                reply_text=form.cleaned_data["reply_text"], reason=form.cleaned_data["reason"],
+                expected_lock_version=form.cleaned_data["lock_version"])
+            self.log_change(request, case, _("执行:%s") % _("发布前修改"))
+            return _("已保存答复第 %s 版,送网评办重新审核。") % draft.version
         if action in JOINT_ACTIONS:
             message = getattr(self, f"_do_{action}")(request, case, post, expected)
             self.log_change(request, case, _("执行:%s") % JOINT_ACTIONS[action])
@@ -464,7 +547,8 @@ class CaseAdmin(StaffModelAdmin):
             form = PublishForm(post)
             _require(form)
             services.case_publish_reply(case=case, acting_user=user, expected_state=expected,
-                                        **form.cleaned_data)
+                                        where=form.cleaned_data["where"],
+                                        expected_draft_id=form.cleaned_data["draft_id"])
             self.log_change(request, case, _("执行:%s") % _("发布答复"))
             return _("答复已发布。")
         if action == "record_follow_up":
@@ -480,6 +564,8 @@ class CaseAdmin(StaffModelAdmin):
         kwargs = {"case": case, "acting_user": user, "expected_state": expected}
         if needs_reason:
             kwargs["reason"] = post.get("reason", "")
+        if action in ACTION_INPUTS:
+            kwargs[ACTION_INPUTS[action][0]] = post.get(ACTION_INPUTS[action][0], "")
         result = service(**kwargs)
         self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
         return _("已执行「%(action)s」,当前状态:%(state)s。") % {
@@ -561,7 +647,6 @@ class CaseAdmin(StaffModelAdmin):
 
     # ---------------------------------------------------------------- bulk actions
 
-    @admin.action(description=_("批量归档所选案件(逐件检查权限)"))
     @admin.action(description=_("批量交办所选留言"), permissions=["dispatch"])
     def bulk_dispatch(self, request, queryset):
         """交办 many registered messages in one step, each to the unit chosen on its row.
@@ -623,11 +708,37 @@ class CaseAdmin(StaffModelAdmin):
     def has_dispatch_permission(self, request):
         return request.user.has_perm("casework.dispatch_case")
 
+    @admin.action(description=_("批量归档所选案件(逐件检查权限)"))
     def bulk_archive(self, request, queryset):
+        """Archive the selected cases after a confirmation page (like Django's bulk delete).
+
+        The page lists the cases and marks those without a follow-up in their current round; their
+        archiving needs the reason typed there (the service refuses them otherwise). Only cases
+        still 已回复 are archived; each goes through :func:`casework.services.case_archive`.
+        """
+        cases = list(queryset.select_related("lead_unit").order_by("pk"))
+        if request.POST.get("confirm") != "yes":
+            followed = set(
+                selectors.cases_followed_up(case_ids=[c.pk for c in cases])
+            )
+            rows = [(c, c.pk in followed) for c in cases]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("确认批量归档"),
+                "opts": self.model._meta,
+                "rows": rows,
+                "missing": sum(1 for _c, ok in rows if not ok and _c.state == State.REPLIED),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "confirm_text": CONFIRM_ACTIONS["bulk_archive"],
+                "reason": request.POST.get("reason", ""),
+            }
+            return TemplateResponse(request, "admin/casework/case/bulk_archive_confirm.html", context)
+        reason = request.POST.get("reason", "")
         done, refused = 0, []
-        for case in queryset:
+        for case in cases:
             try:
-                services.case_archive(case=case, acting_user=request.user)
+                services.case_archive(case=case, acting_user=request.user, expected_state=State.REPLIED,
+                                      reason=reason)
                 self.log_change(request, case, _("执行:%s") % _("批量归档"))
                 done += 1
             except (PermissionDenied, services.TransitionRefused) as exc:
@@ -673,6 +784,15 @@ class ReplyDraftAdmin(ScopedCaseChildAdmin):
     list_display = ["case", "version", "round", "author", "created_at"]
     list_select_related = ["case", "author"]
     search_fields = ["case__reference", "reply_text"]
+
+
+@admin.register(PublishedReply)
+class PublishedReplyAdmin(ScopedCaseChildAdmin):
+    """Every published version of every reply in scope, read-only (published text is never edited)."""
+
+    list_display = ["case", "version", "round", "where", "published_at", "published_by", "draft", "follows"]
+    list_select_related = ["case", "published_by", "draft", "follows"]
+    search_fields = ["case__reference", "text"]
 
 
 @admin.register(CoUnitTask)

@@ -20,6 +20,7 @@ office_send_back   handling (afresh)            office_review
 leader_approve     —                            leader_review
 leader_send_back   handling (afresh)            leader_review
 publish_reply      follow_up                    reply
+revise_after_...   office_review (afresh)       —
 record_follow_up   —                            follow_up
 reopen             handling, reply (new round)  follow_up
 archive            —                            every running clock
@@ -55,6 +56,7 @@ TRANSITION_CLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "leader_approve": ((), (Clock.LEADER_REVIEW,)),
     "leader_send_back": ((Clock.HANDLING,), (Clock.LEADER_REVIEW,)),
     "publish_reply": ((Clock.FOLLOW_UP,), (Clock.REPLY,)),
+    "revise_after_sign_off": ((Clock.OFFICE_REVIEW,), ()),
     "record_follow_up": ((), (Clock.FOLLOW_UP,)),
     "reopen": ((Clock.HANDLING, Clock.REPLY), (Clock.FOLLOW_UP,)),
     "archive": ((), None),

@@ -175,14 +175,16 @@ def _walk_one(*, case, bucket, unit, handler, dispatcher, reviewer, leader, repl
         return
     if bucket == "leader_review" and rng.random() < 0.5:
         joint.case_mark_key(case=case, acting_user=dispatcher, leader=leader)  # 局领导挂帅
-    case = services.case_office_approve(case=case, acting_user=reviewer)
+    case = services.case_office_approve(case=case, acting_user=reviewer,
+                                        opinion="事实清楚,依据充分,同意报分管局领导审签。")
     if bucket == "leader_review":
         return
-    case = services.case_leader_approve(case=case, acting_user=leader)
+    case = services.case_leader_approve(case=case, acting_user=leader, opinion="同意发布。")
     if bucket == "approved":
         return
+    # The published text is the signed draft itself (the service takes no other text).
     case = services.case_publish_reply(case=case, acting_user=dispatcher,
-                                       where=f"{case.platform.name} 留言答复页", text=reply_text)
+                                       where=f"{case.platform.name} 留言答复页")
     if bucket == "replied":
         if rng.random() < 0.5:
             services.case_record_follow_up(case=case, acting_user=dispatcher,

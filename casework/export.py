@@ -10,13 +10,14 @@ leading apostrophe, the OWASP-recommended neutraliser; the rest of the text is k
 import csv
 import io
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from accounts.models import User
-from casework.models import Case
+from casework.models import Case, FollowUp
 from casework.selectors import cases_visible_to
 from casework.text import mask_contact
 
@@ -32,6 +33,7 @@ def _headers() -> list[str]:
     return [
         _("案件编号"), _("平台留言编号"), _("平台"), _("留言主题"), _("留言详情"), _("留言时间"),
         _("网民昵称"), _("联系方式"), _("状态"), _("承办单位"), _("答复期限"), _("已发布答复"),
+        _("回访结果"), _("整改情况"),
     ]
 
 
@@ -43,6 +45,11 @@ def cases_export_rows(*, user: User, queryset=None) -> list[list[str]]:
     """
     may_see_contact = user.has_perm("casework.view_citizen_contact")
     qs = cases_visible_to(user=user, queryset=queryset if queryset is not None else Case.objects.all())
+    # The latest 回访 of each case (its rating and rectification), read in the same query.
+    latest = FollowUp.objects.filter(case_id=OuterRef("pk")).order_by("-recorded_at", "-id")
+    qs = qs.annotate(follow_up_result=Subquery(latest.values("result")[:1]),
+                     follow_up_rectification=Subquery(latest.values("rectification")[:1]))
+    results, rectifications = dict(FollowUp.Result.choices), dict(FollowUp.Rectification.choices)
     rows = []
     for case in qs.select_related("platform", "lead_unit").order_by("pk"):
         def when(value):
@@ -61,6 +68,8 @@ def cases_export_rows(*, user: User, queryset=None) -> list[list[str]]:
             case.lead_unit.name if case.lead_unit else "",
             when(case.reply_due_at),
             case.published_reply,
+            str(results.get(case.follow_up_result, "")),
+            str(rectifications.get(case.follow_up_rectification, "")) if case.follow_up_result else "",
         ])
     return rows
 

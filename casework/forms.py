@@ -40,11 +40,23 @@ class DraftForm(forms.Form):
 
 
 class PublishForm(forms.Form):
+    """Publish the signed draft: where it goes, and which draft the publisher saw (no text field)."""
+
     where = forms.CharField(label=_("发布位置"), max_length=200)
-    text = forms.CharField(label=_("发布文本"), widget=forms.Textarea(attrs={"rows": 6}))
+    draft_id = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class ReviseForm(forms.Form):
+    """发布前修改: the changed reply and why; it goes back to tiers 2 and 3 as a new version."""
+
+    reply_text = forms.CharField(label=_("修改后的答复"), widget=forms.Textarea(attrs={"rows": 6}))
+    reason = forms.CharField(label=_("修改理由(必填)"), widget=forms.Textarea(attrs={"rows": 2}))
+    lock_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
 class FollowUpForm(forms.Form):
-    result = forms.ChoiceField(label=_("回访结果"), choices=FollowUp.Result.choices)
+    # No preset rating: the member of staff must choose what the citizen said.
+    result = forms.ChoiceField(label=_("回访结果"),
+                               choices=[("", _("—— 请选择 ——")), *FollowUp.Result.choices])
     rectification = forms.ChoiceField(label=_("整改情况"), choices=FollowUp.Rectification.choices)
     note = forms.CharField(label=_("说明"), required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -25,7 +25,7 @@ from accounts import roles
 from accounts.models import Unit, User
 from accounts.selectors import comment_office_emails, unit_is_handling, unit_staff_emails, user_covers_unit
 from casework import calendar
-from casework.models import Case, CoUnitTask, Extension, State
+from casework.models import Case, CoUnitTask, Extension, PublishedReply, State
 from casework.services import (
     CaseConflict,
     TransitionRefused,
@@ -494,14 +494,22 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
     return locked
 
 
-def merged_cases_follow_reply(*, case: Case, acting_user: User) -> int:
+def merged_cases_follow_reply(
+    *, case: Case, acting_user: User, publication: PublishedReply | None = None
+) -> int:
     """Give the cases merged into ``case`` its just-published reply; return how many were updated.
 
-    Called by :func:`casework.services.case_publish_reply` inside its transaction. Each merged case
-    keeps its own channel: its ``published_where`` is its own platform, and its timeline records
-    the reply it follows. Cases merged into a case that was later merged itself (A into B, then B
-    into ``case``) follow too: the whole tree of duplicates under ``case`` gets the reply.
+    Called by :func:`casework.services.case_publish_reply` inside its transaction with the
+    ``publication`` it just made (default: the case's latest). Each merged case gets a new
+    published version of its own that ``follows`` that publication, beside its earlier ones
+    (never over them), on its own channel: its ``where`` is its own platform, and its timeline
+    records the reply it follows. Cases merged into a case that was later merged itself (A into
+    B, then B into ``case``) follow too: the whole tree of duplicates under ``case`` gets the reply.
     """
+    if publication is None:
+        publication = case.published_replies.order_by("-version").first()
+    if publication is None:
+        return 0
     count = 0
     parents, seen = [case.pk], {case.pk}
     while parents:
@@ -509,21 +517,32 @@ def merged_cases_follow_reply(*, case: Case, acting_user: User) -> int:
                      .filter(merged_into_id__in=parents).exclude(pk__in=seen).order_by("pk"))
         parents = [m.pk for m in batch]
         seen.update(parents)
-        count += _follow_reply(case=case, duplicates=batch, acting_user=acting_user)
+        count += _follow_reply(case=case, duplicates=batch, acting_user=acting_user,
+                               publication=publication)
     return count
 
 
-def _follow_reply(*, case: Case, duplicates: list[Case], acting_user: User) -> int:
+def _follow_reply(*, case: Case, duplicates: list[Case], acting_user: User,
+                  publication: PublishedReply) -> int:
     count = 0
     for merged in duplicates:
-        merged.published_reply = case.published_reply
-        merged.published_at = case.published_at
+        version = (merged.published_replies.order_by("-version").values_list("version", flat=True)
+                   .first() or 0) + 1
+        merged.published_reply = publication.text
+        merged.published_at = publication.published_at
         merged.published_where = merged.platform.name
         case_touch(case=merged, fields=("published_reply", "published_at", "published_where"))
-        event_append(
+        event = event_append(
             case=merged, action="merged_reply", actor=acting_user, from_state=merged.state,
             to_state=merged.state, payload={"main_id": case.pk, "main": case.reference,
-                                            "text": case.published_reply},
+                                            "text": publication.text, "published_version": version,
+                                            "follows_version": publication.version,
+                                            "draft_id": publication.draft_id},
+        )
+        PublishedReply.objects.create(
+            case=merged, version=version, round=merged.handling_round, draft=publication.draft,
+            follows=publication, text=publication.text, where=merged.platform.name,
+            published_at=publication.published_at, published_by=acting_user, event=event,
         )
         count += 1
     return count

@@ -289,9 +289,23 @@ class Case(ConcurrentTransitionMixin, models.Model):
         permission=_may("publish_reply", "case"),
     )
     def publish_reply(self, *, text, where, at) -> None:
+        # ``text`` is the signed draft's reply, byte for byte (the service passes nothing else);
+        # these fields are a view of the latest ``PublishedReply`` row, which keeps every version.
         self.published_reply = text
         self.published_where = where
         self.published_at = at
+
+    @transition(
+        field=state,
+        source=State.APPROVED,
+        target=State.OFFICE_REVIEW,
+        permission=_may("publish_reply", "case"),
+        conditions=[_has_current_draft],
+    )
+    def revise_after_sign_off(self) -> None:
+        # 发布前修改: a change to a signed reply is a new draft version that goes through tiers 2
+        # and 3 again (casework.services.case_revise_after_sign_off saves it).
+        pass
 
     @transition(
         field=state,
@@ -441,6 +455,7 @@ ACTION_LABELS = {
     "leader_approve": _("分管局领导审签(三审)"),
     "leader_send_back": _("分管局领导发回"),
     "publish_reply": _("发布答复"),
+    "revise_after_sign_off": _("发布前修改(重新审核)"),
     "record_follow_up": _("回访"),
     "reopen": _("重办"),
     "archive": _("归档"),
@@ -628,6 +643,58 @@ class AuditVerificationRun(models.Model):
     @property
     def ok(self) -> bool:
         return self.finished_at is not None and self.failure_count == 0
+
+
+class PublishedReply(models.Model):
+    """One publication of a case's reply: immutable, numbered per case (发布版本).
+
+    A publication names the signed draft version it published (for a merged duplicate, the main
+    case's publication it ``follows``). A later reply (a reopened case's next round, a main case
+    published again) is a new row beside the earlier ones, never over them; ``Case.published_*``
+    show the latest row.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="published_replies")
+    version = models.PositiveIntegerField(_("发布版本"))
+    round = models.PositiveSmallIntegerField(_("办理轮次"))
+    draft = models.ForeignKey(
+        ReplyDraft, verbose_name=_("答复草稿"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="publications",
+    )
+    follows = models.ForeignKey(
+        "self", verbose_name=_("随主案件答复"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="followers",
+    )
+    text = models.TextField(_("已发布答复"))
+    where = models.CharField(_("发布位置"), max_length=200, blank=True)
+    published_at = models.DateTimeField(_("答复时间"))
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("发布人"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
+    )
+    event = models.OneToOneField(
+        CaseEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="publication"
+    )
+    created_at = models.DateTimeField(_("记录时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("已发布答复")
+        verbose_name_plural = _("已发布答复")
+        ordering = ["case", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "version"], name="published_reply_case_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case.reference} 发布第 {self.version} 版"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise RuntimeError("PublishedReply is immutable.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("PublishedReply is immutable.")
 
 
 class FollowUp(models.Model):

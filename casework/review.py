@@ -70,27 +70,95 @@ def draft_changes(*, draft: ReplyDraft | None) -> dict:
     return {"previous": previous, "fields": fields}
 
 
-def case_signatures(*, case: Case) -> list[dict]:
-    """Return who signed each review tier of the case's current round, from the audit events.
+# Events after which no tier's earlier signature counts any more, and those after which only
+# tiers 2 and 3 must sign again (a change after sign-off, 发布前修改).
+RESET_ALL = ("office_send_back", "leader_send_back", "reopen", "return_to_office")
+RESET_REVIEW = ("revise_after_sign_off",)
+# Events whose payload names a draft version (``draft_id``, ``version``).
+DRAFT_EVENTS = ("draft_saved", "submit_feedback", "office_approve", "leader_approve",
+                "revise_after_sign_off")
 
-    Each item: ``tier`` (label), ``actor``, ``at`` — the latest signing event of that tier after
-    the round's last send-back or reopening; ``actor``/``at`` are None for a tier not yet signed.
+
+def _signed_events(*, case: Case) -> dict:
+    """Return {tier action: event} of the signatures in force, each with ``draft_id``/``version``.
+
+    An event written before approvals recorded their draft (older data) is given the draft named
+    by the last draft-bearing event before it, which is the draft that was current when it signed.
     """
     events = list(
-        case.events.filter(
-            action__in=[a for a, _label in TIER_ACTIONS]
-            + ["office_send_back", "leader_send_back", "reopen", "return_to_office"]
-        )
+        case.events.filter(action__in={a for a, _label in TIER_ACTIONS} | set(RESET_ALL)
+                           | set(RESET_REVIEW) | set(DRAFT_EVENTS))
         .select_related("actor")
         .order_by("seq")
     )
     signed: dict[str, object] = {}
+    current = (None, None)
     for event in events:
-        if event.action in ("office_send_back", "leader_send_back", "reopen", "return_to_office"):
+        payload = event.payload or {}
+        if payload.get("draft_id"):
+            current = (payload["draft_id"], payload.get("version"))
+        event.signed_draft_id, event.signed_version = (
+            (payload["draft_id"], payload.get("version")) if payload.get("draft_id") else current
+        )
+        if event.action in RESET_ALL:
             signed.clear()
-        else:
+        elif event.action in RESET_REVIEW:
+            signed.pop("office_approve", None)
+            signed.pop("leader_approve", None)
+        elif event.action in {a for a, _label in TIER_ACTIONS}:
             signed[event.action] = event
-    return [
-        {"tier": label, "actor": signed[a].actor if a in signed else None, "at": signed[a].at if a in signed else None}
-        for a, label in TIER_ACTIONS
-    ]
+    return signed
+
+
+def case_signed_draft_id(*, case: Case) -> int | None:
+    """Return the id of the draft version the 分管局领导 signed (tier 3) and that still stands, or None.
+
+    None when tier 3 has not signed in the current round, or a send-back, reopening or a change
+    after sign-off came after the signature. :func:`casework.services.case_publish_reply`
+    publishes only this version.
+    """
+    event = _signed_events(case=case).get("leader_approve")
+    return event.signed_draft_id if event is not None else None
+
+
+def case_signed_versions(*, case: Case) -> dict[str, int | None]:
+    """Return {tier action: draft version signed} of the signatures in force (for the publish event)."""
+    return {action: event.signed_version for action, event in _signed_events(case=case).items()}
+
+
+def case_signatures(*, case: Case) -> list[dict]:
+    """Return who signed each review tier of the case's current round, from the audit events.
+
+    Each item: ``tier`` (label), ``actor``, ``at``, ``version`` (the draft version that tier
+    signed), ``opinion`` (the opinion written when signing) — from the latest signing event of
+    that tier after the round's last send-back or reopening (for tiers 2 and 3, also after the
+    last change after sign-off); all None for a tier not yet signed.
+    """
+    signed = _signed_events(case=case)
+    rows = []
+    for action, label in TIER_ACTIONS:
+        event = signed.get(action)
+        rows.append({
+            "tier": label,
+            "actor": event.actor if event else None,
+            "at": event.at if event else None,
+            "version": event.signed_version if event else None,
+            "opinion": event.reason if event else "",
+        })
+    return rows
+
+
+# Events whose reason is a reviewer's word to the unit, newest shown at the top of the case page.
+OPINION_ACTIONS = ("office_approve", "office_send_back", "leader_approve", "leader_send_back",
+                   "revise_after_sign_off", "reopen")
+
+
+def case_latest_opinion(*, case: Case):
+    """Return the newest review event of ``case`` carrying an opinion or send-back reason, or None.
+
+    One of :data:`OPINION_ACTIONS` with a non-empty ``reason``: what the handler must read first.
+    """
+    return (
+        case.events.filter(action__in=OPINION_ACTIONS).exclude(reason="")
+        .select_related("actor").order_by("-seq").first()
+    )

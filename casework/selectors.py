@@ -381,3 +381,9 @@ def calendar_exceptions_around(*, dates) -> dict:
             "date", "is_workday"
         )
     )
+
+
+def cases_followed_up(*, case_ids: list[int]) -> list[int]:
+    """Return the ids among ``case_ids`` whose current handling round has a 回访 record."""
+    done = FollowUp.objects.filter(case_id=OuterRef("pk"), round=OuterRef("handling_round"))
+    return list(Case.objects.filter(pk__in=case_ids).filter(Exists(done)).values_list("pk", flat=True))

@@ -28,7 +28,7 @@ from accounts.selectors import (
     unit_leaders_in_charge,
     unit_staff_emails,
 )
-from casework import audit, calendar, clocks
+from casework import audit, calendar, clocks, review
 from casework.models import (
     ACTIVE_STATES,
     Case,
@@ -36,6 +36,7 @@ from casework.models import (
     FollowUp,
     MessageType,
     Platform,
+    PublishedReply,
     ReplyDraft,
     State,
     SupervisionNotice,
@@ -268,8 +269,14 @@ def _transition(
     kwargs: dict | None = None,
     payload: dict | None = None,
     condition_message: str = "",
+    prepare=None,
 ) -> tuple[Case, CaseEvent]:
-    """Run transition ``name`` on ``case`` for ``acting_user``; see the module docstring."""
+    """Run transition ``name`` on ``case`` for ``acting_user``; see the module docstring.
+
+    ``prepare``, when given, is called with the locked case once every check passed and before
+    the transition applies; it may refuse (raise), write rows and complete ``kwargs`` (the same
+    dict), and returns more event payload.
+    """
     reason = (reason or "").strip()
     if reason_required and not reason:
         raise TransitionRefused(_("必须填写理由。"))
@@ -296,6 +303,8 @@ def _transition(
         _require_leader_in_charge(case=locked, acting_user=acting_user)
     if not meta.conditions_met(locked, locked.state):
         raise TransitionRefused(condition_message or _("办理条件尚未满足。"))
+    if prepare is not None:
+        payload = {**(payload or {}), **prepare(locked)}
     from_state = locked.state
     before = {f.attname: getattr(locked, f.attname) for f in locked._meta.concrete_fields}
     method(**(kwargs or {}))
@@ -525,20 +534,52 @@ def draft_save(
     return draft
 
 
+DRAFT_FIELDS = ("handling_report", "policy_basis", "measures", "reply_text")
+
+
 @transaction.atomic
 def case_submit_feedback(
-    *, case: Case, acting_user: User, expected_state: str | None = None
+    *,
+    case: Case,
+    acting_user: User,
+    expected_state: str | None = None,
+    draft: dict | None = None,
+    expected_lock_version: int | None = None,
 ) -> Case:
-    """反馈: submit the current draft for review (tier 1 is the handler's own check)."""
+    """反馈: submit the current draft for review (tier 1 is the handler's own check).
+
+    Saving and submitting are one step: ``draft`` is what the handler has in the form
+    (``handling_report``, ``reply_text``, optionally ``policy_basis`` and ``measures``); when it
+    differs from the round's current draft it is saved as a new version (:func:`draft_save`, with
+    ``expected_lock_version``) and that version is submitted, in the same transaction.
+
+    Raises:
+        TransitionRefused: the typed draft is empty, co-units have not all reported, no draft yet,
+            or the case is not in handling; nothing is saved.
+        CaseConflict: the case or its draft changed since the form was loaded.
+        PermissionDenied: the user may not submit feedback for the case's lead unit.
+    """
     from casework.selectors import case_current_draft
 
-    draft = case_current_draft(case=case)
+    locked = case_lock(case=case)  # the round and its draft are read under the row lock
+    if draft is not None:
+        if expected_state is not None and locked.state != expected_state:
+            raise CaseConflict(
+                _("案件已被他人处理,当前状态为「%(state)s」,请刷新页面后再操作。")
+                % {"state": locked.get_state_display()}
+            )
+        typed = {f: draft.get(f) or "" for f in DRAFT_FIELDS}
+        current = case_current_draft(case=locked)
+        if current is None or any(getattr(current, f) != typed[f] for f in DRAFT_FIELDS):
+            draft_save(case=locked, acting_user=acting_user, expected_lock_version=expected_lock_version,
+                       **typed)
+    current = case_current_draft(case=locked)
     waiting = list(
-        case.co_unit_tasks.filter(reported_at__isnull=True).values_list("unit__name", flat=True)
+        locked.co_unit_tasks.filter(reported_at__isnull=True).values_list("unit__name", flat=True)
     )
     message = (
         _("协办单位尚未全部报告,暂不能反馈:%s") % "、".join(waiting)
-        if waiting and draft
+        if waiting and current
         else _("请先保存本轮的办理情况和答复草稿。")
     )
     case, _event = _transition(
@@ -547,7 +588,7 @@ def case_submit_feedback(
         name="submit_feedback",
         expected_state=expected_state,
         kwargs={"at": timezone.now()},
-        payload={"draft_id": draft.pk, "version": draft.version} if draft else {},
+        payload={"draft_id": current.pk, "version": current.version} if current else {},
         condition_message=message,
     )
     office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
@@ -559,6 +600,15 @@ def case_submit_feedback(
         line=_("承办单位已提交办理情况和答复草稿,请网评办审核。"),
     )
     return case
+
+
+def _draft_payload(case: Case, tier: str) -> dict:
+    """The payload of an approval: the tier and the draft version it signs."""
+    from casework.selectors import case_current_draft
+
+    current = case_current_draft(case=case)
+    return {"tier": tier, "draft_id": current.pk if current else None,
+            "version": current.version if current else None}
 
 
 def _send_back(*, case, acting_user, name, reason, expected_state, tier):
@@ -581,10 +631,19 @@ def _send_back(*, case, acting_user, name, reason, expected_state, tier):
 
 
 @transaction.atomic
-def case_office_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
-    """网评办审核通过: tier 2 passes the draft to the 分管局领导."""
+def case_office_approve(
+    *, case: Case, acting_user: User, expected_state: str | None = None, opinion: str = ""
+) -> Case:
+    """网评办审核通过: tier 2 passes the draft to the 分管局领导.
+
+    Args:
+        opinion: the reviewer's opinion (审核意见, optional), kept as the event's reason and shown
+            in the signature panel and at the top of the case page. The event's payload names the
+            draft version signed (``draft_id``, ``version``).
+    """
     case, event = _transition(
-        case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state
+        case=case, acting_user=acting_user, name="office_approve", expected_state=expected_state,
+        reason=opinion, prepare=lambda locked: _draft_payload(locked, "office"),
     )
     # Tier 3 goes to the key case's leader, else the lead unit's 分管局领导 (all leaders when none is set).
     leader = case.key_case_leader
@@ -633,10 +692,19 @@ def _require_leader_in_charge(*, case: Case, acting_user: User) -> None:
 
 
 @transaction.atomic
-def case_leader_approve(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
-    """分管局领导审签: tier 3 signs the reply off for publication."""
+def case_leader_approve(
+    *, case: Case, acting_user: User, expected_state: str | None = None, opinion: str = ""
+) -> Case:
+    """分管局领导审签: tier 3 signs the reply off for publication.
+
+    Args:
+        opinion: the leader's opinion (审签意见, optional), kept as the event's reason. The
+            event's payload names the draft version signed: the only version
+            :func:`case_publish_reply` will publish.
+    """
     case, event = _transition(
-        case=case, acting_user=acting_user, name="leader_approve", expected_state=expected_state
+        case=case, acting_user=acting_user, name="leader_approve", expected_state=expected_state,
+        reason=opinion, prepare=lambda locked: _draft_payload(locked, "leader"),
     )
     office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
     _notify_review(
@@ -664,6 +732,23 @@ def case_leader_send_back(
     )
 
 
+def _signed_draft(case: Case) -> ReplyDraft:
+    """Return the draft version tier 3 signed, if it is the round's current draft; else refuse."""
+    from casework.selectors import case_current_draft
+
+    current = case_current_draft(case=case)
+    signed_id = review.case_signed_draft_id(case=case)
+    if current is None or signed_id is None:
+        raise TransitionRefused(_("答复尚未经分管局领导审签,不能发布。"))
+    if current.pk != signed_id:
+        signed = ReplyDraft.objects.filter(pk=signed_id).values_list("version", flat=True).first()
+        raise TransitionRefused(
+            _("当前答复草稿第 %(current)s 版不是分管局领导审签的第 %(signed)s 版,不能发布;"
+              "请走「发布前修改」重新审核。") % {"current": current.version, "signed": signed}
+        )
+    return current
+
+
 @transaction.atomic
 def case_publish_reply(
     *,
@@ -673,44 +758,79 @@ def case_publish_reply(
     text: str | None = None,
     at: datetime | None = None,
     expected_state: str | None = None,
+    expected_draft_id: int | None = None,
 ) -> Case:
-    """回复: publish the approved reply; the published text is frozen on the case.
+    """回复: publish exactly the draft version the 分管局领导 signed, as a new published version.
+
+    The published text is the signed draft's ``reply_text`` byte for byte; there is no free text.
+    A change after sign-off goes through :func:`case_revise_after_sign_off` (a new draft version,
+    reviewed again). Each publication is a new immutable ``PublishedReply`` row (a reopened case's
+    second reply stands beside the first); ``Case.published_*`` show the latest. The publish
+    event names the published version, the draft version and the version each tier signed.
 
     Args:
         where: where it was published (platform and page).
-        text: the text as published; defaults to the approved draft's reply.
+        text: optional check, for callers holding the text they expect: refused unless it equals
+            the signed text exactly.
         at: publication time (aware); defaults to now. The demo passes the platform's real time.
+        expected_draft_id: the draft the publisher saw on the page; refused when it is no longer
+            the signed current draft.
 
     Raises:
-        TransitionRefused: no approved draft, an empty text, or the text contains a phone or ID
-            number (DESIGN.md §8).
+        TransitionRefused: tier 3 has not signed the current draft version (or signed an older
+            one), ``text`` differs from the signed text, the page showed another draft, the text
+            is empty, or it contains a phone or ID number (DESIGN.md §8).
     """
-    from casework.selectors import case_current_draft
+    where = (where or "").strip()
+    recorded_later = at is not None
+    at = at or timezone.now()
+    kwargs = {"where": where, "at": at}
+    made: dict = {}
 
-    draft = case_current_draft(case=case)
-    if text is None:
-        text = draft.reply_text if draft else ""
-    if not text.strip():
-        raise TransitionRefused(_("答复内容不能为空。"))
-    numbers = find_personal_numbers(text)
-    if numbers:
-        raise TransitionRefused(
-            _("答复中含有电话或身份证号码,请删除后再发布:%s") % "、".join(numbers)
-        )
-    case, _event = _transition(
+    def signed_text(locked: Case) -> dict:
+        # Runs under the row lock once state, scope and permission were checked.
+        draft = _signed_draft(locked)
+        if expected_draft_id is not None and expected_draft_id != draft.pk:
+            raise CaseConflict(_("答复草稿已变更,请刷新页面后再发布。"))
+        if text is not None and text != draft.reply_text:
+            raise TransitionRefused(
+                _("发布文本必须与分管局领导审签的答复第 %s 版完全一致;如需修改,请使用「发布前修改」重新送审。")
+                % draft.version
+            )
+        if not draft.reply_text.strip():
+            raise TransitionRefused(_("答复内容不能为空。"))
+        numbers = find_personal_numbers(draft.reply_text)
+        if numbers:
+            raise TransitionRefused(
+                _("答复中含有电话或身份证号码,请删除后再发布:%s") % "、".join(numbers)
+            )
+        version = (locked.published_replies.order_by("-version").values_list("version", flat=True)
+                   .first() or 0) + 1
+        kwargs["text"] = draft.reply_text  # byte for byte what tier 3 signed
+        made.update(draft=draft, version=version)
+        return {"where": where, "draft_id": draft.pk, "draft_version": draft.version,
+                "text": draft.reply_text, "published_version": version,
+                "signed_versions": review.case_signed_versions(case=locked),
+                # The effective publication time when recorded later (the event's own time is the
+                # recording time); the assessment counts reply days to it.
+                **({"published_at": at.isoformat()} if recorded_later else {})}
+
+    case, event = _transition(
         case=case,
         acting_user=acting_user,
         name="publish_reply",
         expected_state=expected_state,
-        kwargs={"text": text, "where": (where or "").strip(), "at": at or timezone.now()},
-        payload={"where": (where or "").strip(), "draft_id": draft.pk if draft else None, "text": text,
-                 # The effective publication time when recorded later (the event's own time is
-                 # the recording time); the assessment counts reply days to it.
-                 **({"published_at": at.isoformat()} if at else {})},
+        kwargs=kwargs,
+        prepare=signed_text,
+    )
+    publication = PublishedReply.objects.create(
+        case=case, version=made["version"], round=case.handling_round, draft=made["draft"],
+        text=made["draft"].reply_text, where=where, published_at=at, published_by=acting_user,
+        event=event,
     )
     from casework.joint import merged_cases_follow_reply
 
-    merged_cases_follow_reply(case=case, acting_user=acting_user)
+    merged_cases_follow_reply(case=case, acting_user=acting_user, publication=publication)
     return case
 
 
@@ -771,6 +891,90 @@ def case_message_type_set(
     )
     locked.refresh_from_db()
     return locked
+
+
+@transaction.atomic
+def case_revise_after_sign_off(
+    *,
+    case: Case,
+    acting_user: User,
+    reply_text: str,
+    reason: str,
+    expected_state: str | None = None,
+    expected_lock_version: int | None = None,
+) -> ReplyDraft:
+    """发布前修改: change a signed reply before publication; it goes back to the 网评办 for review.
+
+    Saves ``reply_text`` as a new draft version (the unit's report, basis and measures carried
+    over from the signed version) authored by ``acting_user``, and moves the case approved →
+    网评办审核 (``revise_after_sign_off``): tiers 2 and 3 sign the new version again before it can
+    be published. Returns the new draft.
+
+    Args:
+        reply_text: the changed reply (required, must differ from the signed text).
+        reason: why the signed text is changed (required, kept in the audit event).
+        expected_lock_version: the case's ``lock_version`` when the form was loaded.
+
+    Raises:
+        TransitionRefused: no reason, an empty or unchanged text, or the case is not approved.
+        CaseConflict: the case changed since the form was loaded.
+        PermissionDenied: the user lacks ``casework.publish_reply`` on the case.
+    """
+    from casework.selectors import case_current_draft
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise TransitionRefused(_("必须填写理由。"))
+    if not (reply_text or "").strip():
+        raise TransitionRefused(_("答复内容不能为空。"))
+    made: dict = {}
+
+    def new_version(locked: Case) -> dict:
+        # Runs once state, scope and permission were checked, before the transition applies.
+        if expected_lock_version is not None and locked.lock_version != expected_lock_version:
+            raise CaseConflict(_("案件或答复草稿已被他人修改,请刷新页面后再操作(您的内容未保存)。"))
+        signed = case_current_draft(case=locked)
+        if signed is None:
+            raise TransitionRefused(_("本轮尚无答复草稿。"))
+        if signed.reply_text == reply_text:
+            raise TransitionRefused(_("答复内容与已审签的版本相同,无需修改。"))
+        last = locked.drafts.order_by("-version").values_list("version", flat=True).first() or 0
+        made["signed"] = signed
+        made["draft"] = ReplyDraft.objects.create(
+            case=locked,
+            round=locked.handling_round,
+            version=last + 1,
+            handling_report=signed.handling_report,
+            policy_basis=signed.policy_basis,
+            measures=signed.measures,
+            reply_text=reply_text,
+            author=acting_user,
+        )
+        # The event names the new version: what tiers 2 and 3 now have to sign.
+        return {"draft_id": made["draft"].pk, "version": made["draft"].version,
+                "replaces_draft_id": signed.pk, "replaces_version": signed.version}
+
+    case, event = _transition(
+        case=case,
+        acting_user=acting_user,
+        name="revise_after_sign_off",
+        reason=reason,
+        reason_required=True,
+        expected_state=expected_state,
+        condition_message=_("本轮尚无答复草稿。"),
+        prepare=new_version,
+    )
+    signed, draft = made["signed"], made["draft"]
+    office = unit_by_function(function=Unit.Function.COMMENT_OFFICE)
+    _notify_review(
+        case=case,
+        event=event,
+        recipients=unit_staff_emails(unit=office, role=roles.OFFICE_REVIEWER) if office else [],
+        subject=_("【发布前修改·待审核】%s") % case.reference,
+        line=_("已审签的答复在发布前被修改(第 %(old)s 版 → 第 %(new)s 版),理由:%(reason)s。请重新审核。")
+        % {"old": signed.version, "new": draft.version, "reason": reason},
+    )
+    return draft
 
 
 @transaction.atomic
@@ -841,14 +1045,31 @@ def case_reopen(
 
 
 @transaction.atomic
-def case_archive(*, case: Case, acting_user: User, expected_state: str | None = None) -> Case:
-    """归档: close a replied case; it becomes read-only."""
+def case_archive(
+    *, case: Case, acting_user: User, expected_state: str | None = None, reason: str = ""
+) -> Case:
+    """归档: close a replied case; it becomes read-only.
+
+    Args:
+        reason: required when the current round has no 回访 record (DESIGN.md §3: the loop closes
+            with the follow-up); kept in the audit event with ``without_follow_up`` in its payload.
+
+    Raises:
+        TransitionRefused: no follow-up in this round and no reason, or the case is not replied.
+    """
+    reason = (reason or "").strip()
+    locked = case_lock(case=case)
+    followed = locked.follow_ups.filter(round=locked.handling_round).exists()
+    if locked.state == State.REPLIED and not followed and not reason:
+        raise TransitionRefused(_("该案件本轮尚未回访,归档须填写理由。"))
     case, _event = _transition(
         case=case,
         acting_user=acting_user,
         name="archive",
+        reason=reason,
         expected_state=expected_state,
         kwargs={"at": timezone.now()},
+        payload={} if followed else {"without_follow_up": True},
     )
     return case
 

@@ -158,7 +158,7 @@ BUTTONS = [
     (State.LEADER_REVIEW, "leader", {"leader_approve", "leader_send_back", "mark_key_case"}),
     (State.LEADER_REVIEW, "reviewer", set()),
     (State.LEADER_REVIEW, "handler_a", set()),
-    (State.APPROVED, "dispatcher", {"publish"}),
+    (State.APPROVED, "dispatcher", {"publish", "revise"}),
     (State.APPROVED, "leader", set()),
     (State.REPLIED, "dispatcher", {"follow-up", "reopen", "archive"}),
     (State.REPLIED, "handler_a", set()),

@@ -16,6 +16,7 @@ from casework.models import (
     DisciplineReferral,
     Extension,
     Notification,
+    PublishedReply,
     State,
     SupervisionNotice,
 )
@@ -55,6 +56,13 @@ def test_demo_setup_builds_bureau_and_cases_in_every_state(small_data_file, sett
     assert replied.exists()
     assert all("您好" in c.published_reply or "网友" in c.published_reply or len(c.published_reply) > 30
                for c in replied)
+    # What was published is, byte for byte, the draft version the leader signed (issue 8 §1).
+    published = PublishedReply.objects.select_related("case", "draft")
+    assert set(replied.values_list("pk", flat=True)) <= set(published.values_list("case_id", flat=True))
+    for publication in published:
+        leader = publication.case.events.filter(action="leader_approve").order_by("-seq").first()
+        assert publication.text == publication.draft.reply_text == publication.case.published_reply
+        assert leader.payload["draft_id"] == publication.draft_id
     # Overdue cases were escalated: notices opened, and e-mails queued in the outbox.
     assert SupervisionNotice.objects.exists()
     assert DisciplineReferral.objects.exists()

@@ -441,12 +441,14 @@ def test_c15_bulk_archive_goes_case_by_case_and_reports_the_refused_ones(client,
     other_unit = bureau.case_in(State.REPLIED, unit=bureau.unit_b)
     # The rejected message has no lead unit: give the unit-A dispatcher one of unit A instead.
     archived_a = bureau.case_in(State.REPLIED)
-    services.case_archive(case=archived_a, acting_user=bureau.dispatcher)
+    services.case_archive(case=archived_a, acting_user=bureau.dispatcher, reason="网民已确认")
     selected = [replied, archived, handling, other_unit, archived_a]
     events = {c.pk: c.events.count() for c in selected}
     client.force_login(dispatcher_a)
 
-    response = client.post(reverse(CHANGELIST), {"action": "bulk_archive",
+    # The confirmation page comes first; confirmed, with the reason the unfollowed cases need.
+    response = client.post(reverse(CHANGELIST), {"action": "bulk_archive", "confirm": "yes",
+                                                 "reason": "网民已在平台确认问题解决",
                                                  "_selected_action": [c.pk for c in selected]})
 
     assert response.status_code == 302

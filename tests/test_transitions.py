@@ -27,12 +27,14 @@ GRAPH = {
     "leader_approve": (State.LEADER_REVIEW, State.APPROVED, "leader"),
     "leader_send_back": (State.LEADER_REVIEW, State.HANDLING, "leader"),
     "publish_reply": (State.APPROVED, State.REPLIED, "dispatcher"),
+    "revise_after_sign_off": (State.APPROVED, State.OFFICE_REVIEW, "dispatcher"),
     "record_follow_up": (State.REPLIED, State.REPLIED, "dispatcher"),
     "reopen": (State.REPLIED, State.HANDLING, "dispatcher"),
     "archive": (State.REPLIED, State.ARCHIVED, "dispatcher"),
 }
 
-REASON_REQUIRED = ["reject_invalid", "return_to_office", "office_send_back", "leader_send_back", "reopen"]
+REASON_REQUIRED = ["reject_invalid", "return_to_office", "office_send_back", "leader_send_back", "reopen",
+                   "revise_after_sign_off"]
 
 
 def perform(bureau, name, case, user, *, reason="已核实,理由充分", expected_state=None):
@@ -41,7 +43,10 @@ def perform(bureau, name, case, user, *, reason="已核实,理由充分", expect
     if name == "dispatch":
         return services.case_dispatch(unit=bureau.unit_a, **common)
     if name == "publish_reply":
-        return services.case_publish_reply(where="问政西地省", text="您好,所需材料已告知。", **common)
+        # No text: what is published is the draft the leader signed.
+        return services.case_publish_reply(where="问政西地省", **common)
+    if name == "revise_after_sign_off":
+        return services.case_revise_after_sign_off(reply_text="您好,所需材料已告知。", reason=reason, **common)
     if name == "record_follow_up":
         return services.case_record_follow_up(result=FollowUp.Result.SATISFIED, **common)
     service, needs_reason = services.TRANSITION_SERVICES[name]
@@ -57,6 +62,10 @@ def case_ready_for(bureau, name):
     if name == "submit_feedback":
         services.draft_save(case=case, acting_user=bureau.handler_a, handling_report="已核实",
                             reply_text="您好,所需材料如下。")
+    if name == "archive":
+        # The loop closes with the follow-up; archiving without one needs a reason (tested apart).
+        services.case_record_follow_up(case=case, acting_user=bureau.dispatcher,
+                                       result=FollowUp.Result.SATISFIED)
     return case
 
 
@@ -151,6 +160,8 @@ WRONG_ROLE = [
     ("leader_send_back", "dispatcher"),
     ("publish_reply", "leader"),
     ("publish_reply", "handler_a"),
+    ("revise_after_sign_off", "leader"),
+    ("revise_after_sign_off", "handler_a"),
     ("record_follow_up", "handler_a"),
     ("reopen", "reviewer"),
     ("archive", "handler_a"),

@@ -17,6 +17,7 @@ from openpyxl.styles import Alignment, Font
 from assessment.facts import Period
 from assessment.selectors import METRIC_LABELS, RATE_METRICS, Mean, Ratio, UnitFigures
 from casework.models import Case
+from casework.text import mask_personal_numbers
 
 
 def _text(cell, value: str) -> None:
@@ -26,8 +27,12 @@ def _text(cell, value: str) -> None:
 
 
 def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
-                        cases: list[Case] | None = None) -> bytes:
-    """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet)."""
+                        cases: list[Case] | None = None, may_see_numbers: bool = False) -> bytes:
+    """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet).
+
+    Subjects in the case list have their personal numbers masked unless ``may_see_numbers`` (the
+    reader holds ``casework.view_citizen_contact``, see :mod:`casework.privacy`).
+    """
     wb = Workbook()
     ws = wb.active
     ws.title = "年度考核"
@@ -67,7 +72,7 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
         for r, case in enumerate(cases, start=2):
             _text(cs.cell(row=r, column=1), case.reference or "")
             _text(cs.cell(row=r, column=2), case.external_id)
-            _text(cs.cell(row=r, column=3), case.subject)
+            _text(cs.cell(row=r, column=3), case.subject if may_see_numbers else mask_personal_numbers(case.subject))
             _text(cs.cell(row=r, column=4), f"{case.submitted_at:%Y-%m-%d %H:%M}")
             _text(cs.cell(row=r, column=5), case.lead_unit.name if case.lead_unit_id else "")
             _text(cs.cell(row=r, column=6), case.get_state_display())

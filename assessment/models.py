@@ -12,6 +12,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from casework.text import mask_personal_numbers
+
 
 class AssessmentWeights(models.Model):
     """The weights of the annual score (DESIGN.md §7), editable by superusers.
@@ -83,7 +85,7 @@ class Topic(models.Model):
         ordering = ["-heat", "-id"]
 
     def __str__(self) -> str:
-        return self.title
+        return mask_personal_numbers(self.title)  # a label shown to every reader
 
 
 class TopicMembership(models.Model):

@@ -30,6 +30,7 @@ from assessment.selectors import (
     unit_groups,
 )
 from casework.models import Case
+from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to, user_can_see_case
 
 KINDS = {"": _("单位"), "district": _("按县市区分局"), "police_type": _("按警种")}
@@ -142,6 +143,7 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
         "total": len(ids),
         "query": query.urlencode(),
         "report_url": reverse("assessment:report") + "?" + urlencode(info["keep"]),
+        "may_see_numbers": user_may_see_personal_numbers(user=request.user),
     }
     return render(request, "assessment/report_cases.html", context)
 
@@ -155,7 +157,8 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
         ids, _info = _drill_ids(request)
         cases = list(cases_visible_to(user=request.user).filter(pk__in=ids).select_related("lead_unit")
                      .order_by("-submitted_at"))
-    data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases)
+    data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
+                               may_see_numbers=user_may_see_personal_numbers(user=request.user))
     response = HttpResponse(
         data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )

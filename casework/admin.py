@@ -18,8 +18,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin
 from accounts.selectors import units_in_scope
-from casework import escalation, export, joint, review, selectors, services
-from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
+from casework import escalation, export, joint, privacy, review, selectors, services
+from casework.forms import CaseRegisterForm, DispatchForm, FollowUpForm, PublishForm, ReasonForm
 from casework.models import (
     Case,
     CaseEvent,
@@ -40,7 +40,7 @@ from casework.review_forms import (
     ReturnRulingForm,
     VersionedDraftForm,
 )
-from casework.text import mask_contact, to_half_width
+from casework.text import mask_contact, mask_personal_numbers, to_half_width
 
 admin.site.site_header = _("网民留言办理系统")
 admin.site.site_title = _("网民留言办理")
@@ -118,7 +118,18 @@ class ScopedCaseChildAdmin(StaffModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404
+        if not privacy.user_may_see_personal_numbers(user=request.user):
+            privacy.mask_instance_text(obj)  # these pages are read-only: the row is never saved
         return obj
+
+    def get_search_results(self, request, queryset, search_term):
+        # Digits would probe the personal numbers quoted in drafts, reasons or answers.
+        folded = to_half_width(search_term or "")
+        if sum(ch.isdigit() for ch in folded) >= 4 and not privacy.user_may_see_personal_numbers(user=request.user):
+            for bit in folded.split():
+                queryset = queryset.filter(case__reference__icontains=bit)
+            return queryset, False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -162,6 +173,7 @@ class CaseAdmin(StaffModelAdmin):
         "reply_due_at", "feedback_at", "published_at", "published_where", "archived_at",
     ]
     change_form_template = "admin/casework/case/change_form.html"
+    form = CaseRegisterForm
     actions = ["bulk_archive", "export_csv", "export_xlsx"]
 
     # ---------------------------------------------------------------- access
@@ -208,6 +220,11 @@ class CaseAdmin(StaffModelAdmin):
         # term as typed is searched too, since free text (the body) is stored exactly as written.
         search_term = search_term or ""
         folded = to_half_width(search_term)
+        if (sum(ch.isdigit() for ch in folded) >= 4
+                and not privacy.user_may_see_personal_numbers(user=request.user)):
+            # Digits would probe the masked numbers of subjects and bodies (an oracle on the mask):
+            # for readers without the permission they search only the case and platform ids.
+            return privacy.cases_search_ids(queryset=queryset, term=folded), False
         qs, dupes = super().get_search_results(request, queryset, folded)
         if folded != search_term.strip():
             typed, typed_dupes = super().get_search_results(request, queryset, search_term)
@@ -223,7 +240,10 @@ class CaseAdmin(StaffModelAdmin):
             dates=[timezone.localtime(now).date()]
             + [timezone.localtime(d).date() for _label, d in dues.values() if d]
         )
+        may_see_numbers = privacy.user_may_see_personal_numbers(user=request.user)
         for case in rows:
+            if not may_see_numbers:  # shown only, never saved: the list's rows are not written
+                case.subject = mask_personal_numbers(case.subject)
             label, due = dues[case.pk]
             left = selectors.working_time_left(due=due, now=now, exceptions=exceptions)
             case.remaining_label = f"{label}:{left}" if left else ""
@@ -315,6 +335,7 @@ class CaseAdmin(StaffModelAdmin):
             "notices": case.supervision_notices.select_related("unit"),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),
         }
         if case.state == State.REGISTERED and may("dispatch_case"):
             context["dispatch_form"] = DispatchForm(units=units_in_scope(user=user).filter(is_active=True))

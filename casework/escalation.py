@@ -54,6 +54,7 @@ from casework.models import (
     SupervisionNotice,
 )
 from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
+from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")
 
@@ -390,7 +391,7 @@ def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, n
 
     history = [
         {"at": timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M"), "action": e.action_label,
-         "actor": str(e.actor) if e.actor else _("系统"), "reason": e.reason}
+         "actor": str(e.actor) if e.actor else _("系统"), "reason": mask_personal_numbers(e.reason)}
         for e in case.events.select_related("actor").order_by("seq")
     ]
     referral_url = (
@@ -410,7 +411,9 @@ def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, n
         "history": history,
         "case_url": case_url(case),
         "now": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
-        "excerpt": case.body[:300],
+        # An e-mail leaves the system for mixed recipients: personal numbers always masked.
+        "subject": mask_personal_numbers(case.subject),
+        "excerpt": mask_personal_numbers(case.body)[:300],
     }
 
 

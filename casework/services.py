@@ -32,7 +32,7 @@ from casework.models import (
     ReplyDraft,
     State,
 )
-from casework.text import find_personal_numbers, to_half_width
+from casework.text import find_personal_numbers, mask_personal_numbers, to_half_width
 
 logger = logging.getLogger("casework")
 
@@ -100,7 +100,11 @@ def notification_queue(
 
     ``html_body``, when given, is sent as the HTML alternative of the text ``body``.
     Returns the notification, or None when it has no recipients or ``key`` was queued before.
+    Personal numbers in the subject and bodies are masked (an e-mail leaves the system and its
+    recipients need not hold ``casework.view_citizen_contact``; issue 9 §1).
     """
+    subject, body = mask_personal_numbers(subject), mask_personal_numbers(body)
+    html_body = mask_personal_numbers(html_body)
     recipients = sorted({r for r in recipients if r})
     if not recipients:
         return None
@@ -174,14 +178,14 @@ def _notify_review(*, case: Case, event: CaseEvent, recipients: list[str], subje
         case=case,
         recipients=recipients,
         subject=subject,
-        body="\n".join([line, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)]),
+        body="\n".join([line, "", f"{_('案件')}: {case}", case_url(case)]),
     )
 
 
 def _notify_unit_handlers(*, case: Case, event: CaseEvent, subject: str, lines: list[str]) -> None:
     if case.lead_unit is None:
         return
-    body = "\n".join([*lines, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)])
+    body = "\n".join([*lines, "", f"{_('案件')}: {case}", case_url(case)])  # str(case) masks numbers
     notification_queue(
         key=f"event:{event.pk}",
         case=case,
@@ -697,7 +701,8 @@ def case_publish_reply(
         text = draft.reply_text if draft else ""
     if not text.strip():
         raise TransitionRefused(_("答复内容不能为空。"))
-    numbers = find_personal_numbers(text)
+    # Every field that goes public is checked, not only the reply text (DESIGN.md §8).
+    numbers = [n for published in (text, where or "") for n in find_personal_numbers(published)]
     if numbers:
         raise TransitionRefused(
             _("答复中含有电话或身份证号码,请删除后再发布:%s") % "、".join(numbers)

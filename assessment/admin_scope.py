@@ -44,17 +44,20 @@ class TopicScopeAdminMixin:
     # ---------------------------------------------------------------- rows and their figures
 
     def get_queryset(self, request):
-        qs = topics_visible_to(user=request.user, queryset=super().get_queryset(request))
+        # ModelAdmin.get_queryset would order by the annotations before they exist: built here.
+        qs = topics_visible_to(user=request.user, queryset=self.model._default_manager.get_queryset())
         if topics_reader_is_city_wide(user=request.user):
-            return qs.annotate(shown_heat=F("heat"), shown_count=F("message_count"), shown_likes=F("likes"),
-                               shown_last=F("last_at"))
-        seen = Q(memberships__case__in=cases_visible_to(user=request.user).values("id"))
-        count = Count("memberships", filter=seen)
-        # A scoped reader's heat column sorts by his number of messages in the topic (the exact
-        # heat of his cases is computed per row for display, not in SQL).
-        return qs.annotate(shown_heat=count, shown_count=Count("memberships", filter=seen),
-                           shown_likes=Sum("memberships__case__likes", filter=seen),
-                           shown_last=Max("memberships__case__submitted_at", filter=seen))
+            qs = qs.annotate(shown_heat=F("heat"), shown_count=F("message_count"), shown_likes=F("likes"),
+                             shown_last=F("last_at"))
+        else:
+            seen = Q(memberships__case__in=cases_visible_to(user=request.user).values("id"))
+            # A scoped reader's heat column sorts by his number of messages in the topic (the
+            # exact heat of his cases is computed per row for display, not in SQL).
+            qs = qs.annotate(shown_heat=Count("memberships", filter=seen),
+                             shown_count=Count("memberships", filter=seen),
+                             shown_likes=Sum("memberships__case__likes", filter=seen),
+                             shown_last=Max("memberships__case__submitted_at", filter=seen))
+        return qs.order_by(*self.get_ordering(request))
 
     def get_ordering(self, request):
         return ["-shown_heat", "-id"]

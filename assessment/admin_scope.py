@@ -71,6 +71,7 @@ class TopicScopeAdminMixin:
                 topic_id=topic.pk, title="", keywords="", heat=0.0, message_count=0, citizen_count=0,
                 likes=0, dislikes=0, first_at=None, last_at=None, complete=False)
             topic.may_see_numbers = may_see
+            topic.shown_label = self.shown_title(topic)  # str(topic): checkboxes, breadcrumbs, titles
 
     def get_changelist_instance(self, request):
         cl = super().get_changelist_instance(request)

@@ -9,6 +9,7 @@ that hang off a topic (improvement actions).
 """
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils.formats import localize
 from django.utils.timezone import localtime
@@ -24,6 +25,14 @@ from assessment.topic_scope import (
 from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to
 from casework.text import find_personal_numbers, mask_personal_numbers
+
+
+class ShownHeatChangeList(ChangeList):
+    """The topic list's default order: the heat the reader may see, hottest first."""
+
+    def _get_default_ordering(self):
+        return ["-shown_heat", "-id"]
+
 
 # Stored column or field → the column showing the reader's figure instead.
 SHOWN = {
@@ -57,10 +66,15 @@ class TopicScopeAdminMixin:
                              shown_count=Count("memberships", filter=seen),
                              shown_likes=Sum("memberships__case__likes", filter=seen),
                              shown_last=Max("memberships__case__submitted_at", filter=seen))
-        return qs.order_by(*self.get_ordering(request))
+        return qs
 
     def get_ordering(self, request):
-        return ["-shown_heat", "-id"]
+        # Empty: the changelist orders by the shown heat (below); querysets built without the
+        # annotations (autocomplete, foreign-key choices of other admins) keep the model's order.
+        return []
+
+    def get_changelist(self, request, **kwargs):
+        return ShownHeatChangeList
 
     def _attach(self, request, topics) -> None:
         topics = [t for t in topics if not hasattr(t, "figures")]

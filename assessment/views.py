@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib import admin
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -41,22 +42,37 @@ def _scope(request: HttpRequest):
     return None if request.user.is_superuser else cases_visible_to(user=request.user)
 
 
+# Years a report may cover: outside them a period is a typing error, not a question (issue 9 §3).
+YEARS = range(2000, 2101)
+
+
 def _params(request: HttpRequest) -> tuple[Period, str, dict]:
-    """Read the period (``year`` or ``start``/``end`` dates) and grouping ``kind`` from the query."""
+    """Read the period (``year`` or ``start``/``end`` dates) and grouping ``kind`` from the query.
+
+    Raises:
+        BadRequest: (400) a malformed or out-of-range year or date, a start after the end, or an
+            unknown ``kind`` — with the reason, never a server error.
+    """
     today = timezone.localdate()
     try:
         if request.GET.get("start") and request.GET.get("end"):
-            period = Period.days(date.fromisoformat(request.GET["start"]), date.fromisoformat(request.GET["end"]))
-            keep = {"start": request.GET["start"], "end": request.GET["end"]}
+            first, last = date.fromisoformat(request.GET["start"]), date.fromisoformat(request.GET["end"])
+            if first.year not in YEARS or last.year not in YEARS or first > last:
+                raise ValueError(request.GET["start"])
+            period = Period.days(first, last)
+            keep = {"start": first.isoformat(), "end": last.isoformat()}
         else:
             year = int(request.GET.get("year") or today.year)
+            if year not in YEARS:
+                raise ValueError(year)
             period = Period.year(year)
             keep = {"year": year}
     except ValueError as exc:
-        raise Http404(_("日期格式不正确。")) from exc
+        raise BadRequest(_("日期或年度不正确(年度须在 %(a)d–%(b)d 之间,开始日期不晚于结束日期)。")
+                         % {"a": YEARS.start, "b": YEARS.stop - 1}) from exc
     kind = request.GET.get("kind", "")
     if kind not in KINDS:
-        raise Http404
+        raise BadRequest(_("未知的汇总方式。"))
     keep["kind"] = kind
     return period, kind, keep
 
@@ -108,11 +124,15 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
     metric = request.GET.get("metric", "")
     part = request.GET.get("part", "den")
     if metric not in METRIC_LABELS or part not in {"num", "den"}:
-        raise Http404
+        raise BadRequest(_("未知的考核指标。"))
     unit_ids = None
     unit = None
     if request.GET.get("unit"):
-        unit = Unit.objects.filter(pk=request.GET["unit"]).first()
+        try:
+            unit_pk = int(request.GET["unit"])
+        except ValueError as exc:
+            raise BadRequest(_("单位参数不正确。")) from exc
+        unit = Unit.objects.filter(pk=unit_pk).first() if 0 < unit_pk < 2**31 else None
         if unit is None:
             raise Http404
         groups = unit_groups(kind=kind or None)

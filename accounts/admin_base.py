@@ -43,6 +43,7 @@ class ListedLookupsOnlyMixin:
                 field_path = None
                 if not isinstance(field, Field):
                     field_path = field
+                    allowed.add(field_path)  # ``?state=x`` is ``?state__exact=x`` of the listed filter
                     field = get_fields_from_path(self.model, field_path)[-1]
                 spec = filter_class(field, request, {}, self.model, self, field_path=field_path)
             allowed.update(spec.expected_parameters())

@@ -13,10 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline
 from assessment import services
+from assessment.admin_scope import TopicRelatedScopeMixin, TopicScopeAdminMixin
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
 from assessment.rules import user_reads_assessment, user_reads_topics, user_reviews_topics
 from assessment.selectors import topic_weekly_volume
 from casework.selectors import cases_visible_to
+from casework.text import mask_personal_numbers
 
 
 @admin.register(AssessmentWeights)
@@ -69,7 +71,7 @@ class MembershipInline(StaffTabularInline):
 
     @admin.display(description=_("留言主题"))
     def case_subject(self, obj):
-        return obj.case.subject
+        return mask_personal_numbers(obj.case.subject)  # the case column beside it is masked too
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(
@@ -91,7 +93,7 @@ class ActionInline(StaffTabularInline):
 
 
 @admin.register(Topic)
-class TopicAdmin(OfficeAdmin):
+class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
     list_display = ("title", "heat_display", "message_count", "citizen_count", "likes", "status",
                     "is_common_issue", "last_at")
     list_filter = ("status", "is_common_issue")
@@ -107,12 +109,6 @@ class TopicAdmin(OfficeAdmin):
     @admin.display(description=_("热度指数"), ordering="heat")
     def heat_display(self, obj):
         return f"{obj.heat:.1f}"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(memberships__case__in=cases_visible_to(user=request.user).values("id")).distinct()
 
     def save_model(self, request, obj, form, change):
         services.topic_review(topic=obj, acting_user=request.user, status=obj.status,
@@ -218,7 +214,7 @@ class KnowledgeArticleAdmin(OfficeAdmin):
 
 
 @admin.register(ImprovementAction)
-class ImprovementActionAdmin(OfficeAdmin):
+class ImprovementActionAdmin(TopicRelatedScopeMixin, OfficeAdmin):
     list_display = ("topic", "unit", "due_date", "started_on", "status")
     list_filter = ("status",)
     fields = ("topic", "unit", "description", "due_date", "started_on", "status", "completed_at")

@@ -27,6 +27,7 @@ from assessment.selectors import (
     UnitFigures,
 )
 from casework.models import Case
+from casework.text import mask_personal_numbers
 
 _CASE_HEADERS = (_lazy("案件编号"), _lazy("平台留言编号"), _lazy("留言主题"), _lazy("留言时间"), _lazy("承办单位"),
                  _lazy("状态"))
@@ -39,13 +40,16 @@ def _text(cell, value: str) -> None:
 
 
 def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
-                        cases: list[Case] | None = None, hidden_cases: int = 0) -> bytes:
+                        cases: list[Case] | None = None, hidden_cases: int = 0,
+                        may_see_numbers: bool = False) -> bytes:
     """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet).
 
     The figures are the report's (same ``rows``); a unit with fewer than ``MIN_VOLUME`` dispatches
     is marked 样本不足 in the 备注 column; the sheet 口径说明 holds each figure's definition.
     ``hidden_cases`` is the number of cases behind the number the reader may not open (counted
-    in the case list sheet, not listed).
+    in the case list sheet, not listed). Subjects in the case list have their personal numbers
+    masked unless ``may_see_numbers`` (the reader holds ``casework.view_citizen_contact``, see
+    :mod:`casework.privacy`).
     """
     wb = Workbook()
     ws = wb.active
@@ -96,7 +100,7 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
         for r, case in enumerate(cases, start=2):
             _text(cs.cell(row=r, column=1), case.reference or "")
             _text(cs.cell(row=r, column=2), case.external_id)
-            _text(cs.cell(row=r, column=3), case.subject)
+            _text(cs.cell(row=r, column=3), case.subject if may_see_numbers else mask_personal_numbers(case.subject))
             _text(cs.cell(row=r, column=4), f"{case.submitted_at:%Y-%m-%d %H:%M}")
             _text(cs.cell(row=r, column=5), case.lead_unit.name if case.lead_unit_id else "")
             _text(cs.cell(row=r, column=6), case.get_state_display())

@@ -13,6 +13,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from casework.text import mask_personal_numbers
+
 
 class AssessmentWeights(models.Model):
     """The weights of the annual score (DESIGN.md §7), editable by superusers.
@@ -84,7 +86,9 @@ class Topic(models.Model):
         ordering = ["-heat", "-id"]
 
     def __str__(self) -> str:
-        return self.title
+        # A label shown to every reader: numbers masked; a reader-scoped view sets ``shown_label``
+        # to the title that reader may see (assessment.admin_scope).
+        return mask_personal_numbers(getattr(self, "shown_label", None) or self.title)
 
 
 class TopicMembership(models.Model):

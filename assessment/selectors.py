@@ -35,8 +35,10 @@ from accounts.models import Unit
 from accounts.selectors import units_in_scope, user_is_city_wide
 from assessment.facts import AssessmentFacts, Period
 from assessment.models import AssessmentWeights, Topic
+from assessment.topic_scope import hot_topics_for
 from casework.calendar import SHANGHAI
 from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
+from casework.privacy import citizen_text_for
 from casework.selectors import cases_visible_to
 
 
@@ -682,16 +684,15 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12, end: d
         }
         for month, period in months
     ]
-    hot = (
-        Topic.objects.exclude(status=Topic.Status.DISMISSED)
-        .filter(memberships__case__in=visible.values("id"))
-        .annotate(visible_count=Count("memberships"))
-        .order_by("-heat", "-id")[:10]
-    )
+    # Topics only through the reader's cases, figures on those cases, numbers in titles masked
+    # for readers without the contact permission (assessment.topic_scope, issue 9 §1).
+    hot = hot_topics_for(user=user, limit=10)
+    common = set(Topic.objects.filter(pk__in=[f.topic_id for f in hot], is_common_issue=True)
+                 .values_list("pk", flat=True))
     hot_topics = [
-        {"id": t.pk, "title": t.title, "heat": round(t.heat, 1), "count": t.visible_count,
-         "common": t.is_common_issue}
-        for t in hot
+        {"id": f.topic_id, "title": citizen_text_for(user=user, text=f.title), "heat": round(f.heat, 1),
+         "count": f.message_count, "common": f.topic_id in common}
+        for f in hot
     ]
     return {
         "window": {"start": start_day.isoformat(), "end": last_day.isoformat(), "weeks": weeks,

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import wraps
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -41,6 +41,7 @@ from assessment.selectors import (
     unit_groups,
 )
 from casework.models import Case
+from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to, user_can_see_case
 
 KINDS = {"": gettext_lazy("单位"), "district": gettext_lazy("按县市区分局"), "police_type": gettext_lazy("按警种")}
@@ -82,22 +83,37 @@ def _as_of(request: HttpRequest) -> datetime:
     return min(value, timezone.now())
 
 
+# Years a report may cover: outside them a period is a typing error, not a question (issue 9 §3).
+YEARS = range(2000, 2101)
+
+
 def _params(request: HttpRequest) -> tuple[Period, str, dict]:
-    """Read the period (``year`` or ``start``/``end`` dates) and grouping ``kind`` from the query."""
+    """Read the period (``year`` or ``start``/``end`` dates) and grouping ``kind`` from the query.
+
+    Raises:
+        BadRequest: (400) a malformed or out-of-range year or date, a start after the end, or an
+            unknown ``kind`` — with the reason, never a server error.
+    """
     today = timezone.localdate()
     try:
         if request.GET.get("start") and request.GET.get("end"):
-            period = Period.days(date.fromisoformat(request.GET["start"]), date.fromisoformat(request.GET["end"]))
-            keep = {"start": request.GET["start"], "end": request.GET["end"]}
+            first, last = date.fromisoformat(request.GET["start"]), date.fromisoformat(request.GET["end"])
+            if first.year not in YEARS or last.year not in YEARS or first > last:
+                raise ValueError(request.GET["start"])
+            period = Period.days(first, last)
+            keep = {"start": first.isoformat(), "end": last.isoformat()}
         else:
             year = int(request.GET.get("year") or today.year)
+            if year not in YEARS:
+                raise ValueError(year)
             period = Period.year(year)
             keep = {"year": year}
     except ValueError as exc:
-        raise Http404(_("日期格式不正确。")) from exc
+        raise BadRequest(_("日期或年度不正确(年度须在 %(a)d–%(b)d 之间,开始日期不晚于结束日期)。")
+                         % {"a": YEARS.start, "b": YEARS.stop - 1}) from exc
     kind = request.GET.get("kind", "")
     if kind not in KINDS:
-        raise Http404
+        raise BadRequest(_("未知的汇总方式。"))
     keep["kind"] = kind
     if request.GET.get("as_of"):
         keep["as_of"] = request.GET["as_of"]
@@ -155,11 +171,15 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
     metric = request.GET.get("metric", "")
     part = request.GET.get("part", "den")
     if metric not in METRIC_LABELS or part not in {"num", "den"}:
-        raise Http404
+        raise BadRequest(_("未知的考核指标。"))
     unit_ids = None
     unit = None
     if request.GET.get("unit"):
-        unit = Unit.objects.filter(pk=request.GET["unit"]).first()
+        try:
+            unit_pk = int(request.GET["unit"])
+        except ValueError as exc:
+            raise BadRequest(_("单位参数不正确。")) from exc
+        unit = Unit.objects.filter(pk=unit_pk).first() if 0 < unit_pk < 2**31 else None
         if unit is None:
             raise Http404
         groups = unit_groups(kind=kind or None)
@@ -196,6 +216,7 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
         "definition": METRIC_DEFINITIONS[info["metric"]],
         "query": query.urlencode(),
         "report_url": reverse("assessment:report") + "?" + urlencode(info["keep"]),
+        "may_see_numbers": user_may_see_personal_numbers(user=request.user),
     }
     return render(request, "assessment/report_cases.html", context)
 
@@ -213,7 +234,7 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
                      .order_by("-submitted_at"))
         hidden = len(ids) - len(cases)
     data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
-                               hidden_cases=hidden)
+                               hidden_cases=hidden, may_see_numbers=user_may_see_personal_numbers(user=request.user))
     response = HttpResponse(
         data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )

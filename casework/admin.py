@@ -20,8 +20,16 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_base import StaffModelAdmin
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
-from casework import escalation, export, joint, review, routing, selectors, services
-from casework.forms import DispatchForm, FollowUpForm, MessageTypeForm, PublishForm, ReasonForm, ReviseForm
+from casework import escalation, export, joint, privacy, review, routing, selectors, services
+from casework.forms import (
+    CaseRegisterForm,
+    DispatchForm,
+    FollowUpForm,
+    MessageTypeForm,
+    PublishForm,
+    ReasonForm,
+    ReviseForm,
+)
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.models import (
     Case,
@@ -45,7 +53,7 @@ from casework.review_forms import (
     VersionedDraftForm,
 )
 from casework.templatetags.casework_marks import clock_mark_html
-from casework.text import mask_contact, to_half_width
+from casework.text import mask_contact, mask_personal_numbers, to_half_width
 
 admin.site.site_header = _("网民留言办理系统")
 admin.site.site_title = _("网民留言办理")
@@ -144,7 +152,18 @@ class ScopedCaseChildAdmin(StaffModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404
+        if not privacy.user_may_see_personal_numbers(user=request.user):
+            privacy.mask_instance_text(obj)  # these pages are read-only: the row is never saved
         return obj
+
+    def get_search_results(self, request, queryset, search_term):
+        # Digits would probe the personal numbers quoted in drafts, reasons or answers.
+        folded = to_half_width(search_term or "")
+        if sum(ch.isdigit() for ch in folded) >= 4 and not privacy.user_may_see_personal_numbers(user=request.user):
+            for bit in folded.split():
+                queryset = queryset.filter(case__reference__icontains=bit)
+            return queryset, False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -180,6 +199,7 @@ class CaseAdmin(StaffModelAdmin):
         "reply_due_at", "feedback_at", "published_at", "published_where", "archived_at",
     ]
     change_form_template = "admin/casework/case/change_form.html"
+    form = CaseRegisterForm
     actions = ["bulk_dispatch", "bulk_archive", "export_csv", "export_xlsx"]
 
     # ---------------------------------------------------------------- access
@@ -226,6 +246,11 @@ class CaseAdmin(StaffModelAdmin):
         # term as typed is searched too, since free text (the body) is stored exactly as written.
         search_term = search_term or ""
         folded = to_half_width(search_term)
+        if (sum(ch.isdigit() for ch in folded) >= 4
+                and not privacy.user_may_see_personal_numbers(user=request.user)):
+            # Digits would probe the masked numbers of subjects and bodies (an oracle on the mask):
+            # for readers without the permission they search only the case and platform ids.
+            return privacy.cases_search_ids(queryset=queryset, term=folded), False
         qs, dupes = super().get_search_results(request, queryset, folded)
         if folded != search_term.strip():
             typed, typed_dupes = super().get_search_results(request, queryset, search_term)
@@ -242,7 +267,10 @@ class CaseAdmin(StaffModelAdmin):
             dates=[timezone.localtime(now).date()]
             + [timezone.localtime(d).date() for _label, d in dues.values() if d]
         )
+        may_see_numbers = privacy.user_may_see_personal_numbers(user=request.user)
         for case in rows:
+            if not may_see_numbers:  # shown only, never saved: the list's rows are not written
+                case.subject = mask_personal_numbers(case.subject)
             label, due = dues[case.pk]
             case.clock_label = label
             case.clock_mark = selectors.clock_mark(due=due, now=now, exceptions=exceptions)
@@ -334,6 +362,7 @@ class CaseAdmin(StaffModelAdmin):
             "notices": _notices_with_status(case),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),
         }
         if case.state == State.REGISTERED and may("dispatch_case"):
             context["dispatch_form"] = DispatchForm(units=units_in_scope(user=user).filter(handling_units_q()),

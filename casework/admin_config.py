@@ -40,6 +40,7 @@ from casework.models import (
     UnitCalendarDay,
     WorkCalendarDay,
 )
+from casework.text import mask_personal_numbers
 
 
 def calendar_warning_message(request, *, case=None) -> None:
@@ -233,7 +234,7 @@ class DisciplineReferralAdmin(ScopedCaseChildAdmin):
             "<ol>{}</ol>",
             format_html("".join(["<li>{} {} {} {}</li>"] * len(rows)), *[
                 v for r in rows for v in (r.get("at", ""), r.get("action", ""), r.get("actor", ""),
-                                           r.get("reason", ""))
+                                           mask_personal_numbers(r.get("reason", "")))
             ]) if rows else "",
         )
 

@@ -55,6 +55,7 @@ from casework.models import (
 )
 from casework.selectors import notices_awaiting_answer
 from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
+from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")
 
@@ -429,7 +430,7 @@ def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, n
 
     history = [
         {"at": timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M"), "action": e.action_label,
-         "actor": str(e.actor) if e.actor else _("系统"), "reason": e.reason}
+         "actor": str(e.actor) if e.actor else _("系统"), "reason": mask_personal_numbers(e.reason)}
         for e in case.events.select_related("actor").order_by("seq")
     ]
     referral_url = (
@@ -449,7 +450,9 @@ def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, n
         "history": history,
         "case_url": case_url(case),
         "now": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
-        "excerpt": case.body[:300],
+        # An e-mail leaves the system for mixed recipients: personal numbers always masked.
+        "subject": mask_personal_numbers(case.subject),
+        "excerpt": mask_personal_numbers(case.body)[:300],
     }
 
 

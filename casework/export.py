@@ -1,7 +1,8 @@
 """Case list export to CSV and XLSX, safe to open in a spreadsheet (DESIGN.md §8, field case C19).
 
 Rows come only from :func:`casework.selectors.cases_visible_to`; contacts are masked unless the user
-holds ``casework.view_citizen_contact``. Citizen text never becomes a formula: XLSX cells are typed
+holds ``casework.view_citizen_contact``, and so are the personal numbers inside subjects, bodies and
+replies (:mod:`casework.privacy`). Citizen text never becomes a formula: XLSX cells are typed
 as strings (never formulas or numbers, so an 18-digit reference keeps every digit), and CSV cells
 that a spreadsheet would evaluate (starting with ``= + - @``, a tab or a carriage return) get a
 leading apostrophe, the OWASP-recommended neutraliser; the rest of the text is kept as written.
@@ -18,6 +19,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from accounts.models import User
 from casework.models import Case, FollowUp
+from casework.privacy import citizen_text_for
 from casework.selectors import cases_visible_to
 from casework.text import mask_contact
 
@@ -59,15 +61,15 @@ def cases_export_rows(*, user: User, queryset=None) -> list[list[str]]:
             case.reference or "",
             case.external_id,
             case.platform.name,
-            case.subject,
-            case.body,
+            citizen_text_for(user=user, text=case.subject),
+            citizen_text_for(user=user, text=case.body),
             when(case.submitted_at),
             case.citizen_name,
             case.citizen_contact if may_see_contact else mask_contact(case.citizen_contact),
             str(case.get_state_display()),
             case.lead_unit.name if case.lead_unit else "",
             when(case.reply_due_at),
-            case.published_reply,
+            citizen_text_for(user=user, text=case.published_reply),
             str(results.get(case.follow_up_result, "")),
             str(rectifications.get(case.follow_up_rectification, "")) if case.follow_up_result else "",
         ])

@@ -4,7 +4,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Unit
-from casework.models import FollowUp, MessageType
+from casework.models import Case, FollowUp, MessageType
+from casework.text import to_half_width
 
 
 class ReasonForm(forms.Form):
@@ -37,6 +38,25 @@ class DraftForm(forms.Form):
     policy_basis = forms.CharField(label=_("政策依据"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     measures = forms.CharField(label=_("整改措施"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     reply_text = forms.CharField(label=_("答复草稿"), widget=forms.Textarea(attrs={"rows": 6}))
+
+
+class CaseRegisterForm(forms.ModelForm):
+    """The admin's form to register a message: the platform id is folded to half width (as the
+    service stores it) and a duplicate is a form error that keeps the input, not a server error."""
+
+    class Meta:
+        model = Case
+        fields = ["platform", "external_id"]
+
+    def clean_external_id(self):
+        return to_half_width(self.cleaned_data.get("external_id") or "")
+
+    def clean(self):
+        cleaned = super().clean()
+        platform, external_id = cleaned.get("platform"), cleaned.get("external_id")
+        if platform and external_id and Case.objects.filter(platform=platform, external_id=external_id).exists():
+            self.add_error("external_id", _("该平台留言编号已存在:%(id)s") % {"id": external_id})
+        return cleaned
 
 
 class PublishForm(forms.Form):

@@ -17,6 +17,8 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 import pgtrigger
 
+from casework.text import mask_personal_numbers
+
 
 class Platform(models.Model):
     """A public message board the bureau answers on (人民网领导留言板, 问政平台, 12345 …)."""
@@ -186,7 +188,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference or '—'} {self.subject}"
+        # A label shown to every reader (lists, breadcrumbs, logs): personal numbers masked.
+        return f"{self.reference or '—'} {mask_personal_numbers(self.subject)}"
 
     # --- the closed loop (DESIGN.md §3). Bodies only set fields. ---
 

@@ -36,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from casework.models import Case, Notification, NotificationRecipient
+from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")
 
@@ -102,10 +103,15 @@ def notification_queue(
         subject, body: the e-mail; ``html_body``, when given, is sent as its HTML alternative.
         case: the case it is about, if any.
 
+    Personal numbers in the subject and bodies are masked: an e-mail leaves the system and its
+    recipients need not hold ``casework.view_citizen_contact`` (issue 9 §1, :mod:`casework.text`).
+
     Returns:
         The notification, or None when it has no recipients or ``key`` was queued before.
         The hand-off after commit never raises (see :func:`notification_handoff`).
     """
+    subject, body = mask_personal_numbers(subject), mask_personal_numbers(body)
+    html_body = mask_personal_numbers(html_body)
     recipients = sorted({r for r in recipients if r})
     if not recipients:
         return None

@@ -114,14 +114,14 @@ def _notify_review(*, case: Case, event: CaseEvent, recipients: list[str], subje
         case=case,
         recipients=recipients,
         subject=subject,
-        body="\n".join([line, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)]),
+        body="\n".join([line, "", f"{_('案件')}: {case}", case_url(case)]),
     )
 
 
 def _notify_unit_handlers(*, case: Case, event: CaseEvent, subject: str, lines: list[str]) -> None:
     if case.lead_unit is None:
         return
-    body = "\n".join([*lines, "", f"{_('案件')}: {case.reference} {case.subject}", case_url(case)])
+    body = "\n".join([*lines, "", f"{_('案件')}: {case}", case_url(case)])  # str(case) masks numbers
     notification_queue(
         key=f"event:{event.pk}",
         case=case,
@@ -799,7 +799,8 @@ def case_publish_reply(
             )
         if not draft.reply_text.strip():
             raise TransitionRefused(_("答复内容不能为空。"))
-        numbers = find_personal_numbers(draft.reply_text)
+        # Every field that goes public is checked, not only the reply text (DESIGN.md §8).
+        numbers = [n for published in (draft.reply_text, where) for n in find_personal_numbers(published)]
         if numbers:
             raise TransitionRefused(
                 _("答复中含有电话或身份证号码,请删除后再发布:%s") % "、".join(numbers)

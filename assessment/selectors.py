@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts.models import Unit
 from assessment.facts import AssessmentFacts, Period
-from assessment.models import AssessmentWeights, Topic
+from assessment.models import AssessmentWeights, Topic, TopicAlert
 from casework.calendar import SHANGHAI
 from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
 from casework.selectors import cases_visible_to
@@ -506,7 +506,8 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dic
     Keys: ``volume_by_week`` (messages submitted per week, the last ``weeks`` weeks up to the
     latest message), ``volume_by_unit`` (same window, per lead unit), ``open_by_state`` and
     ``overdue`` (now, per clock), ``rates_by_month`` (按时签收率, 按时办结率, 满意率 over the last
-    12 months) and ``hot_topics`` (top 10 topics by heat with the number of visible messages).
+    12 months), ``hot_topics`` (top 10 topics by heat with the number of visible messages, ``alert``
+    when in a rise) and ``topic_alerts`` (the topics in a 未诉先办 rise, :mod:`assessment.alerts`).
     """
     now = now or timezone.now()
     visible = cases_visible_to(user=user)
@@ -566,11 +567,16 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dic
         .annotate(visible_count=Count("memberships"))
         .order_by("-heat", "-id")[:10]
     )
+    alerting = {a.topic_id: a for a in TopicAlert.objects.filter(ended_week__isnull=True)
+                .exclude(topic__status=Topic.Status.DISMISSED)
+                .filter(topic__memberships__case__in=visible.values("id")).select_related("topic").distinct()}
     hot_topics = [
         {"id": t.pk, "title": t.title, "heat": round(t.heat, 1), "count": t.visible_count,
-         "common": t.is_common_issue}
+         "common": t.is_common_issue, "alert": t.pk in alerting}
         for t in hot
     ]
+    topic_alerts = [{"id": a.topic_id, "title": a.topic.title, "week": a.week_start.isoformat(),
+                     "count": a.count, "baseline": a.baseline} for a in alerting.values()]
     return {
         "window": {"start": start_day.isoformat(), "end": (end_day - timedelta(days=1)).isoformat()},
         "volume_by_week": volume_by_week,
@@ -580,6 +586,7 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12) -> dic
         "overdue": overdue,
         "rates_by_month": rates_by_month,
         "hot_topics": hot_topics,
+        "topic_alerts": topic_alerts,  # 未诉先办: topics whose weekly volume is in a rise (assessment.alerts)
     }
 
 

@@ -20,6 +20,7 @@ from accounts.admin_base import StaffModelAdmin
 from accounts.selectors import units_in_scope
 from casework import escalation, export, joint, review, selectors, services
 from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
+from casework.learning_panels import case_learning_panels, suggestion_from_post
 from casework.models import (
     Case,
     CaseEvent,
@@ -332,6 +333,8 @@ class CaseAdmin(StaffModelAdmin):
         if case.state == State.REPLIED and may("follow_up_case"):
             context["follow_up_form"] = FollowUpForm()
         context.update(self._joint_panels(request, case, draft))
+        context.update(case_learning_panels(user=user, case=case, context=context,  # issue 12
+                                            units=units_in_scope(user=user).filter(is_active=True)))
         return context
 
     def _joint_panels(self, request, case: Case, draft) -> dict:
@@ -426,7 +429,8 @@ class CaseAdmin(StaffModelAdmin):
             form = DispatchForm(post, units=units_in_scope(user=user).filter(is_active=True))
             _require(form)
             services.case_dispatch(case=case, acting_user=user, unit=form.cleaned_data["unit"],
-                                   note=form.cleaned_data["note"], expected_state=expected)
+                                   note=form.cleaned_data["note"], expected_state=expected,
+                                   suggestion=suggestion_from_post(post))
             self.log_change(request, case, _("执行:%s") % _("交办"))
             return _("已交办至%s。") % form.cleaned_data["unit"]
         if action == "save_draft":
@@ -683,3 +687,4 @@ class PlatformAdmin(SuperuserConfigAdmin):
 
 
 from casework import admin_config  # noqa: E402,F401  (calendar, policies, ladder, referrals)
+from casework import learning_admin  # noqa: E402,F401  (dispatch model, acceptance, duplicate flags)

@@ -909,3 +909,6 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401

@@ -70,6 +70,15 @@ def band_keys(sh: set[str]) -> list[str]:
     return keys
 
 
+def repeat_reason(*, similarity: float, same_citizen: bool) -> str | None:
+    """Return the flag reason for a candidate pair at ``similarity`` (Jaccard), or None (no flag)."""
+    if same_citizen and similarity >= SAME_CITIZEN_MIN:
+        return DuplicateFlag.Reason.SAME_CITIZEN
+    if similarity >= SAME_TEXT_MIN:
+        return DuplicateFlag.Reason.SAME_TEXT
+    return None
+
+
 def _same_citizen(a: Case, b: Case) -> bool:
     return bool((a.citizen_name and a.citizen_name == b.citizen_name)
                 or (a.citizen_contact and a.citizen_contact == b.citizen_contact))
@@ -104,9 +113,8 @@ def duplicates_index_and_flag(*, case: Case) -> list[DuplicateFlag]:
     found = []
     for other in candidates.values():
         sim = jaccard(sh, shingles(other.subject, other.body))
-        same = _same_citizen(case, other)
-        if sim >= (SAME_CITIZEN_MIN if same else SAME_TEXT_MIN):
-            reason = DuplicateFlag.Reason.SAME_CITIZEN if same else DuplicateFlag.Reason.SAME_TEXT
+        reason = repeat_reason(similarity=sim, same_citizen=_same_citizen(case, other))
+        if reason is not None:
             found.append((sim, other, reason))
     found.sort(key=lambda x: (-x[0], x[1].pk))
     DuplicateBand.objects.bulk_create([DuplicateBand(case=case, band=i, key=k) for i, k in enumerate(keys)])

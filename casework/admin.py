@@ -686,5 +686,5 @@ class PlatformAdmin(SuperuserConfigAdmin):
     list_display = ["name", "code", "url"]
 
 
-from casework import admin_config  # noqa: E402,F401  (calendar, policies, ladder, referrals)
-from casework import learning_admin  # noqa: E402,F401  (dispatch model, acceptance, duplicate flags)
+# calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
+from casework import admin_config, learning_admin  # noqa: E402,F401

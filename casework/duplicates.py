@@ -20,13 +20,13 @@ At most ``MAX_FLAGS`` flags per message, the most similar first.
 
 from __future__ import annotations
 
+from datetime import timedelta
 import hashlib
 import re
-from datetime import timedelta
 
-import numpy as np
 from datasketch import MinHash
 from django.db.models import Q
+import numpy as np
 
 from casework.models import Case, DuplicateBand, DuplicateFlag, State
 

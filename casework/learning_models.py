@@ -47,6 +47,9 @@ class DuplicateBand(models.Model):
         indexes = [models.Index(fields=["key"], name="dupband_key_idx")]
         constraints = [models.UniqueConstraint(fields=["case", "band"], name="dupband_case_band_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.case_id}:{self.band}"
+
 
 class DuplicateFlag(models.Model):
     """重复留言提示: the new ``case`` nearly repeats the open or recent case ``repeats``."""

@@ -13,16 +13,16 @@ same pipeline.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import io
 import re
 import time
-from dataclasses import dataclass, field
 
 import jieba
 import joblib
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
@@ -116,7 +116,7 @@ class Router:
                                 min_df=min_df, dtype=np.float32)
         return chars, words
 
-    def fit(self, texts: list[str], labels, *, cut: list[str] | None = None) -> "Router":
+    def fit(self, texts: list[str], labels, *, cut: list[str] | None = None) -> Router:
         """Train on ``texts`` (from :func:`text_of`) and their ``labels``; ``cut`` = precomputed words."""
         cut = cut if cut is not None else [words_of(t) for t in texts]
         self.chars, self.words = self._vectorizers(len(texts))
@@ -210,7 +210,7 @@ class Router:
         return buf.getvalue()
 
     @staticmethod
-    def loads(blob: bytes) -> "Router":
+    def loads(blob: bytes) -> Router:
         """Load a model written by :meth:`dumps`. Raises ValueError on an unknown format."""
         data = joblib.load(io.BytesIO(bytes(blob)))
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:

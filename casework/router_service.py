@@ -17,9 +17,9 @@ Rules (issue 12):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import logging
 import threading
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction

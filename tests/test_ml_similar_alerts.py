@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 import pytest
 
-from assessment import alerts, selectors as assessment_selectors
+from assessment import alerts
+from assessment import selectors as assessment_selectors
 from assessment.models import Topic, TopicAlert, TopicAlertRule, TopicMembership
 from assessment.tasks import topic_alerts_scan
 from casework import services

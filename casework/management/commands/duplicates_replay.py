@@ -9,8 +9,8 @@ have been flagged, by reason, and writes a random sample of flags (``--sample``,
 ``--out`` for checking by hand. Writes nothing to the database.
 """
 
-import csv
 from collections import defaultdict
+import csv
 from datetime import timedelta
 from pathlib import Path
 import random
@@ -18,7 +18,15 @@ import random
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from casework.duplicates import MAX_CANDIDATES, MAX_FLAGS, RECENT_DAYS, band_keys, jaccard, repeat_reason, shingles
+from casework.duplicates import (
+    MAX_CANDIDATES,
+    MAX_FLAGS,
+    RECENT_DAYS,
+    band_keys,
+    jaccard,
+    repeat_reason,
+    shingles,
+)
 from casework.importing import MessageRow, read_message_rows
 
 DATA = Path(settings.BASE_DIR) / "casework" / "data" / "messages"

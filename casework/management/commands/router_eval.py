@@ -11,11 +11,11 @@ figures and the confusion table. Several FILEs may be given (joined). Writes not
 import csv
 import gzip
 import io
-import time
 from pathlib import Path
+import time
 
-import numpy as np
 from django.core.management.base import BaseCommand, CommandError
+import numpy as np
 
 from casework.router import Router, cross_validate, scores_format, scores_of, text_of, words_of
 

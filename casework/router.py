@@ -31,7 +31,7 @@ from sklearn.svm import LinearSVC
 jieba.setLogLevel(60)
 
 _SPACE = re.compile(r"\s+")
-_WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+_WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,}")
 FORMAT_VERSION = 1
 
 
@@ -194,7 +194,7 @@ class Router:
                 if contrib[pos] <= 0 or len(words) >= n_words:
                     break
                 name = str(self.feature_names[row.indices[pos]]).replace(" ", "")
-                if len(name) < 2 or not _WORDISH.search(name) or any(name in w or w in name for w in words):
+                if not _WORDISH.fullmatch(name) or name.isdigit() or any(name in w or w in name for w in words):
                     continue
                 words.append(name)
             out.append({"label": self.classes[j], "confidence": float(p[j]), "words": words})

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
 import pytest
 
 from assessment import alerts
@@ -16,8 +17,11 @@ from assessment import selectors as assessment_selectors
 from assessment.models import Topic, TopicAlert, TopicAlertRule, TopicMembership
 from assessment.tasks import topic_alerts_scan
 from casework import services
+from casework.defaults import ROUTER_TRAIN_TASK_NAME, TOPIC_ALERT_TASK_NAME
 from casework.models import Case, Notification, State
 from casework.similar import similar_replies
+from casework.tasks import router_train
+from config.celery import app as celery_app
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -97,13 +101,18 @@ def topics(bureau):
 def test_scan_task_sends_one_alert_per_rise_to_office_and_leaders(topics, bureau, eager_celery,
                                                                   django_capture_on_commit_callbacks):
     TopicAlertRule.objects.create(baseline_weeks=8, ratio=3.0, min_count=5, lookback_weeks=2)
+    # The task the beat entry names (created by defaults_ensure after migrate) is the one run here.
+    entry = PeriodicTask.objects.get(name=TOPIC_ALERT_TASK_NAME)
+    assert entry.enabled and entry.crontab.timezone.key == "Asia/Shanghai"
+    scan = celery_app.tasks[entry.task]
+    assert scan.name == topic_alerts_scan.name == "assessment.topic_alerts_scan"
     week = lambda n: (topics["monday"] + timedelta(weeks=n, days=5)).isoformat()  # noqa: E731  (Saturday)
 
-    assert topic_alerts_scan.delay(now=week(9)).get() == {"alerts": 0}  # flat so far
+    assert scan.delay(now=week(9)).get() == {"alerts": 0}  # flat so far
     with django_capture_on_commit_callbacks(execute=True):  # the e-mail goes after commit
-        assert topic_alerts_scan.delay(now=week(10)).get() == {"alerts": 1}
-    assert topic_alerts_scan.delay(now=week(10)).get() == {"alerts": 0}  # the same rise: no second alert
-    assert topic_alerts_scan.delay(now=week(11)).get() == {"alerts": 0}  # still the same rise
+        assert scan.delay(now=week(10)).get() == {"alerts": 1}
+    assert scan.delay(now=week(10)).get() == {"alerts": 0}  # the same rise: no second alert
+    assert scan.delay(now=week(11)).get() == {"alerts": 0}  # still the same rise
     alert = TopicAlert.objects.get()
     assert (alert.topic, alert.count, alert.ended_week) == (topics["rising"], 6, None)
     assert not TopicAlert.objects.filter(topic=topics["flat"]).exists()
@@ -118,12 +127,12 @@ def test_scan_task_sends_one_alert_per_rise_to_office_and_leaders(topics, bureau
 
     # The rise ends in week 12 (back to 1); a new rise in week 13 alerts again, once.
     topics["add"](topics["rising"], 12, 1)
-    assert topic_alerts_scan.delay(now=week(12)).get() == {"alerts": 0}
+    assert scan.delay(now=week(12)).get() == {"alerts": 0}
     alert.refresh_from_db()
     assert alert.ended_week is not None
     topics["add"](topics["rising"], 13, 12)
-    assert topic_alerts_scan.delay(now=week(13)).get() == {"alerts": 1}
-    assert topic_alerts_scan.delay(now=week(13)).get() == {"alerts": 0}
+    assert scan.delay(now=week(13)).get() == {"alerts": 1}
+    assert scan.delay(now=week(13)).get() == {"alerts": 0}
     assert Notification.objects.filter(key__startswith="topic-alert:").count() == 2
 
 
@@ -138,3 +147,10 @@ def test_rule_parameters_are_for_superusers_only(bureau, django_user_model):
         alerts.alert_rule_set(acting_user=admin, rule=TopicAlertRule(ratio=0.5))
     alerts.alert_rule_set(acting_user=admin, rule=TopicAlertRule(ratio=2.5, min_count=4))
     assert alerts.alert_rule_current().ratio == 2.5
+
+
+@pytest.mark.django_db
+def test_weekly_training_is_scheduled_by_beat():
+    entry = PeriodicTask.objects.get(name=ROUTER_TRAIN_TASK_NAME)
+    assert entry.enabled and entry.crontab.day_of_week == "0" and entry.crontab.hour == "2"
+    assert celery_app.tasks[entry.task].name == router_train.name == "casework.router_train"

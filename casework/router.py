@@ -206,6 +206,10 @@ class Router:
         """Serialise the trained model (joblib, compressed)."""
         buf = io.BytesIO()
         self.feature_names = None
+        for vectorizer in (self.chars, self.words):
+            # The terms pruned by min_df are kept for introspection only; they would double the size.
+            if getattr(vectorizer, "stop_words_", None) is not None:
+                vectorizer.stop_words_ = None
         joblib.dump({"format": FORMAT_VERSION, "router": self}, buf, compress=3)
         return buf.getvalue()
 

@@ -227,3 +227,6 @@ class ImprovementActionAdmin(TopicRelatedScopeMixin, OfficeAdmin):
 
     def get_view_on_site_url(self, obj=None):
         return reverse("admin:assessment_topic_change", args=[obj.topic_id]) if obj else None
+
+
+from assessment import alert_admin  # noqa: E402,F401  (未诉先办 topic alerts)

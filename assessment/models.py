@@ -157,3 +157,6 @@ class ImprovementAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} → {self.unit}"
+
+
+from assessment.alert_models import TopicAlert, TopicAlertRule  # noqa: E402,F401

@@ -34,8 +34,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Unit
 from accounts.selectors import units_in_scope, user_is_city_wide
 from assessment.facts import AssessmentFacts, Period
-from assessment.models import AssessmentWeights, Topic
-from assessment.topic_scope import hot_topics_for
+from assessment.models import AssessmentWeights, Topic, TopicAlert
+from assessment.topic_scope import hot_topics_for, topics_figures_for, topics_visible_to
 from casework.calendar import SHANGHAI
 from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
 from casework.privacy import citizen_text_for
@@ -619,8 +619,9 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12, end: d
     (each of the last 12 whole months: every rate of :data:`DASHBOARD_RATES` for the reader's units,
     computed exactly as the report for that month with the same ``as_of``: the same fact tables,
     rules and scope, :func:`assessment_scope_unit_ids`), ``definitions`` (each figure's written
-    definition), ``min_volume`` and ``hot_topics`` (top 10 topics by heat with the number of
-    visible messages).
+    definition), ``min_volume``, ``hot_topics`` (top 10 topics by heat with the number of
+    visible messages, ``alert`` when in a rise) and ``topic_alerts`` (the topics in a 未诉先办 rise,
+    :mod:`assessment.alerts`).
 
     Args:
         now: the report time (``as_of``), default the current time.
@@ -689,11 +690,20 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12, end: d
     hot = hot_topics_for(user=user, limit=10)
     common = set(Topic.objects.filter(pk__in=[f.topic_id for f in hot], is_common_issue=True)
                  .values_list("pk", flat=True))
+    # Topics in a 未诉先办 rise, as this reader may see them (scope and titles as for the hot topics).
+    open_alerts = list(TopicAlert.objects.filter(ended_week__isnull=True)
+                       .filter(topic__in=topics_visible_to(user=user)).select_related("topic"))
+    alert_figures = topics_figures_for(user=user, topics=[a.topic for a in open_alerts])
+    alerting = {a.topic_id: a for a in open_alerts if a.topic_id in alert_figures}
     hot_topics = [
         {"id": f.topic_id, "title": citizen_text_for(user=user, text=f.title), "heat": round(f.heat, 1),
-         "count": f.message_count, "common": f.topic_id in common}
+         "count": f.message_count, "common": f.topic_id in common,
+         "alert": f.topic_id in alerting}
         for f in hot
     ]
+    topic_alerts = [{"id": a.topic_id, "title": citizen_text_for(user=user, text=alert_figures[a.topic_id].title),
+                     "week": a.week_start.isoformat(),
+                     "count": a.count, "baseline": a.baseline} for a in alerting.values()]
     return {
         "window": {"start": start_day.isoformat(), "end": last_day.isoformat(), "weeks": weeks,
                    "previous": (start_day - timedelta(days=1)).isoformat(),
@@ -709,6 +719,7 @@ def dashboard_data(*, user, now: datetime | None = None, weeks: int = 12, end: d
                         for name in METRIC_DEFINITIONS},
         "min_volume": MIN_VOLUME,
         "hot_topics": hot_topics,
+        "topic_alerts": topic_alerts,  # 未诉先办: topics whose weekly volume is in a rise (assessment.alerts)
     }
 
 

@@ -31,6 +31,7 @@ from casework.forms import (
     ReviseForm,
 )
 from casework.kept_input import form_refill, input_keep, input_restore
+from casework.learning_panels import case_learning_panels, suggestion_from_post
 from casework.models import (
     Case,
     CaseEvent,
@@ -382,6 +383,8 @@ class CaseAdmin(StaffModelAdmin):
         context.update(self._joint_panels(request, case, draft))
         context.update(self._publish_panels(request, case, draft, may))
         self._refill(request, case, context)
+        context.update(case_learning_panels(user=user, case=case, context=context,  # issue 12
+                                            units=units_in_scope(user=user).filter(handling_units_q())))
         return context
 
     def _publish_panels(self, request, case: Case, draft, may) -> dict:
@@ -529,7 +532,8 @@ class CaseAdmin(StaffModelAdmin):
                         reason=form.cleaned_data["note"] or _("交办时更正"),
                     )
                 services.case_dispatch(case=case, acting_user=user, unit=form.cleaned_data["unit"],
-                                       note=form.cleaned_data["note"], expected_state=expected)
+                                       note=form.cleaned_data["note"], expected_state=expected,
+                                       suggestion=suggestion_from_post(post))
             self.log_change(request, case, _("执行:%s") % _("交办"))
             return _("已交办至%s。") % form.cleaned_data["unit"]
         if action == "set_type":
@@ -944,5 +948,6 @@ class PlatformAdmin(SuperuserConfigAdmin):
     list_display = ["name", "code", "url"]
 
 
-from casework import admin_config  # noqa: E402,F401  (calendar, policies, ladder, referrals)
+# calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
+from casework import admin_config, learning_admin  # noqa: E402,F401
 import casework.importing_admin  # noqa: E402,F401  (upload page, import jobs)

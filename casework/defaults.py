@@ -79,6 +79,26 @@ def daily_scan_schedule_ensure():
     return task
 
 
+ROUTER_TRAIN_TASK_NAME = "交办模型训练 dispatch model training (weekly)"
+TOPIC_ALERT_TASK_NAME = "未诉先办预警巡检 topic alert scan (daily)"
+
+
+def learning_schedules_ensure() -> None:
+    """Create the beat entries of issue 12 (crontabs in Asia/Shanghai; superusers' edits are kept).
+
+    - the dispatch model is retrained every Sunday at 02:00 (``casework.router_train``);
+    - the topic alerts are scanned every day at 08:00 (``assessment.topic_alerts_scan``).
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    for name, task, hour, dow in ((ROUTER_TRAIN_TASK_NAME, "casework.router_train", "2", "0"),
+                                  (TOPIC_ALERT_TASK_NAME, "assessment.topic_alerts_scan", "8", "*")):
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute="0", hour=hour, day_of_week=dow, day_of_month="*", month_of_year="*", timezone=TIME_ZONE,
+        )
+        PeriodicTask.objects.get_or_create(name=name, defaults={"task": task, "crontab": crontab, "enabled": True})
+
+
 def one_off_schedule_create(*, name: str, task: str, at, kwargs: str = "{}"):
     """Schedule ``task`` once at the aware datetime ``at`` (a clocked schedule; field case C10).
 
@@ -152,6 +172,7 @@ def defaults_ensure() -> None:
     )
     daily_scan_schedule_ensure()
     outbox_and_audit_schedules_ensure()
+    learning_schedules_ensure()
 
 
 def outbox_and_audit_schedules_ensure() -> None:

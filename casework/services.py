@@ -29,6 +29,7 @@ from accounts.selectors import (
     unit_staff_emails,
 )
 from casework import audit, calendar, clocks, review
+from casework.duplicates import duplicates_index_and_flag
 from casework.models import (
     ACTIVE_STATES,
     Case,
@@ -229,6 +230,7 @@ def case_register(
         to_state=case.state,
         payload={"source": source, "platform": platform.code, "external_id": external_id},
     )
+    duplicates_index_and_flag(case=case)  # 重复留言提示 (casework.duplicates)
     return case
 
 
@@ -326,6 +328,16 @@ def _transition(
     return locked, event
 
 
+def _suggestion_payload(suggestion: dict | None, unit: Unit) -> dict:
+    """The dispatch event's ``suggestion`` entry: what was suggested and whether it was taken."""
+    if not suggestion or not suggestion.get("unit_id"):
+        return {}
+    keys = ("unit_id", "source", "confidence", "model_id")
+    entry = {k: suggestion.get(k) for k in keys}
+    entry["taken"] = entry["unit_id"] == unit.pk
+    return {"suggestion": entry}
+
+
 @transaction.atomic
 def case_dispatch(
     *,
@@ -335,6 +347,7 @@ def case_dispatch(
     expected_state: str | None = None,
     note: str = "",
     at: datetime | None = None,
+    suggestion: dict | None = None,
 ) -> Case:
     """交办: assign ``case`` to lead ``unit`` and start its sign-for and reply clocks.
 
@@ -342,6 +355,9 @@ def case_dispatch(
         at: aware datetime the dispatch took effect; defaults to now. A past value is for
             recording a dispatch made earlier (e.g. carried over from another system); the clocks
             start from it. The audit event is always stamped with the real time.
+        suggestion: the dispatch suggestion the dispatcher saw (``unit_id``, ``source``,
+            ``confidence``, ``model_id``; :mod:`casework.router_service`); recorded in the event
+            with ``taken`` (the chosen unit is the suggested one) for the acceptance rate.
 
     Raises:
         TransitionRefused: case not registered, the unit is inactive, or ``at`` is in the future.
@@ -375,6 +391,7 @@ def case_dispatch(
             "dispatched_at": now.isoformat(),
             "sign_for_due_at": deadlines.sign_for_due_at.isoformat(),
             "reply_due_at": deadlines.reply_due_at.isoformat(),
+            **_suggestion_payload(suggestion, unit),
         },
     )
     _notify_unit_handlers(

@@ -151,8 +151,19 @@
         options: { indexAxis: "y", onClick: function (e, items) {
           if (items.length) { window.location.href = d.links.topic + d.hot_topics[items[0].index].id + "/change/"; } } } });
       table(tp.figure, ["主题", "热度", "留言数", "共性问题"], d.hot_topics.map(function (t) {
-        return [{ text: t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? "是" : ""];
+        return [{ text: (t.alert ? "⚠ " : "") + t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? "是" : ""];
       }));
+      if ((d.topic_alerts || []).length) {  // 未诉先办: topics in a rise (assessment.alerts)
+        var box = el("div", "", { id: "cw-dash-alerts", "class": "errornote" });
+        box.appendChild(el("strong", "未诉先办预警:以下主题本周留言量明显高于基线"));
+        d.topic_alerts.forEach(function (a) {
+          var line = el("p", "");
+          line.appendChild(el("a", "⚠ " + a.title, { href: d.links.topic + a.id + "/change/" }));
+          line.appendChild(document.createTextNode(" · 自 " + a.week + " 起 " + a.count + " 条(基线周均 " + a.baseline + ")"));
+          box.appendChild(line);
+        });
+        root.insertBefore(box, root.querySelector(".cw-dash-grid"));
+      }
       root.setAttribute("data-ready", "1");
   }
 

@@ -1,0 +1,283 @@
+"""Dispatch suggestion learned from the archive: the pure model (no database, no Django).
+
+A message (subject + body) is turned into two sparse TF-IDF views, character 1–3-grams of the text
+with whitespace removed, and jieba words and word bigrams; a one-vs-rest linear SVM is trained on
+their concatenation. The SVM's decision values are turned into confidences by a softmax whose
+temperature is fitted on out-of-fold decision values (temperature scaling), so "0.80" means about
+80 % of suggestions at that confidence were right in cross-validation.
+
+Only numpy, scipy, scikit-learn and jieba are used; nothing is downloaded. The model code is here
+so that ``manage.py router_eval`` and the archive training (:mod:`casework.router_service`) run the
+same pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import io
+import re
+import time
+
+import jieba
+import joblib
+import numpy as np
+from scipy.optimize import minimize_scalar
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+jieba.setLogLevel(60)
+
+_SPACE = re.compile(r"\s+")
+_WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,}")
+FORMAT_VERSION = 1
+
+
+def text_of(subject: str, body: str) -> str:
+    """Return the text the model reads: subject and body joined by 。, all whitespace removed.
+
+    Whitespace is removed because part of the labelled archive comes without it; the subject is
+    kept first so short messages still carry their topic.
+    """
+    return _SPACE.sub("", f"{subject or ''}。{body or ''}")
+
+
+def words_of(text: str) -> str:
+    """Return ``text`` cut into jieba words, joined by spaces (the word view's input)."""
+    return " ".join(w for w in jieba.lcut(text) if w.strip())
+
+
+@dataclass
+class Scores:
+    """Evaluation figures: macro/micro F1, top-3 accuracy, per-class figures and the confusion table."""
+
+    macro_f1: float
+    micro_f1: float
+    top3: float
+    n: int
+    labels: list
+    per_class: list[dict] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"macro_f1": self.macro_f1, "micro_f1": self.micro_f1, "top3": self.top3, "n": self.n,
+                "labels": [str(x) for x in self.labels], "per_class": self.per_class,
+                "confusion": self.confusion}
+
+
+def scores_of(y_true, decision: np.ndarray, classes) -> Scores:
+    """Score decision values ``decision`` (n × classes) against ``y_true``."""
+    y_true = np.asarray(y_true)
+    classes = np.asarray(classes)
+    order = np.argsort(-decision, axis=1)
+    pred = classes[order[:, 0]]
+    top3 = float(np.mean([y_true[i] in classes[order[i, :3]] for i in range(len(y_true))])) if len(y_true) else 0.0
+    labels = list(classes)
+    p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
+    per_class = [{"label": str(lab), "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                  "support": int(s[i])} for i, lab in enumerate(labels)]
+    present = [lab for lab in labels if lab in set(y_true)]
+    return Scores(
+        macro_f1=float(f1_score(y_true, pred, labels=present, average="macro", zero_division=0)),
+        micro_f1=float(f1_score(y_true, pred, labels=labels, average="micro", zero_division=0)),
+        top3=top3,
+        n=len(y_true),
+        labels=labels,
+        per_class=per_class,
+        confusion=confusion_matrix(y_true, pred, labels=labels).tolist(),
+    )
+
+
+class Router:
+    """Char n-gram + jieba word TF-IDF, linear SVM, temperature-scaled softmax confidences.
+
+    Args:
+        C: the SVM's regularisation (smaller is smoother).
+        temperature: softmax temperature for confidences; :meth:`calibrate` fits it.
+    """
+
+    def __init__(self, *, C: float = 0.5, temperature: float = 0.3):
+        self.C = C
+        self.temperature = temperature
+        self.chars: TfidfVectorizer | None = None
+        self.words: TfidfVectorizer | None = None
+        self.svm: LinearSVC | None = None
+        self.feature_names: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- training
+
+    def _vectorizers(self, n_docs: int):
+        min_df = 2 if n_docs >= 50 else 1
+        chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=min_df,
+                                dtype=np.float32)
+        words = TfidfVectorizer(token_pattern=r"(?u)\S+", ngram_range=(1, 2), sublinear_tf=True,
+                                min_df=min_df, dtype=np.float32)
+        return chars, words
+
+    def fit(self, texts: list[str], labels, *, cut: list[str] | None = None) -> Router:
+        """Train on ``texts`` (from :func:`text_of`) and their ``labels``; ``cut`` = precomputed words."""
+        cut = cut if cut is not None else [words_of(t) for t in texts]
+        self.chars, self.words = self._vectorizers(len(texts))
+        X = sp.hstack([self.chars.fit_transform(texts), self.words.fit_transform(cut)]).tocsr()
+        self.svm = LinearSVC(C=self.C).fit(X, np.asarray(labels))
+        self.feature_names = None
+        return self
+
+    def _matrix(self, texts: list[str], cut: list[str] | None = None):
+        cut = cut if cut is not None else [words_of(t) for t in texts]
+        return sp.hstack([self.chars.transform(texts), self.words.transform(cut)]).tocsr()
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.svm.classes_
+
+    def decision(self, texts: list[str], *, cut: list[str] | None = None) -> np.ndarray:
+        """Return the SVM decision values, n × classes (two classes give two columns too)."""
+        d = self.svm.decision_function(self._matrix(texts, cut))
+        if d.ndim == 1:  # binary: make it n × 2 like the multi-class case
+            d = np.column_stack([-d, d])
+        return d
+
+    def proba(self, decision: np.ndarray) -> np.ndarray:
+        """Turn decision values into confidences (softmax at the fitted temperature)."""
+        z = decision / max(self.temperature, 1e-3)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def calibrate(self, decision: np.ndarray, y_true) -> float:
+        """Fit the temperature on out-of-fold ``decision`` values (minimum log loss); returns it."""
+        idx = {c: i for i, c in enumerate(self.classes)}
+        rows = [(k, idx[t]) for k, t in enumerate(y_true) if t in idx]
+        if not rows:
+            return self.temperature
+        ks, js = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        d = decision[ks]
+
+        def loss(temp):
+            z = d / temp
+            z = z - z.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(js)), js]))
+
+        self.temperature = float(minimize_scalar(loss, bounds=(0.02, 5.0), method="bounded").x)
+        return self.temperature
+
+    # ---------------------------------------------------------------- suggesting
+
+    def suggest(self, text: str, *, k: int = 3, n_words: int = 5) -> list[dict]:
+        """Return the ``k`` most likely labels for one text, best first.
+
+        Each item: ``label``, ``confidence`` (0–1) and ``words``, the features of this text that
+        weighed most for that label (largest tf-idf × SVM weight), words preferred over characters.
+        """
+        cut = [words_of(text)]
+        X = self._matrix([text], cut)
+        d = self.svm.decision_function(X)
+        d = np.column_stack([-d, d]) if d.ndim == 1 else d
+        p = self.proba(d)[0]
+        order = np.argsort(-p)[:k]
+        if self.feature_names is None:
+            self.feature_names = np.concatenate(
+                [self.chars.get_feature_names_out(), self.words.get_feature_names_out()]
+            )
+        row = X[0]
+        out = []
+        coef = self.svm.coef_
+        for j in order:
+            c = coef[j] if coef.shape[0] > 1 else (coef[0] if j == 1 else -coef[0])
+            contrib = row.data * c[row.indices]
+            ranked = np.argsort(-contrib)
+            words = []
+            for pos in ranked:
+                if contrib[pos] <= 0 or len(words) >= n_words:
+                    break
+                name = str(self.feature_names[row.indices[pos]]).replace(" ", "")
+                if not _WORDISH.fullmatch(name) or name.isdigit() or any(name in w or w in name for w in words):
+                    continue
+                words.append(name)
+            out.append({"label": self.classes[j], "confidence": float(p[j]), "words": words})
+        return out
+
+    # ---------------------------------------------------------------- storage
+
+    def dumps(self) -> bytes:
+        """Serialise the trained model (joblib, compressed)."""
+        buf = io.BytesIO()
+        self.feature_names = None
+        for vectorizer in (self.chars, self.words):
+            # The terms pruned by min_df are kept for introspection only; they would double the size.
+            if getattr(vectorizer, "stop_words_", None) is not None:
+                vectorizer.stop_words_ = None
+        joblib.dump({"format": FORMAT_VERSION, "router": self}, buf, compress=3)
+        return buf.getvalue()
+
+    @staticmethod
+    def loads(blob: bytes) -> Router:
+        """Load a model written by :meth:`dumps`. Raises ValueError on an unknown format."""
+        data = joblib.load(io.BytesIO(bytes(blob)))
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError("unknown router model format")
+        return data["router"]
+
+
+def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C: float = 0.5,
+                   cut: list[str] | None = None) -> tuple[Scores, np.ndarray, np.ndarray]:
+    """Stratified ``folds``-fold cross-validation; returns (scores, out-of-fold decisions, classes).
+
+    Every message is scored by a model that never saw it. Classes with fewer members than
+    ``folds`` are kept in training but cannot be stratified; ``folds`` is lowered to the smallest
+    class size when needed (at least 2).
+    """
+    y = np.asarray(labels)
+    cut = cut if cut is not None else [words_of(t) for t in texts]
+    classes = np.unique(y)
+    smallest = min(int((y == c).sum()) for c in classes)
+    folds = max(2, min(folds, smallest))
+    decision = np.zeros((len(y), len(classes)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y):
+        r = Router(C=C).fit([texts[i] for i in train], y[train], cut=[cut[i] for i in train])
+        d = r.decision([texts[i] for i in test], cut=[cut[i] for i in test])
+        pos = np.searchsorted(classes, r.classes)
+        decision[np.ix_(test, pos)] = d
+        missing = np.setdiff1d(np.arange(len(classes)), pos)
+        if len(missing):
+            decision[np.ix_(test, missing)] = -1e3
+    return scores_of(y, decision, classes), decision, classes
+
+
+def train_with_scores(texts: list[str], labels, *, folds: int = 3, C: float = 0.5) -> tuple[Router, Scores, float]:
+    """Cross-validate, fit the confidence temperature on the out-of-fold decisions, train on all.
+
+    Returns (router, cross-validated scores, seconds taken). Words are cut once and reused.
+    """
+    start = time.monotonic()
+    cut = [words_of(t) for t in texts]
+    scores, decision, classes = cross_validate(texts, labels, folds=folds, C=C, cut=cut)
+    router = Router(C=C).fit(texts, labels, cut=cut)
+    pos = np.searchsorted(classes, router.classes)
+    router.calibrate(decision[:, pos], labels)
+    return router, scores, time.monotonic() - start
+
+
+def scores_format(scores: Scores, *, title: str = "") -> str:
+    """Return a plain-text report: macro/micro F1, top-3, per-class table and confusion table."""
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append(f"messages: {scores.n}")
+    lines.append(f"macro-F1: {scores.macro_f1:.4f}")
+    lines.append(f"micro-F1: {scores.micro_f1:.4f}")
+    lines.append(f"top-3 accuracy: {scores.top3:.4f}")
+    lines.append("")
+    width = max([len(str(x)) for x in scores.labels] + [5])
+    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
+    for row in scores.per_class:
+        lines.append(f"{row['label']:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
+                     f"{row['f1']:.4f}  {row['support']:7d}")
+    lines.append("")
+    lines.append("confusion (rows: true, columns: predicted, in the class order above)")
+    for i, row in enumerate(scores.confusion):
+        lines.append(f"{str(scores.labels[i]):<{width}}  " + " ".join(f"{v:5d}" for v in row))
+    return "\n".join(lines)

@@ -9,9 +9,15 @@ here as mixins, not per admin.
 
 from django.contrib import admin
 
+from accounts.admin_versioning import VersionedAdminMixin
 
-class StaffAdminMixin:
-    """Behaviour shared by every admin of the site (see the module docstring)."""
+
+class StaffAdminMixin(VersionedAdminMixin):
+    """Behaviour shared by every admin of the site (see the module docstring).
+
+    :class:`~accounts.admin_versioning.VersionedAdminMixin`: every change form, list edit, action
+    and delete carries the version the user saw; a stale submit is refused, naming who changed what.
+    """
 
 
 class StaffModelAdmin(StaffAdminMixin, admin.ModelAdmin):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 
+from django import forms
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
@@ -47,6 +48,16 @@ VERSION_FIELD = "_version"
 ROW_VERSION_FIELD = "_row_version"
 _SESSION_ACTION = "stale_rows:{label}:{action}"
 _SESSION_DELETE = "stale_delete:{label}:{pk}"
+
+
+class VersionedForm(forms.Form):
+    """Base of a custom admin view's form: it carries the version of the row the view acts on.
+
+    The view fills ``initial`` from :meth:`VersionedAdminMixin.version_initial` and, on POST,
+    calls :meth:`VersionedAdminMixin.version_form_fresh` before acting.
+    """
+
+    _version = forms.CharField(widget=forms.HiddenInput, required=False)
 
 
 class VersionedAdminMixin:
@@ -90,6 +101,43 @@ class VersionedAdminMixin:
 
     def _version_locked(self, pk):
         return self.model._base_manager.select_for_update().filter(pk=pk).first()
+
+    # ---------------------------------------------------------------- custom views
+
+    def version_initial(self, request, obj, *, row: bool = True) -> dict:
+        """``initial`` of a :class:`VersionedForm` showing ``obj`` (row state, or change-form state)."""
+        state = self.version_row_state(obj) if row else self.version_state(request, obj)
+        return {VERSION_FIELD: token_encode(state)}
+
+    def version_form_fresh(self, request, form, obj, *, row: bool = True) -> bool:
+        """Check a custom view's submitted version of ``obj`` under lock; call inside a transaction.
+
+        Returns ``False`` and adds the refusal (who changed what, when) to the form's errors when
+        ``obj`` changed since the page was rendered; the form then carries the current version,
+        so the re-rendered page keeps the user's input and may be submitted again deliberately.
+        """
+        return self.version_posted_fresh(request, obj, form.data.get(VERSION_FIELD), row=row,
+                                         on_stale=lambda message: form.add_error(None, message),
+                                         form=form)
+
+    def version_posted_fresh(self, request, obj, posted, *, row=True, on_stale=None, form=None) -> bool:
+        """Like :meth:`version_form_fresh` for a hand-written form: ``on_stale(message)`` on refusal."""
+        locked = self._version_locked(obj.pk)
+        if locked is None:
+            return True
+        state = self.version_row_state(locked) if row else self.version_state(request, locked)
+        if form is not None:
+            form.data = form.data.copy()
+            form.data[form.add_prefix(VERSION_FIELD)] = token_encode(state)
+        if not posted:
+            return True
+        seen = token_decode(posted)
+        keys = changed_keys(seen, state)
+        if not keys:
+            return True
+        if on_stale is not None:
+            on_stale(self.version_refusal(locked, keys, seen.at))
+        return False
 
     # ---------------------------------------------------------------- change form
 

@@ -8,6 +8,7 @@ post to ``<id>/act/<action>/``, which re-checks the permission on the server thr
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import F
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,8 +18,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin
+from accounts.admin_versioning import VersionedForm
 from accounts.selectors import units_in_scope
+from accounts.versioning import Change
 from casework import escalation, export, joint, review, selectors, services
+from casework.admin_case_versions import case_forms_stamp, refused_input_keep
+from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import DispatchForm, FollowUpForm, PublishForm, ReasonForm
 from casework.models import (
     Case,
@@ -229,6 +234,15 @@ class CaseAdmin(StaffModelAdmin):
             case.remaining_label = f"{label}:{left}" if left else ""
         return cl
 
+    def version_extra_changes(self, obj, since):
+        # A case changes through its services, which write audit events rather than admin log.
+        events = obj.events.select_related("actor").order_by("-seq")
+        event = (events.filter(at__gt=since) if since is not None else events).first()
+        if event is None:
+            return []
+        who = (event.actor.full_name or event.actor.get_username()) if event.actor else ""
+        return [Change(who=who, at=event.at, what=event.action_label)]
+
     @staticmethod
     def _due_of(case):
         if getattr(case, "queue_due", None) is not None:
@@ -332,6 +346,7 @@ class CaseAdmin(StaffModelAdmin):
         if case.state == State.REPLIED and may("follow_up_case"):
             context["follow_up_form"] = FollowUpForm()
         context.update(self._joint_panels(request, case, draft))
+        case_forms_stamp(request, context, case=case)  # every form carries the case's version
         return context
 
     def _joint_panels(self, request, case: Case, draft) -> dict:
@@ -406,14 +421,20 @@ class CaseAdmin(StaffModelAdmin):
         url = reverse("admin:casework_case_change", args=[case.pk])
         expected = request.POST.get("expected_state") or None
         try:
-            message = self._perform(request, case, action, expected)
+            with transaction.atomic():
+                # The page's version is checked under the case lock the services take again.
+                case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
+                message = self._perform(request, case, action, expected)
         except PermissionDenied as exc:
+            refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc) or _("您没有执行此操作的权限。"))
             return HttpResponseRedirect(url)
         except services.TransitionRefused as exc:
+            refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc))
             return HttpResponseRedirect(url)
         except _FormInvalid as exc:
+            refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc))
             return HttpResponseRedirect(url)
         messages.success(request, message)
@@ -616,7 +637,7 @@ class CaseEventAdmin(ScopedCaseChildAdmin):
     search_fields = ["case__reference"]
 
 
-class NoticeAnswerForm(forms.Form):
+class NoticeAnswerForm(VersionedForm):
     answer = forms.CharField(label=_("单位答复"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
@@ -651,17 +672,21 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
         notice = self.get_queryset(request).select_related("case", "unit").filter(pk=pk).first()
         if notice is None:
             raise Http404
-        form = NoticeAnswerForm(request.POST or None)
+        form = NoticeAnswerForm(request.POST or None, initial=self.version_initial(request, notice))
         if request.method == "POST" and form.is_valid():
-            try:
-                escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
-                                                     answer=form.cleaned_data["answer"])
-            except escalation.NoticeAnswerRefused as exc:
-                messages.error(request, str(exc))
-            else:
-                self.log_change(request, notice, _("答复督办单"))
-                messages.success(request, _("督办单已答复。"))
-            return HttpResponseRedirect(reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
+            # A refusal (stale page, answered meanwhile) re-renders the page with the answer typed.
+            with transaction.atomic():
+                if self.version_form_fresh(request, form, notice):
+                    try:
+                        escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
+                                                             answer=form.cleaned_data["answer"])
+                    except escalation.NoticeAnswerRefused as exc:
+                        form.add_error(None, str(exc))
+                    else:
+                        self.log_change(request, notice, _("答复督办单"))
+                        messages.success(request, _("督办单已答复。"))
+                        return HttpResponseRedirect(
+                            reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": _("答复督办单:%s") % notice,

@@ -1,5 +1,6 @@
 """Helpers of the stale-submit tests: read a page's form as a browser would submit it."""
 
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -19,6 +20,7 @@ class FormReader(HTMLParser):
         self.depth = 0  # inside the wanted form while > 0
         self.done = False
         self.fields: list[tuple[str, str]] = []
+        self.action = ""
         self.text_fields: list[str] = []
         self._select = None  # (name, multiple, options[(value, selected)])
         self._option = None
@@ -29,6 +31,7 @@ class FormReader(HTMLParser):
         if tag == "form" and not self.done and self.depth == 0:
             if self.form_id is None or a.get("id") == self.form_id:
                 self.depth = 1
+                self.action = a.get("action") or ""
             return
         if not self.depth:
             return
@@ -77,6 +80,17 @@ class FormReader(HTMLParser):
                 chosen = [options[0][0]]
             self.fields.extend((name, v) for v in chosen)
             self._select = None
+
+
+def form_ids(html: str, prefix: str) -> list[str]:
+    """Ids of the forms in ``html`` starting with ``prefix``."""
+    return re.findall(r'<form[^>]*\bid="(%s[^"]*)"' % re.escape(prefix), html)
+
+
+def form_action(html: str, form_id: str) -> str:
+    reader = FormReader(form_id)
+    reader.feed(html)
+    return reader.action
 
 
 def read_form(html: str, form_id: str | None = None) -> tuple[dict[str, list[str]], list[str]]:

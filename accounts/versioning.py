@@ -8,7 +8,8 @@ same rule covers third-party models (auth groups, beat schedules) and catches a 
 path (service, task, shell), not only those that remember to bump a counter.
 
 The refusal names what changed (field names) and who changed it and when, from the newest of: the
-admin log (``LogEntry``), the row's own ``updated_by``/``updated_at``, and an extra source an admin
+admin log (``LogEntry``), the row's own author fields (``updated_by``/``updated_at``,
+``reviewed_by``/``reviewed_at``, …), and an extra source an admin
 supplies (e.g. the case's audit events).
 """
 
@@ -30,6 +31,16 @@ from django.utils.translation import gettext as _
 # Bookkeeping fields that change without anyone editing the row (a login, a beat run); a form
 # that does not edit them is not stale because of them.
 IGNORED_FIELDS = frozenset({"last_login", "last_run_at", "total_run_count", "date_changed"})
+
+
+# (who, when) pairs a row may keep about its own last change.
+ROW_AUTHOR_FIELDS = (
+    ("updated_by", "updated_at"),
+    ("reviewed_by", "reviewed_at"),
+    ("confirmed_by", "confirmed_at"),
+    ("decided_by", "decided_at"),
+    ("outcome_by", "outcome_recorded_at"),
+)
 
 
 def _digest(value) -> str:
@@ -110,7 +121,7 @@ def _user_label(user) -> str:
 
 
 def last_change(obj: models.Model, *, since: datetime | None, extra: list[Change] = ()) -> Change | None:
-    """The newest recorded change of ``obj`` after ``since``: admin log, ``updated_by``/``updated_at``, ``extra``.
+    """The newest recorded change of ``obj`` after ``since``: admin log, the row's own author fields, ``extra``.
 
     Args:
         obj: the row as it is now.
@@ -130,10 +141,11 @@ def last_change(obj: models.Model, *, since: datetime | None, extra: list[Change
     entry = entries.order_by("-action_time", "-pk").first()
     if entry is not None:
         found.append(Change(who=_user_label(entry.user), at=entry.action_time, what=entry.get_change_message()))
-    updated_at = getattr(obj, "updated_at", None)
-    if isinstance(updated_at, datetime) and (since is None or updated_at > since):
-        who = _user_label(getattr(obj, "updated_by", None)) if hasattr(obj, "updated_by_id") else ""
-        found.append(Change(who=who, at=updated_at))
+    for by_field, at_field in ROW_AUTHOR_FIELDS:
+        at = getattr(obj, at_field, None)
+        if isinstance(at, datetime) and (since is None or at > since):
+            who = _user_label(getattr(obj, by_field, None)) if hasattr(obj, f"{by_field}_id") else ""
+            found.append(Change(who=who, at=at))
     found = [c for c in found if c.at is not None]
     if not found:
         return None

@@ -12,7 +12,8 @@ from accounts.versioning import IGNORED_FIELDS
 
 
 class FormReader(HTMLParser):
-    """The fields a browser would submit from the form whose id is ``form_id`` (or the first form)."""
+    """The fields a browser would submit from the form whose id is ``form_id`` (or the first form
+    of the page's content: the header's logout form is not it)."""
 
     def __init__(self, form_id: str | None = None):
         super().__init__(convert_charrefs=True)
@@ -29,7 +30,7 @@ class FormReader(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "form" and not self.done and self.depth == 0:
-            if self.form_id is None or a.get("id") == self.form_id:
+            if (a.get("id") == self.form_id if self.form_id else a.get("id") != "logout-form"):
                 self.depth = 1
                 self.action = a.get("action") or ""
             return

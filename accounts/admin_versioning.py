@@ -65,6 +65,8 @@ class VersionedAdminMixin:
 
     #: Concrete fields left out of the version (bookkeeping that changes without an editor).
     version_ignore_fields: tuple[str, ...] = ()
+    #: Words for the keys of :meth:`version_extra_state` in a refusal.
+    version_extra_labels: dict = {}
 
     # ---------------------------------------------------------------- what a version covers
 
@@ -97,7 +99,7 @@ class VersionedAdminMixin:
 
     def version_refusal(self, obj, keys, since, *, kept: bool = True) -> str:
         change = last_change(obj, since=since, extra=self.version_extra_changes(obj, since))
-        return stale_message(obj=obj, keys=keys, change=change, kept=kept)
+        return stale_message(obj=obj, keys=keys, change=change, kept=kept, extra_labels=self.version_extra_labels)
 
     def _version_locked(self, pk):
         return self.model._base_manager.select_for_update().filter(pk=pk).first()

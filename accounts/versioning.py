@@ -153,14 +153,17 @@ def last_change(obj: models.Model, *, since: datetime | None, extra: list[Change
     return max(found, key=lambda c: (c.at, bool(c.who)))
 
 
-def field_labels(model, keys) -> list[str]:
-    """Verbose names of the changed keys (attnames, m2m names, ``inline:<model>#pk`` entries)."""
+def field_labels(model, keys, extra_labels=None) -> list[str]:
+    """Verbose names of the changed keys (attnames, m2m names, ``<inline model>#pk`` entries)."""
     labels = []
+    extra_labels = extra_labels or {}
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     by_name = {f.name: f for f in model._meta.get_fields() if hasattr(f, "verbose_name")}
     for key in keys:
         field = by_attname.get(key) or by_name.get(key)
-        if field is not None:
+        if key in extra_labels:
+            label = str(extra_labels[key])
+        elif field is not None:
             label = str(field.verbose_name)
         elif "#" in key:
             label = key.split("#", 1)[0]
@@ -171,16 +174,16 @@ def field_labels(model, keys) -> list[str]:
     return labels
 
 
-def stale_message(*, obj, keys, change: Change | None, kept: bool = True) -> str:
+def stale_message(*, obj, keys, change: Change | None, kept: bool = True, extra_labels=None) -> str:
     """The refusal: what changed on ``obj``, who changed it and when, and that nothing was saved."""
-    fields = "、".join(field_labels(type(obj), keys)) or _("内容")
+    fields = "、".join(field_labels(type(obj), keys, extra_labels)) or _("内容")
     if change is not None:
         who = change.who or _("其他用户或系统任务")
         when = timezone.localtime(change.at).strftime("%Y-%m-%d %H:%M:%S")
         head = _("「%(obj)s」在您打开页面后已被%(who)s于 %(when)s 修改(%(fields)s)") % {
             "obj": obj, "who": who, "when": when, "fields": fields}
         if change.what:
-            head += _(":%s") % change.what
+            head += _(":%s") % change.what.rstrip("。. ")
     else:
         head = _("「%(obj)s」在您打开页面后已被其他用户或系统任务修改(%(fields)s)") % {
             "obj": obj, "fields": fields}

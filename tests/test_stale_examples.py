@@ -9,8 +9,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from guardian.shortcuts import get_objects_for_user
+
 from accounts import roles
-from accounts.models import User
+from accounts.models import Unit, User
+from accounts.services import unit_access_grant
 from assessment.models import AssessmentWeights, KnowledgeArticle, Topic, TopicMembership
 from casework import escalation
 from casework.models import DeadlinePolicy, DisciplineReferral, State, SupervisionNotice
@@ -196,3 +199,16 @@ def test_two_sessions_saving_one_article_at_the_same_moment_save_one(bureau):
     article.refresh_from_db()
     winner_text = "甲的答复" if "乙的答复" in loser else "乙的答复"
     assert article.body == winner_text and REFUSED in loser
+
+
+def test_a_user_form_from_an_older_page_does_not_revoke_an_access_unit_granted_since(client, bureau):
+    root = User.objects.create_superuser("root1", "r1@bureau.invalid", "pw", full_name="管理员甲")
+    url = reverse("admin:accounts_user_change", args=[bureau.handler_a.pk])
+    client.force_login(root)
+    data, _t = read_form(client.get(url).content.decode(), "user_form")
+    unit_access_grant(user=bureau.handler_a, unit=bureau.unit_b)
+    body = client.post(url, {**data, "email": ["new@bureau.invalid"], "_save": "1"}).content.decode()
+    assert REFUSED in body and "可办理案件的单位" in body
+    units = get_objects_for_user(bureau.handler_a, "accounts.access_unit", klass=Unit,
+                                 accept_global_perms=False, with_superuser=False)
+    assert bureau.unit_b in units

@@ -10,8 +10,8 @@ from guardian.shortcuts import get_objects_for_user
 
 from accounts import roles, services
 from accounts.admin_base import StaffAdminMixin, StaffModelAdmin, StaffTabularInline, admin_adopt
-from accounts.versioning import digest
 from accounts.models import Unit, UnitMembership, User
+from accounts.versioning import digest
 
 
 class SuperuserOnlyMixin:

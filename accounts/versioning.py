@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
+import hashlib
+import json
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType

@@ -1,8 +1,8 @@
 """Helpers of the stale-submit tests: read a page's form as a browser would submit it."""
 
-import re
 from datetime import timedelta
 from html.parser import HTMLParser
+import re
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import models

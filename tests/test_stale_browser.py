@@ -6,8 +6,8 @@ Screenshots under ``test-artifacts/stale/``.
 
 from pathlib import Path
 
-import pytest
 from django.conf import settings
+import pytest
 
 from accounts import roles
 from assessment.models import KnowledgeArticle

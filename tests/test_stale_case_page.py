@@ -6,9 +6,9 @@ publish, follow-up and every transition button): load the page, another user cha
 submit: refused with who and what, the case as the other user left it, the input back in the form.
 """
 
-import pytest
 from django.db import transaction
 from django.urls import reverse
+import pytest
 
 from accounts import roles
 from casework import joint, services

@@ -10,7 +10,6 @@ Each also has a positive control: the same submit on an unchanged row goes throu
 from datetime import date, timedelta
 from decimal import Decimal
 
-import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import RequestFactory
@@ -23,6 +22,7 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+import pytest
 
 from accounts.models import User
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic

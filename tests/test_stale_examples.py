@@ -3,13 +3,12 @@ the topic "dismiss" action, the custom admin views (notice answer, referral outc
 and two sessions submitting at the same moment on PostgreSQL.
 """
 
-import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-
 from guardian.shortcuts import get_objects_for_user
+import pytest
 
 from accounts import roles
 from accounts.models import Unit, User
@@ -18,7 +17,7 @@ from assessment.models import AssessmentWeights, KnowledgeArticle, Topic, TopicM
 from casework import escalation
 from casework.models import DeadlinePolicy, DisciplineReferral, State, SupervisionNotice
 from tests.factories import make_user, run_together
-from tests.stale_helpers import form_action, read_form
+from tests.stale_helpers import read_form
 
 REFUSED = "在您打开页面后已被"
 on_postgres = pytest.mark.skipif(connection.vendor != "postgresql",

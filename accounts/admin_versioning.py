@@ -4,7 +4,8 @@
 of the site has it. What the user saw travels with each submit as a version token
 (:mod:`accounts.versioning`):
 
-- change form: hidden ``_version`` (template ``admin/change_form.html``, block ``form_top``); a stale
+- change form: a hidden ``_version`` field of the form (rendered by ``admin/change_form.html``,
+  block ``form_top``, as it is in no fieldset); a stale
   submit is a form error naming who changed what and when; the user's input is re-rendered and
   the page carries the current version, so a second, deliberate save is possible;
 - changelist: one hidden ``_row_version`` (``pk:token``) per listed row (``admin/change_list.html``);
@@ -50,6 +51,18 @@ _SESSION_ACTION = "stale_rows:{label}:{action}"
 _SESSION_DELETE = "stale_delete:{label}:{pk}"
 
 
+class VersionField(forms.CharField):
+    """The hidden version a form carries; never counted as a change the user made."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.HiddenInput)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def has_changed(self, initial, data):
+        return False
+
+
 class VersionedForm(forms.Form):
     """Base of a custom admin view's form: it carries the version of the row the view acts on.
 
@@ -57,7 +70,7 @@ class VersionedForm(forms.Form):
     calls :meth:`VersionedAdminMixin.version_form_fresh` before acting.
     """
 
-    _version = forms.CharField(widget=forms.HiddenInput, required=False)
+    _version = VersionField()
 
 
 class VersionedAdminMixin:
@@ -143,20 +156,33 @@ class VersionedAdminMixin:
 
     # ---------------------------------------------------------------- change form
 
+    def get_fields(self, request, obj=None):
+        # The version is rendered once, at the top of the form, not as a row of a fieldset.
+        return [f for f in super().get_fields(request, obj) if f != VERSION_FIELD]
+
     def get_form(self, request, obj=None, **kwargs):
+        if kwargs.get("fields"):
+            kwargs["fields"] = [f for f in kwargs["fields"] if f != VERSION_FIELD]
         form = super().get_form(request, obj, **kwargs)
-        if obj is None or obj.pk is None or request.method != "POST":
+        if obj is None or obj.pk is None:
             return form
         model_admin = self
+        posting = request.method == "POST"
 
-        class VersionedForm(form):
+        class VersionedModelForm(form):
+            # A hidden field of the form itself, so whatever renders or reads the form carries it.
+            _version = VersionField()
+
             def clean(self):
                 cleaned = super().clean()
-                model_admin._version_check_form(request, self)
+                if posting:
+                    model_admin._version_check_form(request, self)
                 return cleaned
 
-        VersionedForm.__name__ = VersionedForm.__qualname__ = form.__name__
-        return VersionedForm
+        VersionedModelForm.__name__ = VersionedModelForm.__qualname__ = form.__name__
+        if not posting:
+            VersionedModelForm.base_fields[VERSION_FIELD].initial = token_encode(self.version_state(request, obj))
+        return VersionedModelForm
 
     def _version_check_form(self, request, form) -> None:
         locked = self._version_locked(form.instance.pk)
@@ -164,6 +190,9 @@ class VersionedAdminMixin:
             return
         state = self.version_state(request, locked)
         form._version_token = token_encode(state)
+        # The re-rendered page carries the current version (a second save is a deliberate one).
+        form.data = form.data.copy()
+        form.data[form.add_prefix(VERSION_FIELD)] = form._version_token
         posted = request.POST.get(VERSION_FIELD)
         if posted is None:
             return
@@ -174,11 +203,12 @@ class VersionedAdminMixin:
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if change and obj is not None and obj.pk is not None:
-            adminform = context.get("adminform")
-            token = getattr(getattr(adminform, "form", None), "_version_token", None)
-            if token is None:
-                token = token_encode(self.version_state(request, obj))
-            context["stale_version_token"] = token
+            form = getattr(context.get("adminform"), "form", None)
+            if form is not None and VERSION_FIELD in form.fields:
+                context["stale_version_field"] = form[VERSION_FIELD]
+                context["stale_version_token"] = form[VERSION_FIELD].value()
+            else:
+                context["stale_version_token"] = token_encode(self.version_state(request, obj))
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     # ---------------------------------------------------------------- changelist: rows, list edits

@@ -211,3 +211,19 @@ def test_a_user_form_from_an_older_page_does_not_revoke_an_access_unit_granted_s
     units = get_objects_for_user(bureau.handler_a, "accounts.access_unit", klass=Unit,
                                  accept_global_perms=False, with_superuser=False)
     assert bureau.unit_b in units
+
+
+def test_the_version_is_a_field_of_the_change_form_itself(client, bureau):
+    # Whatever reads the form (a template, a script walking its fields) carries the version.
+    li = _clerk(bureau, "li", "李娜")
+    article = KnowledgeArticle.objects.create(title="户口迁移", body="需要身份证。")
+    url = reverse("admin:assessment_knowledgearticle_change", args=[article.pk])
+    client.force_login(li)
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    assert data["_version"]
+    KnowledgeArticle.objects.filter(pk=article.pk).update(body="赵磊改过的答复")
+    body = client.post(url, {**data, "is_active": "on", "body": "李娜的答复", "_save": "1"}).content.decode()
+    assert REFUSED in body
+    article.refresh_from_db()
+    assert article.body == "赵磊改过的答复"

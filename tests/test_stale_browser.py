@@ -25,6 +25,13 @@ def _shot(person, name):
     person.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def _people(browser, live_server, *users):
+    people = [Person(browser, live_server, u) for u in users]
+    for person in people:
+        person.context.set_default_timeout(60000)  # a loaded 2-core machine is slow, not wrong
+    return people
+
+
 def _clerk(bureau, name, full_name):
     user = make_user(name, role=roles.DISPATCHER, unit=bureau.office, city_wide=bureau.city)
     user.full_name = full_name
@@ -33,8 +40,7 @@ def _clerk(bureau, name, full_name):
 
 
 def test_two_clerks_edit_one_article_and_the_stale_save_keeps_its_text(browser, live_server, bureau):
-    li, zhao = Person(browser, live_server, _clerk(bureau, "li", "李娜")), \
-        Person(browser, live_server, _clerk(bureau, "zhao", "赵磊"))
+    li, zhao = _people(browser, live_server, _clerk(bureau, "li", "李娜"), _clerk(bureau, "zhao", "赵磊"))
     article = KnowledgeArticle.objects.create(title="户口迁移", body="需要身份证、户口簿。")
     url = f"{live_server.url}/admin/assessment/knowledgearticle/{article.pk}/change/"
     li.page.goto(url)
@@ -60,7 +66,7 @@ def test_a_stale_key_case_form_on_the_case_page_is_refused_and_refilled(browser,
     leader2.full_name = "韩立新"
     leader2.save(update_fields=["full_name"])
     case = bureau.case_in(State.HANDLING)
-    li, boss = Person(browser, live_server, _clerk(bureau, "li", "李娜")), Person(browser, live_server, leader2)
+    li, boss = _people(browser, live_server, _clerk(bureau, "li", "李娜"), leader2)
     li.open_case(case)
     boss.open_case(case)
     boss.page.click("#cw-form-mark_key_case >> xpath=.. >> summary")

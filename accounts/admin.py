@@ -12,6 +12,7 @@ from guardian.shortcuts import get_objects_for_user
 from accounts import roles, services
 from accounts.admin_base import StaffAdminMixin, StaffModelAdmin, StaffTabularInline, admin_adopt
 from accounts.models import Unit, UnitMembership, User
+from accounts.versioning import digest
 
 
 class SuperuserOnlyMixin:
@@ -68,8 +69,16 @@ class UserAdmin(SuperuserOnlyMixin, StaffAdminMixin, DjangoUserAdmin):
         (_("重要日期"), {"fields": ("last_login", "date_joined")}),
     )
 
+    version_extra_labels = {"access_units": _("可办理案件的单位(含下级)")}
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups", "units")
+
+    def version_extra_state(self, request, obj):
+        # The access units are object permissions, not a field: a stale form must not revoke a grant.
+        units = get_objects_for_user(obj, "accounts.access_unit", klass=Unit,
+                                     accept_global_perms=False, with_superuser=False)
+        return {"access_units": digest(sorted(units.values_list("pk", flat=True)))}
 
     @admin.display(description=_("角色"))
     def role_list(self, obj):

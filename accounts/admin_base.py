@@ -16,6 +16,8 @@ from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import Field
 from django.utils.translation import gettext as _
 
+from accounts.admin_versioning import VersionedAdminMixin
+
 
 class ListedLookupsOnlyMixin:
     """A changelist accepts as URL lookups only the parameters of its own filters (issue 9 §1).
@@ -68,8 +70,13 @@ class ListedLookupsOnlyMixin:
             raise BadRequest(_("筛选参数不正确:%s") % exc) from exc
 
 
-class StaffAdminMixin(ListedLookupsOnlyMixin):
-    """Behaviour shared by every admin of the site (see the module docstring)."""
+class StaffAdminMixin(ListedLookupsOnlyMixin, VersionedAdminMixin):
+    """Behaviour shared by every admin of the site (see the module docstring).
+
+    :class:`ListedLookupsOnlyMixin`: a changelist accepts only its own filters' lookups.
+    :class:`~accounts.admin_versioning.VersionedAdminMixin`: every change form, list edit, action
+    and delete carries the version the user saw; a stale submit is refused, naming who changed what.
+    """
 
 
 class StaffModelAdmin(StaffAdminMixin, admin.ModelAdmin):

@@ -7,11 +7,13 @@ Topic pages show the topic's weekly volume before and after its action as a char
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline
+from accounts.admin_versioning import VERSION_FIELD
 from assessment import services
 from assessment.admin_scope import TopicRelatedScopeMixin, TopicScopeAdminMixin
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
@@ -122,6 +124,8 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
                 services.topic_review(topic=topic, acting_user=request.user, **kw)
             except ValidationError as exc:
                 self.message_user(request, f"{topic}: {'; '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.log_change(request, topic, _("批量审核:%s") % topic.get_status_display())
 
     @admin.action(description=_("确认所选主题"))
     def confirm(self, request, queryset):
@@ -149,13 +153,34 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
             raise PermissionDenied
         return topic
 
+    _KEPT = "assessment_topic_kept_input"
+
+    def _topic_fresh(self, request, topic, form: str) -> bool:
+        """The topic page's version still holds (under lock); else refuse and keep the input typed."""
+        if self.version_posted_fresh(request, topic, request.POST.get(VERSION_FIELD), row=False,
+                                     on_stale=lambda m: self.message_user(request, m, messages.ERROR)):
+            return True
+        self._keep_input(request, topic, form)
+        return False
+
+    def _keep_input(self, request, topic, form: str) -> None:
+        request.session[self._KEPT] = {
+            "topic": topic.pk, "form": form, "case_ids": request.POST.getlist("case_ids"),
+            **{k: request.POST.get(k, "") for k in ("title", "unit", "description", "due_date", "started_on")},
+        }
+
+    @transaction.atomic
     def split_view(self, request, object_id):
         topic = self._topic_for_change(request, object_id)
+        if not self._topic_fresh(request, topic, "split"):
+            return redirect("admin:assessment_topic_change", topic.pk)
         try:
             ids = [int(x) for x in request.POST.getlist("case_ids")]
             new = services.topic_split(topic=topic, acting_user=request.user, case_ids=ids,
                                        title=request.POST.get("title", ""))
         except (ValueError, ValidationError) as exc:
+            transaction.set_rollback(True)
+            self._keep_input(request, topic, "split")
             self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
             return redirect("admin:assessment_topic_change", topic.pk)
         self.message_user(request, _("已拆分为新主题。"), messages.SUCCESS)
@@ -167,6 +192,12 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
         from accounts.models import Unit
 
         topic = self._topic_for_change(request, object_id)
+        with transaction.atomic():
+            if not self._topic_fresh(request, topic, "assign"):
+                return redirect("admin:assessment_topic_change", topic.pk)
+            return self._assign(request, topic, Unit, date)
+
+    def _assign(self, request, topic, Unit, date):
         try:
             unit = Unit.objects.get(pk=request.POST.get("unit"))
             services.improvement_action_assign(
@@ -176,6 +207,7 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
                 started_on=date.fromisoformat(request.POST["started_on"]) if request.POST.get("started_on") else None,
             )
         except (ValueError, Unit.DoesNotExist, ValidationError) as exc:
+            self._keep_input(request, topic, "assign")
             self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
         else:
             self.message_user(request, _("已交办整改措施。"), messages.SUCCESS)
@@ -195,6 +227,10 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
             )
             extra["units"] = Unit.objects.filter(is_active=True).order_by("path")
             extra["can_review"] = self.has_change_permission(request, topic)
+            kept = request.session.pop(self._KEPT, None)
+            if kept and kept.get("topic") == topic.pk:
+                kept["case_ids"] = [int(x) for x in kept.get("case_ids", []) if str(x).isdigit()]
+                extra["kept"] = kept
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
 

@@ -18,9 +18,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin
+from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
+from accounts.versioning import Change
 from casework import escalation, export, joint, privacy, review, routing, selectors, services
+from casework.admin_case_versions import case_forms_stamp, refused_input_keep
+from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import (
     CaseRegisterForm,
     DispatchForm,
@@ -277,6 +281,15 @@ class CaseAdmin(StaffModelAdmin):
             case.clock_mark = selectors.clock_mark(due=due, now=now, exceptions=exceptions)
         return cl
 
+    def version_extra_changes(self, obj, since):
+        # A case changes through its services, which write audit events rather than admin log.
+        events = obj.events.select_related("actor").order_by("-seq")
+        event = (events.filter(at__gt=since) if since is not None else events).first()
+        if event is None:
+            return []
+        who = (event.actor.full_name or event.actor.get_username()) if event.actor else ""
+        return [Change(who=who, at=event.at, what=event.action_label)]
+
     # The clock a queue runs on, by name; a referral's date is not a deadline, so it has no mark.
     QUEUE_CLOCK_LABELS = {"sign_for": _("签收"), "reply": _("答复"), "co_unit": _("协办"), "extension": _("延期")}
 
@@ -385,6 +398,7 @@ class CaseAdmin(StaffModelAdmin):
         self._refill(request, case, context)
         context.update(case_learning_panels(user=user, case=case, context=context,  # issue 12
                                             units=units_in_scope(user=user).filter(handling_units_q())))
+        case_forms_stamp(request, context, case=case)  # every form carries the case's version
         return context
 
     def _publish_panels(self, request, case: Case, draft, may) -> dict:
@@ -506,13 +520,18 @@ class CaseAdmin(StaffModelAdmin):
         url = reverse("admin:casework_case_change", args=[case.pk])
         expected = request.POST.get("expected_state") or None
         try:
-            message = self._perform(request, case, action, expected)
+            with transaction.atomic():
+                # The page's version is checked under the case lock the services take again.
+                case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
+                message = self._perform(request, case, action, expected)
         except PermissionDenied as exc:
+            refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc) or _("您没有执行此操作的权限。"))
             input_keep(request=request, case_id=case.pk, action=action)
             return HttpResponseRedirect(url)
         except (services.TransitionRefused, _FormInvalid) as exc:
             # A refusal says why and keeps what was typed (casework.kept_input).
+            refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc))
             input_keep(request=request, case_id=case.pk, action=action)
             return HttpResponseRedirect(url)
@@ -850,7 +869,7 @@ class CaseEventAdmin(ScopedCaseChildAdmin):
     search_fields = ["case__reference"]
 
 
-class NoticeAnswerForm(forms.Form):
+class NoticeAnswerForm(VersionedForm):
     answer = forms.CharField(label=_("单位答复"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
@@ -917,17 +936,21 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
             raise Http404
         if not self.has_view_permission(request, notice):  # staff without a role read no notice
             raise PermissionDenied
-        form = NoticeAnswerForm(request.POST or None)
+        form = NoticeAnswerForm(request.POST or None, initial=self.version_initial(request, notice))
         if request.method == "POST" and form.is_valid():
-            try:
-                escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
-                                                     answer=form.cleaned_data["answer"])
-            except escalation.NoticeAnswerRefused as exc:
-                messages.error(request, str(exc))
-            else:
-                self.log_change(request, notice, _("答复督办单"))
-                messages.success(request, _("督办单已答复。"))
-            return HttpResponseRedirect(reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
+            # A refusal (stale page, answered meanwhile) re-renders the page with the answer typed.
+            with transaction.atomic():
+                if self.version_form_fresh(request, form, notice):
+                    try:
+                        escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
+                                                             answer=form.cleaned_data["answer"])
+                    except escalation.NoticeAnswerRefused as exc:
+                        form.add_error(None, str(exc))
+                    else:
+                        self.log_change(request, notice, _("答复督办单"))
+                        messages.success(request, _("督办单已答复。"))
+                        return HttpResponseRedirect(
+                            reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": _("答复督办单:%s") % notice,

@@ -9,6 +9,7 @@ e-mail outbox are records. Every write goes through a service (:mod:`casework.cl
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -24,6 +25,7 @@ from django_celery_beat.models import (
 )
 
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline, admin_adopt
+from accounts.admin_versioning import VersionedForm
 from casework import clocks, escalation, outbox
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
@@ -108,6 +110,7 @@ class CalendarYearAdmin(SuperuserConfigAdmin):
             except PermissionDenied as exc:
                 messages.error(request, str(exc))
                 return
+            self.log_change(request, item, _("确认年度工作日历"))
             messages.success(
                 request,
                 _("%(year)s 年工作日历已确认,重新计算了 %(n)s 个期限。") % {"year": item.year, "n": count},
@@ -208,7 +211,7 @@ class OpenReferralFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReferralOutcomeForm(forms.Form):
+class ReferralOutcomeForm(VersionedForm):
     kind = forms.ChoiceField(label=_("处理方式"), choices=DisciplineReferral.Outcome.choices)
     note = forms.CharField(label=_("处理结果说明"), widget=forms.Textarea(attrs={"rows": 4}))
 
@@ -272,21 +275,24 @@ class DisciplineReferralAdmin(ScopedCaseChildAdmin):
             raise Http404
         if not request.user.has_perm("casework.record_referral_outcome"):
             raise PermissionDenied
-        form = ReferralOutcomeForm(request.POST or None)
+        form = ReferralOutcomeForm(request.POST or None, initial=self.version_initial(request, referral))
         if request.method == "POST" and form.is_valid():
-            try:
-                escalation.referral_record_outcome(
-                    referral=referral, acting_user=request.user,
-                    kind=form.cleaned_data["kind"], note=form.cleaned_data["note"],
-                )
-            except escalation.ReferralOutcomeRefused as exc:
-                messages.error(request, str(exc))
-            else:
-                self.log_change(request, referral, _("登记处理结果"))
-                messages.success(request, _("处理结果已登记。"))
-            return HttpResponseRedirect(
-                reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
-            )
+            # A refusal (stale page, recorded meanwhile) re-renders the page with the note typed.
+            with transaction.atomic():
+                if self.version_form_fresh(request, form, referral):
+                    try:
+                        escalation.referral_record_outcome(
+                            referral=referral, acting_user=request.user,
+                            kind=form.cleaned_data["kind"], note=form.cleaned_data["note"],
+                        )
+                    except escalation.ReferralOutcomeRefused as exc:
+                        form.add_error(None, str(exc))
+                    else:
+                        self.log_change(request, referral, _("登记处理结果"))
+                        messages.success(request, _("处理结果已登记。"))
+                        return HttpResponseRedirect(
+                            reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
+                        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("登记处理结果:%s") % referral,

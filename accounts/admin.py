@@ -168,5 +168,15 @@ class UnitAdmin(SuperuserOnlyMixin, StaffModelAdmin):
 
 admin_adopt(Group)
 # Sign-in throttling records (django-axes): superusers unlock an account by deleting its attempt.
+class SignInRecordAdminMixin:
+    """Sign-in records are evidence: read and deleted (to unlock) by superusers, never edited."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 for _model in (AccessAttempt, AccessLog, AccessFailureLog):
-    admin_adopt(_model)
+    admin_adopt(_model, extra=(SignInRecordAdminMixin,))

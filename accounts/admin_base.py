@@ -87,12 +87,13 @@ class StaffTabularInline(StaffAdminMixin, admin.TabularInline):
     """Base of every tabular inline of the site."""
 
 
-def admin_adopt(model) -> None:
+def admin_adopt(model, *, extra: tuple[type, ...] = ()) -> None:
     """Re-register a third-party model's admin (and its inlines) on :class:`StaffAdminMixin`, keeping its options.
 
     Args:
         model: a model whose admin another app registered (e.g. ``auth.Group``). Its app must come
             before the caller's in ``INSTALLED_APPS`` so that its admin is registered already.
+        extra: mixins put before the adopted admin (e.g. to make its records read-only).
 
     Raises:
         django.contrib.admin.exceptions.NotRegistered: the model has no admin yet.
@@ -106,4 +107,4 @@ def admin_adopt(model) -> None:
         for inline in current.inlines
     ]
     admin.site.unregister(model)
-    admin.site.register(model, type(current.__name__, (StaffAdminMixin, current), {"inlines": inlines}))
+    admin.site.register(model, type(current.__name__, (*extra, StaffAdminMixin, current), {"inlines": inlines}))

@@ -22,9 +22,13 @@ from django_celery_beat.models import (
 )
 import pytest
 
+from assessment.alert_models import TopicAlert, TopicAlertRule
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
 from casework import joint
+from casework.importing_models import ImportJob
+from casework.learning_models import RouterModel
 from casework.models import (
+    AuditVerificationRun,
     CalendarYear,
     DeadlinePolicy,
     DisciplineReferral,
@@ -68,7 +72,7 @@ MODEL_RULES = {
     "casework.UnitCalendarDay": (SU, SU, SU),
     "casework.DeadlinePolicy": (SU, SU, SU),
     "casework.EscalationRung": (SU, SU, NOBODY),  # rungs are deactivated, never deleted
-    "casework.Notification": (SU, NOBODY, SU),
+    "casework.Notification": (SU, NOBODY, NOBODY),  # the outbox is the record of what was sent
     "django_celery_beat.PeriodicTask": (SU, SU, SU),
     "django_celery_beat.ClockedSchedule": (SU, SU, SU),
     "django_celery_beat.CrontabSchedule": (SU, SU, SU),
@@ -78,6 +82,12 @@ MODEL_RULES = {
     "assessment.Topic": (TOPIC_READERS, OFFICE, SU),
     "assessment.KnowledgeArticle": (CASE_READERS, OFFICE, SU),
     "assessment.ImprovementAction": (TOPIC_READERS, OFFICE, SU),
+    "assessment.TopicAlert": (TOPIC_READERS, NOBODY, NOBODY),  # raised by the scan, never edited
+    "assessment.TopicAlertRule": (SU, SU, NOBODY),  # the rule's parameters: superusers
+    "casework.PublishedReply": (SU, NOBODY, NOBODY),  # immutable; read on the case page
+    "casework.AuditVerificationRun": (SU, NOBODY, NOBODY),
+    "casework.ImportJob": ({"dispatcher", "superuser"}, NOBODY, NOBODY),  # those who import
+    "casework.RouterModel": (SU, NOBODY, SU),
 }
 
 
@@ -122,6 +132,11 @@ def world(bureau, django_user_model):
     CrontabSchedule.objects.create(minute="0", hour="9")
     SolarSchedule.objects.create(event="sunrise", latitude=28.2, longitude=112.9)
     Group.objects.get_or_create(name="perm-table")
+    TopicAlertRule.objects.create()
+    TopicAlert.objects.create(topic=topic, week_start=date(2026, 3, 2), count=9, baseline=1.0)
+    AuditVerificationRun.objects.create(started_at=at)
+    ImportJob.objects.create(platform=bureau.platform, file_name="a.csv", created_by=bureau.dispatcher)
+    RouterModel.objects.create(trained_at=at, n_cases=40, n_units=2, size_bytes=1, blob=b"x", is_active=False)
     # bulk_create: no post_save signal, which django-axes' cache handler (REDIS_URL set) does not take.
     AccessAttempt.objects.bulk_create([AccessAttempt(
         username="x", ip_address="203.0.113.1", user_agent="t", failures_since_start=1, get_data="",

@@ -54,17 +54,19 @@ def test_every_format_in_one_body_is_masked():
 @pytest.mark.parametrize("name", FORMATS)
 def test_publication_is_refused_for_a_number_in_the_reply_or_any_other_published_field(bureau, name):
     raw = FORMATS[name]
-    case = bureau.case_in(State.APPROVED)
-    with pytest.raises(services.TransitionRefused):
-        services.case_publish_reply(case=case, acting_user=bureau.dispatcher, where="问政西地省",
-                                    text=f"您好,已处理,如有疑问请拨打{raw}。")
-    with pytest.raises(services.TransitionRefused):
-        services.case_publish_reply(case=case, acting_user=bureau.dispatcher, where=f"问政西地省 联系人{raw}",
-                                    text="您好,已处理。")
+    # The published text is the signed draft (issue 8 §1): a number in it, as signed, is refused.
+    signed_with_number = bureau.case_in(State.APPROVED, reply=f"您好,已处理,如有疑问请拨打{raw}。")
+    with pytest.raises(services.TransitionRefused, match="电话或身份证号码"):
+        services.case_publish_reply(case=signed_with_number, acting_user=bureau.dispatcher, where="问政西地省")
+    signed_with_number.refresh_from_db()
+    assert signed_with_number.state == State.APPROVED and signed_with_number.published_reply == ""
+    # A number in another published field (where it was published) is refused too.
+    case = bureau.case_in(State.APPROVED, reply="您好,已处理。如遇紧急情况请拨打110,政务服务热线12345。")
+    with pytest.raises(services.TransitionRefused, match="电话或身份证号码"):
+        services.case_publish_reply(case=case, acting_user=bureau.dispatcher, where=f"问政西地省 联系人{raw}")
     case.refresh_from_db()
     assert case.state == State.APPROVED and case.published_reply == ""
     # Public numbers are fine in a reply.
-    services.case_publish_reply(case=case, acting_user=bureau.dispatcher, where="问政西地省",
-                                text="您好,已处理。如遇紧急情况请拨打110,政务服务热线12345。")
+    services.case_publish_reply(case=case, acting_user=bureau.dispatcher, where="问政西地省")
     case.refresh_from_db()
     assert case.state == State.REPLIED

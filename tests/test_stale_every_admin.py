@@ -10,6 +10,7 @@ Each also has a positive control: the same submit on an unchanged row goes throu
 from datetime import date, timedelta
 from decimal import Decimal
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import RequestFactory
@@ -25,9 +26,13 @@ from django_celery_beat.models import (
 import pytest
 
 from accounts.models import User
+from assessment.alert_models import TopicAlert, TopicAlertRule
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic
 from casework import joint
+from casework.importing_models import ImportJob
+from casework.learning_models import RouterModel
 from casework.models import (
+    AuditVerificationRun,
     CalendarYear,
     CaseClock,
     CaseEvent,
@@ -107,6 +112,24 @@ BUILDERS = {
     "assessment.AssessmentWeights": lambda b, su: AssessmentWeights.objects.create(),
     "assessment.Topic": lambda b, su: Topic.objects.create(title="路灯不亮"),
     "assessment.KnowledgeArticle": lambda b, su: KnowledgeArticle.objects.create(title="户口迁移", body="所需材料"),
+    "assessment.TopicAlertRule": lambda b, su: TopicAlertRule.objects.create(),
+    "assessment.TopicAlert": lambda b, su: TopicAlert.objects.create(
+        topic=Topic.objects.create(title="噪音扰民"), week_start=date(2026, 3, 2), count=9, baseline=1.0),
+    # bulk_create: no post_save signal, which django-axes' cache handler (REDIS_URL set) does not take.
+    "axes.AccessAttempt": lambda b, su: AccessAttempt.objects.bulk_create([AccessAttempt(
+        username="x", ip_address="203.0.113.1", user_agent="t", failures_since_start=1, get_data="",
+        post_data="", http_accept="", path_info="/")])[0],
+    "axes.AccessLog": lambda b, su: AccessLog.objects.bulk_create([AccessLog(
+        username="x", ip_address="203.0.113.1", user_agent="t", http_accept="", path_info="/")])[0],
+    "axes.AccessFailureLog": lambda b, su: AccessFailureLog.objects.bulk_create([AccessFailureLog(
+        username="x", ip_address="203.0.113.1", user_agent="t", http_accept="", path_info="/",
+        locked_out=False)])[0],
+    "casework.AuditVerificationRun": lambda b, su: AuditVerificationRun.objects.create(started_at=timezone.now()),
+    "casework.ImportJob": lambda b, su: ImportJob.objects.create(platform=b.platform, file_name="a.csv",
+                                                                 created_by=su),
+    "casework.PublishedReply": lambda b, su: b.case_in(State.REPLIED).published_replies.first(),
+    "casework.RouterModel": lambda b, su: RouterModel.objects.create(
+        trained_at=timezone.now(), n_cases=40, n_units=2, size_bytes=1, blob=b"x", is_active=False),
     "assessment.ImprovementAction": lambda b, su: ImprovementAction.objects.create(
         topic=Topic.objects.create(title="噪音"), unit=b.unit_a, description="加强巡查",
         due_date=date(2026, 6, 30), started_on=date(2026, 4, 1), assigned_by=su),

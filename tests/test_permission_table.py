@@ -87,7 +87,7 @@ MODEL_RULES = {
     "casework.PublishedReply": (SU, NOBODY, NOBODY),  # immutable; read on the case page
     "casework.AuditVerificationRun": (SU, NOBODY, NOBODY),
     "casework.ImportJob": ({"dispatcher", "superuser"}, NOBODY, NOBODY),  # those who import
-    "casework.RouterModel": (SU, NOBODY, SU),
+    "casework.RouterModel": (SU, NOBODY, NOBODY),  # models are deactivated, not deleted
 }
 
 

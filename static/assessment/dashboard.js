@@ -19,7 +19,7 @@
 
   function table(figure, headers, rows) {
     var details = el("details", null, { "class": "cw-dash-numbers" });
-    details.appendChild(el("summary", "数据"));
+    details.appendChild(el("summary", gettext("数据")));
     var t = el("table");
     var tr = el("tr");
     headers.forEach(function (h) { tr.appendChild(el("th", h)); });
@@ -68,7 +68,7 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(draw)
       .catch(function (err) {
-        root.appendChild(el("p", "态势数据加载失败:" + err.message, { "class": "errornote" }));
+        root.appendChild(el("p", interpolate(gettext("态势数据加载失败:%s"), [err.message]), { "class": "errornote" }));
       });
   }
 
@@ -98,29 +98,28 @@
         controls.elements.end.value = d.window.end;
         controls.elements.weeks.value = String(d.window.weeks);
       }
-      root.querySelector(".cw-dash-window").textContent = "留言量统计时段:" + d.window.start + " 至 " + d.window.end +
-        "(" + d.window.weeks + " 周,由上方选择)";
+      root.querySelector(".cw-dash-window").textContent = interpolate(gettext("留言量统计时段:%(start)s 至 %(end)s(%(weeks)s 周,由上方选择)"), d.window, true);
       var w = chart("volume_by_week", { type: "bar", data: { labels: d.volume_by_week.map(function (x) { return x.week; }),
-        datasets: [{ label: "留言数", data: d.volume_by_week.map(function (x) { return x.count; }), backgroundColor: "#417690" }] } });
-      table(w.figure, ["周(周一)", "留言数"], d.volume_by_week.map(function (x) { return [x.week, x.count]; }));
+        datasets: [{ label: gettext("留言数"), data: d.volume_by_week.map(function (x) { return x.count; }), backgroundColor: "#417690" }] } });
+      table(w.figure, [gettext("周(周一)"), gettext("留言数")], d.volume_by_week.map(function (x) { return [x.week, x.count]; }));
 
       var u = chart("volume_by_unit", { type: "bar", data: { labels: d.volume_by_unit.map(function (x) { return x.unit; }),
-        datasets: [{ label: "留言数", data: d.volume_by_unit.map(function (x) { return x.count; }), backgroundColor: "#79aec8" }] },
+        datasets: [{ label: gettext("留言数"), data: d.volume_by_unit.map(function (x) { return x.count; }), backgroundColor: "#79aec8" }] },
         options: { indexAxis: "y" } });
-      table(u.figure, ["单位", "留言数"], d.volume_by_unit.map(function (x) { return [x.unit, x.count]; }));
+      table(u.figure, [gettext("单位"), gettext("留言数")], d.volume_by_unit.map(function (x) { return [x.unit, x.count]; }));
 
-      var labels = d.open_by_state.map(function (x) { return x.label; }).concat(["签收超期", "答复超期"]);
+      var labels = d.open_by_state.map(function (x) { return x.label; }).concat([gettext("签收超期"), gettext("答复超期")]);
       var values = d.open_by_state.map(function (x) { return x.count; }).concat([d.overdue.sign_for, d.overdue.reply]);
-      var o = chart("open", { type: "bar", data: { labels: labels, datasets: [{ label: "件数", data: values,
+      var o = chart("open", { type: "bar", data: { labels: labels, datasets: [{ label: gettext("件数"), data: values,
         backgroundColor: labels.map(function (l, i) { return i >= d.open_by_state.length ? "#ba2121" : "#417690"; }) }] } });
-      table(o.figure, ["类别", "件数"], labels.map(function (l, i) { return [l, values[i]]; }));
+      table(o.figure, [gettext("类别"), gettext("件数")], labels.map(function (l, i) { return [l, values[i]]; }));
 
-      var names = { sign_for_on_time: "按时签收率", handled_on_time: "按时办结率", satisfaction: "满意率" };
-      var allNames = { sign_for_on_time: "按时签收率", handled_on_time: "按时办结率", satisfaction: "满意率",
-        return_rate: "回退率", send_back_rate: "发回重办率", reply_working_days: "平均答复用时(工作日)" };
+      var names = { sign_for_on_time: gettext("按时签收率"), handled_on_time: gettext("按时办结率"), satisfaction: gettext("满意率") };
+      var allNames = { sign_for_on_time: gettext("按时签收率"), handled_on_time: gettext("按时办结率"), satisfaction: gettext("满意率"),
+        return_rate: gettext("回退率"), send_back_rate: gettext("发回重办率"), reply_working_days: gettext("平均答复用时(工作日)") };
       function fig(k, c) {
         if (!c) { return "—"; }
-        var text = k === "reply_working_days" ? (c.value === null ? "—" : c.value.toFixed(1) + " (" + c.den + " 件)")
+        var text = k === "reply_working_days" ? (c.value === null ? "—" : interpolate(gettext("%(v)s(%(n)s 件)"), {v: c.value.toFixed(1), n: c.den}, true))
           : pct(c.value) + " (" + c.num + "/" + c.den + ")";
         return c.small ? text + " *" : text;
       }
@@ -131,7 +130,7 @@
       });
       var rt = chart("rates", { type: "line", data: { labels: d.rates_by_month.map(function (m) { return m.month; }), datasets: ds },
         options: { scales: { y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } } });
-      table(rt.figure, ["月份"].concat(Object.keys(allNames).map(function (k) { return allNames[k]; })),
+      table(rt.figure, [gettext("月份")].concat(Object.keys(allNames).map(function (k) { return allNames[k]; })),
         d.rates_by_month.map(function (m) {
           return [{ text: m.month, href: d.links.report + "?start=" + m.start + "&end=" + m.end }].concat(
             Object.keys(allNames).map(function (k) { return fig(k, m[k]); }));
@@ -143,23 +142,23 @@
           dl.appendChild(el("dt", d.definitions[k].label));
           dl.appendChild(el("dd", d.definitions[k].text));
         });
-        root.querySelector(".cw-dash-small-note").textContent = "* 分母少于 " + d.min_volume + " 件,比率仅供参考。";
+        root.querySelector(".cw-dash-small-note").textContent = interpolate(gettext("* 分母少于 %s 件,比率仅供参考。"), [d.min_volume]);
       }
 
       var tp = chart("topics", { type: "bar", data: { labels: d.hot_topics.map(function (t) { return t.title.slice(0, 18); }),
-        datasets: [{ label: "热度指数", data: d.hot_topics.map(function (t) { return t.heat; }), backgroundColor: "#c45850" }] },
+        datasets: [{ label: gettext("热度指数"), data: d.hot_topics.map(function (t) { return t.heat; }), backgroundColor: "#c45850" }] },
         options: { indexAxis: "y", onClick: function (e, items) {
           if (items.length) { window.location.href = d.links.topic + d.hot_topics[items[0].index].id + "/change/"; } } } });
-      table(tp.figure, ["主题", "热度", "留言数", "共性问题"], d.hot_topics.map(function (t) {
-        return [{ text: (t.alert ? "⚠ " : "") + t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? "是" : ""];
+      table(tp.figure, [gettext("主题"), gettext("热度"), gettext("留言数"), gettext("共性问题")], d.hot_topics.map(function (t) {
+        return [{ text: (t.alert ? "⚠ " : "") + t.title, href: d.links.topic + t.id + "/change/" }, t.heat, t.count, t.common ? gettext("是") : ""];
       }));
       if ((d.topic_alerts || []).length) {  // 未诉先办: topics in a rise (assessment.alerts)
         var box = el("div", "", { id: "cw-dash-alerts", "class": "errornote" });
-        box.appendChild(el("strong", "未诉先办预警:以下主题本周留言量明显高于基线"));
+        box.appendChild(el("strong", gettext("未诉先办预警:以下主题本周留言量明显高于基线")));
         d.topic_alerts.forEach(function (a) {
           var line = el("p", "");
           line.appendChild(el("a", "⚠ " + a.title, { href: d.links.topic + a.id + "/change/" }));
-          line.appendChild(document.createTextNode(" · 自 " + a.week + " 起 " + a.count + " 条(基线周均 " + a.baseline + ")"));
+          line.appendChild(document.createTextNode(interpolate(gettext(" · 自 %(week)s 起 %(count)s 条(基线周均 %(baseline)s)"), a, true)));
           box.appendChild(line);
         });
         root.insertBefore(box, root.querySelector(".cw-dash-grid"));

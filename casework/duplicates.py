@@ -121,3 +121,17 @@ def duplicates_index_and_flag(*, case: Case) -> list[DuplicateFlag]:
     return [DuplicateFlag.objects.create(case=case, repeats=other, similarity=round(sim, 4), reason=reason)
             for sim, other, reason in found[:MAX_FLAGS]]
 
+
+def duplicates_index_and_flag_many(*, case_ids: list[int]) -> int:
+    """Index and flag, as :func:`duplicates_index_and_flag`, the cases a batch import registered.
+
+    The import writes its cases in bulk (``casework.importing``) rather than one ``case_register``
+    at a time; this keeps intake duplicates flagged on that path too. Cases are taken in id order,
+    so a repeat within one batch is flagged against the earlier row. Returns the flags created.
+    """
+    flagged = 0
+    for case in Case.objects.filter(pk__in=case_ids).order_by("pk").only(
+        "pk", "subject", "body", "citizen_name", "citizen_contact", "submitted_at"
+    ):
+        flagged += len(duplicates_index_and_flag(case=case))
+    return flagged

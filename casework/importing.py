@@ -58,6 +58,7 @@ from openpyxl.utils.cell import range_boundaries
 from openpyxl.utils.datetime import from_excel
 
 from casework import audit, calendar, services
+from casework.duplicates import duplicates_index_and_flag_many
 from casework.importing_models import ImportJob, ImportJobRow
 from casework.models import Case, CaseEvent, MessageType, Platform
 from casework.text import to_half_width
@@ -987,7 +988,9 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
     single-row path.
     """
     with transaction.atomic():
-        return _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source)
+        ids = _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source)
+        duplicates_index_and_flag_many(case_ids=ids)  # 重复留言提示 on the batch path too (casework.duplicates)
+        return ids
 
 
 def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str) -> list[int]:

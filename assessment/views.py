@@ -76,10 +76,10 @@ def _as_of(request: HttpRequest) -> datetime:
         return timezone.now()
     try:
         value = datetime.fromisoformat(raw)
+        if value.tzinfo is None or value.year not in YEARS:
+            raise ValueError(raw)
     except ValueError as exc:
-        raise Http404(_("日期格式不正确。")) from exc
-    if value.tzinfo is None:
-        raise Http404(_("日期格式不正确。"))
+        raise BadRequest(_("日期格式不正确。")) from exc
     return min(value, timezone.now())
 
 
@@ -255,8 +255,11 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     try:
         end = date.fromisoformat(request.GET["end"]) if request.GET.get("end") else None
         weeks = int(request.GET.get("weeks") or 12)
+        if (end is not None and end.year not in YEARS) or not 1 <= weeks <= 104:
+            raise ValueError(request.GET.get("end"))
     except ValueError as exc:
-        raise Http404(_("日期格式不正确。")) from exc
+        raise BadRequest(_("日期或周数不正确(年度须在 %(a)d–%(b)d 之间,周数 1–104)。")
+                         % {"a": YEARS.start, "b": YEARS.stop - 1}) from exc
     data = dashboard_data(user=request.user, weeks=weeks, end=end, now=_as_of(request))
     data["links"] = {
         "report": reverse("assessment:report"),

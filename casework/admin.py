@@ -439,6 +439,7 @@ class CaseAdmin(StaffModelAdmin):
             "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
             "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
             "arbitrate_return": "ruling_form", "merge": "merge_form", "mark_key_case": "key_case_form",
+            "set_type": "type_form",
         }
         form_refill(context.get(forms_of.get(action, "")), data)
         for extension, form in context.get("extension_decisions", []):
@@ -545,7 +546,7 @@ class CaseAdmin(StaffModelAdmin):
             form = DispatchForm(post, units=units_in_scope(user=user).filter(handling_units_q()))
             _require(form)
             with transaction.atomic():  # a corrected type and the dispatch land together or not at all
-                if form.cleaned_data["message_type"] != case.message_type:
+                if form.cleaned_data["message_type"] and form.cleaned_data["message_type"] != case.message_type:
                     case = services.case_message_type_set(
                         case=case, acting_user=user, message_type=form.cleaned_data["message_type"],
                         reason=form.cleaned_data["note"] or _("交办时更正"),

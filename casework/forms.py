@@ -15,7 +15,7 @@ class ReasonForm(forms.Form):
 class DispatchForm(forms.Form):
     unit = forms.ModelChoiceField(label=_("承办单位"), queryset=Unit.objects.none())
     message_type = forms.ChoiceField(
-        label=_("留言类型"), choices=MessageType.choices,
+        label=_("留言类型"), choices=MessageType.choices, required=False,
         help_text=_("导入时按文字推断,决定答复时限;不对请在交办前更正。"),
     )
     note = forms.CharField(label=_("交办意见"), required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -989,7 +989,8 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
     """
     with transaction.atomic():
         ids = _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source)
-        duplicates_index_and_flag_many(case_ids=ids)  # 重复留言提示 on the batch path too (casework.duplicates)
+        if settings.CASEWORK_INTAKE_DUPLICATES:  # 重复留言提示 on the batch path too (casework.duplicates)
+            duplicates_index_and_flag_many(case_ids=ids)
         return ids
 
 

@@ -13,7 +13,7 @@ from accounts.versioning import IGNORED_FIELDS
 
 class FormReader(HTMLParser):
     """The fields a browser would submit from the form whose id is ``form_id`` (or the first form
-    of the page's content: the header's logout form is not it)."""
+    of the page's content: the header's logout and language forms are not it)."""
 
     def __init__(self, form_id: str | None = None):
         super().__init__(convert_charrefs=True)
@@ -30,7 +30,8 @@ class FormReader(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "form" and not self.done and self.depth == 0:
-            if (a.get("id") == self.form_id if self.form_id else a.get("id") != "logout-form"):
+            header_forms = ("logout-form", "cw-language")  # the header's forms are not the page's content
+            if (a.get("id") == self.form_id if self.form_id else a.get("id") not in header_forms):
                 self.depth = 1
                 self.action = a.get("action") or ""
             return

@@ -94,16 +94,24 @@ def tamper_delete_middle(case):
     sql("DELETE FROM casework_caseevent WHERE case_id = %s AND seq = 2", [case.pk])
 
 
+def _drop_publications(case):
+    # A published reply names its publish event; whoever deletes events drops those rows too.
+    sql("DELETE FROM casework_publishedreply WHERE case_id = %s", [case.pk])
+
+
 def tamper_delete_tail(case):
     last = max(seqs(case))
+    _drop_publications(case)
     sql("DELETE FROM casework_caseevent WHERE case_id = %s AND seq = %s", [case.pk, last])
 
 
 def tamper_empty(case):
+    _drop_publications(case)
     sql("DELETE FROM casework_caseevent WHERE case_id = %s", [case.pk])
 
 
 def tamper_empty_with_head(case):
+    _drop_publications(case)
     sql("DELETE FROM casework_caseevent WHERE case_id = %s", [case.pk])
     AuditChainHead.objects.filter(case_id=case.pk).delete()
 

@@ -78,6 +78,10 @@ def scenario(bureau, action):
     m = f"输入不丢·{action}"
     if action == "dispatch":
         return bureau.case_in(State.REGISTERED), bureau.dispatcher, {"note": m}  # no unit chosen
+    if action == "set_type":  # the same type again: refused (nothing to correct)
+        case = bureau.case_in(State.HANDLING)
+        return case, bureau.dispatcher, {"message_type": case.message_type, "reason": m,
+                                         "lock_version": case.lock_version}
     if action == "reject_invalid":
         return bureau.case_in(State.REGISTERED), bureau.dispatcher, {"reason": m, "expected_state": "dispatched"}
     if action == "merge":
@@ -128,7 +132,7 @@ def scenario(bureau, action):
 KEPT = ["dispatch", "reject_invalid", "merge", "arbitrate_return", "return_to_office", "save_draft",
         "submit_feedback", "assign_co_unit", "co_unit_report", "request_extension", "decide_extension",
         "office_approve", "office_send_back", "leader_approve", "leader_send_back", "publish_reply",
-        "revise_after_sign_off", "record_follow_up", "reopen", "archive"]
+        "revise_after_sign_off", "record_follow_up", "reopen", "archive", "set_type"]
 # Forms with nothing to type (a button, a choice of leader).
 NOTHING_TYPED = {"accept", "mark_key_case"}
 

@@ -71,7 +71,7 @@ SCENES = [
 
 EXPECTED_FORMS = {
     "cw-form-dispatch", "cw-form-merge", "cw-form-mark_key_case", "cw-form-reject_invalid", "cw-form-accept",
-    "cw-form-return_to_office", "cw-form-draft", "cw-form-submit_feedback", "cw-form-request_extension",
+    "cw-form-return_to_office", "cw-form-draft", "cw-form-request_extension",
     "cw-form-assign_co_unit", "cw-form-office_approve", "cw-form-office_send_back", "cw-form-leader_approve",
     "cw-form-leader_send_back", "cw-form-publish", "cw-form-follow-up", "cw-form-reopen", "cw-form-archive",
     "cw-form-arbitrate_return", "cw-form-decide_extension", "cw-form-co_unit_report",
@@ -163,8 +163,10 @@ def test_bulk_archive_leaves_out_a_case_that_got_an_unsatisfied_follow_up_since_
     client.force_login(bureau.dispatcher)
     data, _t = read_form(client.get(url).content.decode(), "changelist-form")
     services.case_record_follow_up(case=rated, acting_user=other, result="unsatisfied", note="没有解决")
+    # The confirmation page's post (bulk archive confirms first), with the versions the list carried.
     response = client.post(url, {"action": "bulk_archive", "index": "0", "_selected_action": [quiet.pk, rated.pk],
-                                 "_row_version": data["_row_version"]}, follow=True)
+                                 "_row_version": data["_row_version"], "confirm": "yes",
+                                 "reason": "网民未接听,已办结"}, follow=True)
     body = response.content.decode()
     quiet.refresh_from_db()
     rated.refresh_from_db()
@@ -180,6 +182,6 @@ def test_a_case_selected_but_not_listed_is_not_acted_on(client, bureau):
     data, _t = read_form(client.get(url).content.decode(), "changelist-form")
     versions = [v for v in data["_row_version"] if not v.startswith(f"{hidden.pk}:")]
     client.post(url, {"action": "bulk_archive", "index": "0", "_selected_action": [listed.pk, hidden.pk],
-                      "_row_version": versions})
+                      "_row_version": versions, "confirm": "yes", "reason": "网民未接听,已办结"})
     assert Case.objects.get(pk=listed.pk).state == State.ARCHIVED
     assert Case.objects.get(pk=hidden.pk).state == State.REPLIED

@@ -274,3 +274,7 @@ CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000
 CASEWORK_API_MAX_DEPTH = 8
 # An upload up to this size is imported in the request; a larger one by the worker (ImportJob).
 CASEWORK_IMPORT_INLINE_BYTES = int(os.environ.get("CASEWORK_IMPORT_INLINE_BYTES", 1024 * 1024))
+
+# Intake duplicate check (casework.duplicates) on the batch import and push path: each registered
+# message is indexed and compared with open and recent cases. Off only to load an archive in bulk.
+CASEWORK_INTAKE_DUPLICATES = os.environ.get("CASEWORK_INTAKE_DUPLICATES", "1") != "0"

@@ -238,7 +238,7 @@ def clocks_recompute_policy(*, case: Case) -> list[CaseClock]:
     """
     policies = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)
     rows = list(
-        CaseClock.objects.select_for_update()
+        CaseClock.objects.select_for_update(of=("self",))  # the unit (nullable) is read, not locked
         .filter(case=case, round=case.handling_round, stopped_at__isnull=True)
         .select_related("unit")
     )

@@ -450,7 +450,7 @@ def test_the_dashboard_window_is_the_readers_choice(timeline, bureau, client):
     with time_machine.travel(AS_OF, tick=False):
         got = client.get(reverse("assessment:dashboard_data") + "?end=2026-03-11&weeks=4").json()
         assert got["window"]["end"] == "2026-03-15"
-        assert client.get(reverse("assessment:dashboard_data") + "?end=yesterday").status_code == 404
+        assert client.get(reverse("assessment:dashboard_data") + "?end=yesterday").status_code == 400
 
 
 # ---------------------------------------------------------------------------- a unit's own day off

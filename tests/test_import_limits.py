@@ -25,6 +25,14 @@ from casework.models import Case, CaseEvent
 MB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _importer_alone(settings):
+    """These tests bound the importer's own CPU and memory; the intake duplicate check, which
+    compares each of these generated (repetitive) rows with the others, is tested on its own
+    (tests/test_ml_duplicates.py)."""
+    settings.CASEWORK_INTAKE_DUPLICATES = False
+
+
 def run(func):
     try:
         return func()

@@ -21,7 +21,8 @@ SH = ZoneInfo("Asia/Shanghai")
 
 
 def login(browser, live_server, user):
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768},
+                                  bypass_csp=True)  # lets wait_for_function evaluate its predicate; CSP: test_csp_browser
     context.set_default_timeout(15000)
     page = context.new_page()
     page.goto(f"{live_server.url}/admin/login/")

@@ -77,7 +77,7 @@ def test_opinion_on_top_typed_feedback_kept_versions_signed_and_published(browse
     # submission is refused as stale, the typed text still kept; the one after goes through.
     joint.co_unit_report(task=task, acting_user=bureau.handler_b, report="监控已报修")
     handler.click("#cw-form-submit_feedback input[type=submit]")
-    assert "请刷新页面后再操作" in handler.page.inner_text(".messagelist")
+    assert "在您打开页面后已有变化" in handler.page.inner_text(".messagelist")  # names who changed what
     assert handler.page.input_value("#cw-form-draft textarea[name=reply_text]") == typed
     handler.click("#cw-form-submit_feedback input[type=submit]")
     assert handler.state() == State.OFFICE_REVIEW

@@ -80,6 +80,8 @@
   }
 
   if (controls) {
+    // The window controls redraw in place; the form itself is never sent (no inline handler: CSP).
+    controls.addEventListener("submit", function (e) { e.preventDefault(); load(chosen()); });
     controls.elements.end.addEventListener("change", function () { load(chosen()); });
     controls.elements.weeks.addEventListener("change", function () { load(chosen()); });
     controls.querySelectorAll("button[data-move]").forEach(function (b) {

@@ -87,6 +87,26 @@ class StaffTabularInline(StaffAdminMixin, admin.TabularInline):
     """Base of every tabular inline of the site."""
 
 
+class SuperuserRecordAdminMixin:
+    """A record the system writes (outbox rows, verification runs): superusers read it, nobody
+    adds, edits or deletes it in the admin."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def admin_adopt(model, *, extra: tuple[type, ...] = ()) -> None:
     """Re-register a third-party model's admin (and its inlines) on :class:`StaffAdminMixin`, keeping its options.
 

@@ -24,7 +24,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from accounts.admin_base import StaffModelAdmin, StaffTabularInline, admin_adopt
+from accounts.admin_base import StaffModelAdmin, StaffTabularInline, SuperuserRecordAdminMixin, admin_adopt
 from accounts.admin_versioning import VersionedForm
 from casework import clocks, escalation, outbox
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
@@ -350,7 +350,7 @@ class NotificationRecipientInline(StaffTabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(StaffModelAdmin):
+class NotificationAdmin(SuperuserRecordAdminMixin, StaffModelAdmin):
     """The outbox (superusers): what was sent, what is stuck and why, per recipient; retry."""
 
     list_display = ["subject", "created_at", "delivery_state", "recipients_delivered", "attempts",
@@ -398,20 +398,6 @@ class NotificationAdmin(StaffModelAdmin):
     def has_retry_permission(self, request):
         return request.user.is_superuser
 
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class VerificationResultFilter(admin.SimpleListFilter):
@@ -430,7 +416,7 @@ class VerificationResultFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditVerificationRun)
-class AuditVerificationRunAdmin(StaffModelAdmin):
+class AuditVerificationRunAdmin(SuperuserRecordAdminMixin, StaffModelAdmin):
     """Runs of the scheduled audit chain check (superusers): when, how many cases, what failed."""
 
     list_display = ["started_at", "finished_at", "cases_checked", "events_checked", "failure_count",
@@ -454,20 +440,6 @@ class AuditVerificationRunAdmin(StaffModelAdmin):
         )
         return format_html("<table><tr><th>{}</th><th>{}</th></tr>{}</table>", _("案件"), _("原因"), rows)
 
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 for _model in (PeriodicTask, ClockedSchedule, CrontabSchedule, SolarSchedule, IntervalSchedule):

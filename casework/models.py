@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 import pgtrigger
 
+from casework.access import user_may_act
 from casework.text import mask_personal_numbers
 
 
@@ -68,12 +69,10 @@ def _may(perm: str, scope: str):
     """Build a django-fsm-2 permission callable: role permission ``perm`` plus the unit scope.
 
     ``scope`` is ``"lead"`` (the user's units cover the case's lead unit) or ``"case"`` (the user
-    may see the case at all). The rule itself lives in :func:`casework.selectors.user_may_act`.
+    may see the case at all). The rule itself lives in :func:`casework.access.user_may_act`.
     """
 
     def check(case: "Case", user) -> bool:
-        from casework.selectors import user_may_act
-
         return user_may_act(user=user, case=case, perm=perm, scope=scope)
 
     check.__name__ = f"may_{perm}_{scope}"

@@ -682,7 +682,7 @@ def _digest_subject(rung: EscalationRung, steps: list[EscalationStep]) -> str:
     return _("【%(name)s】%(n)s 件案件超期未办结:%(refs)s 等") % values
 
 
-def escalation_sweep(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
     """Take every ladder step that is due at ``now``; return how many steps of each level were taken.
 
     Set-based (issue 11 §1): per rung, one query selects the due clocks; they are then claimed and
@@ -706,12 +706,14 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int = BATCH_SIZ
 
     Args:
         now: aware datetime of the sweep; defaults to the current time.
-        batch_size: due clocks claimed per transaction.
+        batch_size: due clocks claimed per transaction (default ``settings.CASEWORK_SWEEP_BATCH_SIZE``,
+            500).
 
     Returns:
         ``{level: steps taken}`` for the levels that took any.
     """
-    sweep = _Sweep(now=now or timezone.now(), batch_size=batch_size)
+    sweep = _Sweep(now=now or timezone.now(),
+                   batch_size=batch_size or getattr(settings, "CASEWORK_SWEEP_BATCH_SIZE", BATCH_SIZE))
     left_over = set(EscalationDigestPending.objects.values_list("level", flat=True).distinct())
     taken: dict[str, int] = {}
     for rung in ladder_rungs():

@@ -61,7 +61,9 @@ from casework.models import (
     EscalationRung,
     EscalationStep,
     Notification,
+    State,
     SupervisionNotice,
+    chain_head_mac,
 )
 from casework.selectors import notices_awaiting_answer
 from casework.services import TransitionRefused, case_lock, event_append
@@ -253,16 +255,6 @@ def _recipients_for(rung: EscalationRung, unit, cache: dict) -> list[str]:
     return sorted(set(emails))
 
 
-def _late_text(cal: calendar.WorkCalendar, due_at: datetime, now: datetime) -> str:
-    local_due = timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M")
-    if now <= due_at:
-        return _("期限 %(due)s,尚未到期。") % {"due": local_due}
-    days = cal.working_days_between(due_at, now)
-    if days == 0:
-        return _("期限 %(due)s,已超期。") % {"due": local_due}
-    return _("期限 %(due)s,已超期 %(days)s 个工作日。") % {"due": local_due, "days": days}
-
-
 def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
@@ -349,6 +341,69 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
             ],
         })
     return result
+
+
+def _insert(model, objs: list, *, returning: bool = True) -> list:
+    """Insert ``objs`` (unsaved instances of ``model``) in one statement; set and return their pks.
+
+    On PostgreSQL each column travels as one array parameter (``INSERT … SELECT … FROM unnest(…)
+    WITH ORDINALITY``), so the statement's size and its compilation do not grow with the rows as
+    ``bulk_create``'s ``VALUES`` list does (the sweep's hot path: thousands of rows per batch).
+    Values are prepared by the fields themselves (``pre_save``, ``get_db_prep_save``), so every
+    column of the model is written as Django would write it, new columns included. Elsewhere
+    (SQLite) it is ``bulk_create``.
+    """
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs)
+    meta = model._meta
+    pk = meta.pk
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and pk.get_internal_type().endswith("AutoField"))]
+    columns = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection).split(' CHECK')[0]}[]" for f in fields)
+    aliases = ", ".join(f"c{i}" for i in range(len(fields)))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({names}) "
+        f"SELECT {aliases} FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, n) ORDER BY n"
+    )
+    auto_pk = pk not in fields
+    if auto_pk and returning:
+        sql += f" RETURNING {connection.ops.quote_name(pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        if auto_pk and returning:
+            for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
+                setattr(obj, pk.attname, value)
+                obj._state.adding, obj._state.db = False, connection.alias
+    return objs
+
+
+def _heads_record(events: list[CaseEvent]) -> None:
+    """Record the chain head of each case of ``events`` (its last one), sealed: one statement.
+
+    The bulk form of :func:`casework.audit.chain_head_record` (an upsert on the case), with the
+    head's MAC from :func:`casework.models.chain_head_mac`; on SQLite
+    :func:`casework.audit.chain_heads_bulk_record`.
+    """
+    if connection.vendor != "postgresql":
+        audit.chain_heads_bulk_record(events=events)
+        return
+    last: dict[int, CaseEvent] = {}
+    for event in events:
+        if event.case_id not in last or event.seq > last[event.case_id].seq:
+            last[event.case_id] = event
+    heads = list(last.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AuditChainHead._meta.db_table} (case_id, event_count, head_hash, mac) "
+            "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::varchar[]) "
+            "ON CONFLICT (case_id) DO UPDATE SET event_count = EXCLUDED.event_count, "
+            "head_hash = EXCLUDED.head_hash, mac = EXCLUDED.mac",
+            [[e.case_id for e in heads], [e.seq for e in heads], [e.hash for e in heads],
+             [chain_head_mac(case_id=e.case_id, event_count=e.seq, head_hash=e.hash) for e in heads]],
+        )
 
 
 class _Sweep:
@@ -451,28 +506,33 @@ class _Sweep:
     def _write(self, chosen: list[tuple[Case, CaseClock]], rung: EscalationRung, trigger: str) -> None:
         """Write the steps, 督办单, referrals, audit events and pending digests of ``chosen``."""
         now = self.now
-        steps = EscalationStep.objects.bulk_create([
+        steps = _insert(EscalationStep, [
             EscalationStep(case_id=case.pk, clock=clock.clock, round=clock.round, level=rung.level,
                            due_at=clock.due_at, happened_at=now)
             for case, clock in chosen
         ])
+        clock_labels = self.labels()["clocks"]
         notices: list[SupervisionNotice | None] = [None] * len(chosen)
         if rung.opens_notice:
-            notices = SupervisionNotice.objects.bulk_create([
+            content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。")
+            notices = _insert(SupervisionNotice, [
                 SupervisionNotice(
                     case_id=case.pk, unit_id=case.lead_unit_id, step=step, opened_at=now,
-                    content=_("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。") % {
-                        "clock": _clock_label(clock.clock), "unit": case.lead_unit.name},
+                    content=content % {"clock": clock_labels.get(clock.clock, clock.clock),
+                                       "unit": case.lead_unit.name},
                 )
                 for (case, clock), step in zip(chosen, steps, strict=True)
             ])
         referrals: list[DisciplineReferral | None] = [None] * len(chosen)
         if rung.opens_referral:
             snapshots = _snapshots(targets=chosen, now=now, cal_for=self.cal_for)
-            referrals = DisciplineReferral.objects.bulk_create([
+            reason = _referral_reason(rung, trigger)
+            referrals = _insert(DisciplineReferral, [
                 DisciplineReferral(
                     case_id=case.pk, unit_id=case.lead_unit_id, step=step, trigger=trigger, created_at=now,
-                    reason=_referral_reason(rung, trigger, case, clock), snapshot=snapshot,
+                    reason=reason % {"unit": case.lead_unit.name, "n": rung.unit_open_notices_limit,
+                                     "clock": clock_labels.get(clock.clock, clock.clock)},
+                    snapshot=snapshot,
                 )
                 for (case, clock), step, snapshot in zip(chosen, steps, snapshots, strict=True)
             ])
@@ -505,11 +565,11 @@ class _Sweep:
             event.hash = event.compute_hash()
             heads[case.pk] = (event.seq, event.hash)
             events.append(event)
-        CaseEvent.objects.bulk_create(events)
-        audit.chain_heads_bulk_record(events=events)
-        EscalationDigestPending.objects.bulk_create(
-            [EscalationDigestPending(step=step, level=rung.level, queued_at=now) for step in steps]
-        )
+        _insert(CaseEvent, events, returning=False)
+        _heads_record(events)
+        _insert(EscalationDigestPending,
+                [EscalationDigestPending(step=step, level=rung.level, queued_at=now) for step in steps],
+                returning=False)
         logger.info("escalation %s: %s steps taken (%s)", rung.level, len(steps), trigger)
 
     # -- the digests
@@ -569,61 +629,103 @@ class _Sweep:
                     "html_body": render_to_string("casework/email/escalation_digest.html", context),
                 })
                 members.append(chosen)
-            written = outbox.notification_queue_many(mails=mails)
+            # Citizen text was masked field by field in each line; the rest is the system's own.
+            written = outbox.notification_queue_many(mails=mails, citizen_text_masked=True)
             by_key = {n.key: n for n in written}
-            DigestLine.objects.bulk_create([
+            _insert(DigestLine, [
                 DigestLine(notification=by_key[mail["key"]], step_id=step.pk, case_id=step.case_id)
                 for mail, chosen in zip(mails, members, strict=True) if mail["key"] in by_key
                 for step in chosen
-            ])
+            ], returning=False)
             EscalationDigestPending.objects.filter(step_id__in=step_ids).delete()
         logger.info("escalation %s: %s digest e-mails for %s steps", rung.level, len(written), len(steps))
         return len(written)
 
+    def labels(self) -> dict:
+        """The words of a digest line, translated once per sweep (not once per case)."""
+        if not hasattr(self, "_labels"):
+            self._labels = {
+                "dispatch": _("交办"), "accept": _("签收"), "unit": _("承办单位"), "clock": _("时限"),
+                "state": _("当前状态"), "round": _("(第 %(n)s 轮办理)"), "notice": _("督办单"),
+                "referral": _("移交理由"), "excerpt": _("留言摘要"), "history": _("办理经过"),
+                "outcome": _("登记处理结果"), "page": _("案件页面"),
+                "outcome_link": _("登记处理结果(约谈、通报批评、诫勉谈话、不予追责等)"),
+                "not_due": _("期限 %(due)s,尚未到期。"), "late": _("期限 %(due)s,已超期。"),
+                "late_days": _("期限 %(due)s,已超期 %(days)s 个工作日。"),
+                "clocks": {value: str(label) for value, label in Clock.choices},
+                "levels": {value: str(label) for value, label in EscalationLevel.choices},
+                "states": {value: str(label) for value, label in State.choices},
+            }
+        return self._labels
+
     def _line(self, step: EscalationStep, rung: EscalationRung, history: list[dict]) -> dict:
-        """One case of a digest: its text and HTML lines, built once and shared by every e-mail."""
+        """One case of a digest: its text and HTML lines, built once and shared by every e-mail.
+
+        Citizen text (subject, excerpt) is masked here, field by field (see :func:`_masked`).
+        """
+        words = self.labels()
         case = step.case
         unit = case.lead_unit
-        clock = CaseClock(clock=step.clock, unit_id=case.lead_unit_id)
-        cal = self.cal_for(clock)
+        cal = self.cal_for(CaseClock(clock=step.clock, unit_id=case.lead_unit_id))
         url = self.case_url.replace(URL_PK, str(case.pk))
+
+        def at(moment):
+            return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
         done = []
         if case.dispatched_at:
-            done.append((_("交办"), case.dispatched_at))
+            done.append(f"{words['dispatch']} {at(case.dispatched_at)}")
         if case.accepted_at:
-            done.append((_("签收"), case.accepted_at))
+            done.append(f"{words['accept']} {at(case.accepted_at)}")
         for row in history:
-            done.append((f"{EscalationLevel(row['level']).label if row['level'] in EscalationLevel.values else row['level']}"
-                         f"({_clock_label(row['clock'])})", row["happened_at"]))
-        done_text = ";".join(f"{label} {timezone.localtime(at).strftime('%Y-%m-%d %H:%M')}" for label, at in done)
+            level = words["levels"].get(row["level"], row["level"])
+            done.append(f"{level}({words['clocks'].get(row['clock'], row['clock'])}) {at(row['happened_at'])}")
+        due = at(step.due_at)
+        if self.now <= step.due_at:
+            late = words["not_due"] % {"due": due}
+        else:
+            days = cal.working_days_between(step.due_at, self.now)
+            late = (words["late_days"] % {"due": due, "days": days}) if days else (words["late"] % {"due": due})
+        state = words["states"].get(case.state, case.state)
         fields = [
-            (_("承办单位"), unit.name if unit else ""),
-            (_("时限"), f"{_clock_label(step.clock)}。{_late_text(cal, step.due_at, self.now)}"),
-            (_("当前状态"), f"{case.get_state_display()}" + _("(第 %(n)s 轮办理)") % {"n": case.handling_round}),
+            (words["unit"], unit.name if unit else ""),
+            (words["clock"], f"{words['clocks'].get(step.clock, step.clock)}。{late}"),
+            (words["state"], state + words["round"] % {"n": case.handling_round}),
         ]
         notice = getattr(step, "notice", None) if rung.opens_notice else None
         referral = getattr(step, "referral", None) if rung.opens_referral else None
         if notice is not None:
-            fields.append((_("督办单"), notice.content))
+            fields.append((words["notice"], notice.content))
         if referral is not None:
-            fields.append((_("移交理由"), referral.reason))
-        fields.append((_("留言摘要"), mask_personal_numbers(case.body)[:EXCERPT_CHARS]))
-        fields.append((_("办理经过"), done_text))
+            fields.append((words["referral"], referral.reason))
+        fields.append((words["excerpt"], _masked(case.body[:EXCERPT_CHARS + 40])[:EXCERPT_CHARS]))
+        fields.append((words["history"], ";".join(done)))
         referral_url = self.referral_url.replace(URL_PK, str(referral.pk)) if referral is not None else ""
-        subject = mask_personal_numbers(case.subject)
+        subject = _masked(case.subject)
         text = [f"■ {case.reference} {subject}"]
         text += [f"  {label}:{value}" for label, value in fields]
         if referral_url:
-            text.append(f"  {_('登记处理结果')}:{referral_url}")
-        text.append(f"  {_('案件页面')}:{url}")
-        html = format_html('<tr><td><a href="{}">{}</a><br>{}</td><td>', url, case.reference, subject)
-        html += mark_safe("<br>".join(
-            str(format_html("<strong>{}</strong>:{}", label, value)) for label, value in fields
-        ))
+            text.append(f"  {words['outcome']}:{referral_url}")
+        text.append(f"  {words['page']}:{url}")
+        html = [format_html('<tr><td><a href="{}">{}</a><br>{}</td><td>', url, case.reference, subject)]
+        html.append("<br>".join(format_html("<strong>{}</strong>:{}", label, value) for label, value in fields))
         if referral_url:
-            html += format_html('<br><a href="{}">{}</a>', referral_url, _("登记处理结果(约谈、通报批评、诫勉谈话、不予追责等)"))
-        html += mark_safe("</td></tr>")
-        return {"text": "\n".join(text) + "\n", "html": html, "reference": case.reference}
+            html.append(format_html('<br><a href="{}">{}</a>', referral_url, words["outcome_link"]))
+        html.append("</td></tr>")
+        return {"text": "\n".join(text) + "\n", "html": mark_safe("".join(html)), "reference": case.reference}
+
+
+def _masked(text: str) -> str:
+    """``mask_personal_numbers(text)``, skipping the parsers when ``text`` cannot hold a number.
+
+    Every personal number :mod:`casework.text` finds has at least 7 digits (a local landline; a
+    mobile 11, an ID number 15 or 18), and each of them is a character ``str.isdigit`` accepts
+    (ASCII, full-width, superscript or circled digits alike), so a text with fewer than 7 such
+    characters is returned as it is.
+    """
+    if not text or sum(ch.isdigit() for ch in text) < 7:
+        return text or ""
+    return mask_personal_numbers(text)
 
 
 CASE_FIELDS = (
@@ -640,12 +742,11 @@ def _url_template(name: str) -> str:
     return settings.SITE_URL + reverse(name, args=[URL_PK])
 
 
-def _referral_reason(rung: EscalationRung, trigger: str, case: Case, clock: CaseClock) -> str:
+def _referral_reason(rung: EscalationRung, trigger: str) -> str:
+    """The referral's reason, to fill with ``unit``, ``n`` (the rung's notice limit) and ``clock``."""
     if trigger == TRIGGER_UNIT_NOTICES:
-        return _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。") % {
-            "unit": case.lead_unit.name, "n": rung.unit_open_notices_limit, "clock": _clock_label(clock.clock),
-        }
-    return _("%(clock)s超期,经催办、报分管局领导后仍未办结。") % {"clock": _clock_label(clock.clock)}
+        return _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。")
+    return _("%(clock)s超期,经催办、报分管局领导后仍未办结。")
 
 
 def _closing(rung: EscalationRung) -> str:

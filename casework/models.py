@@ -1116,6 +1116,6 @@ class NotificationRecipient(models.Model):
 
 
 # Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
+from casework.escalation_models import DigestLine, EscalationDigestPending  # noqa: E402,F401
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
-from casework.escalation_models import DigestLine, EscalationDigestPending  # noqa: E402,F401

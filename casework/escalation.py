@@ -32,19 +32,21 @@ its cost grows with the clocks that are due, not with all cases.
 
 from datetime import datetime
 import hashlib
+from html import escape
 import logging
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models.functions import Substr
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from accounts import roles
+from accounts.models import Unit
 from accounts.selectors import comment_office_emails, leader_emails_for_unit, role_emails, unit_staff_emails
 from casework import audit, calendar, outbox
 from casework.clocks import UNIT_CLOCKS
@@ -257,10 +259,6 @@ def _recipients_for(rung: EscalationRung, unit, cache: dict) -> list[str]:
 
 def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
-
-
-def _clock_label(clock: str) -> str:
-    return str(Clock(clock).label) if clock in Clock.values else clock
 
 
 def _by_case(rows, key="case_id") -> dict:
@@ -591,21 +589,26 @@ class _Sweep:
             if not step_ids:
                 return 0
             steps = list(
-                EscalationStep.objects.filter(pk__in=step_ids)
-                .select_related("case", "case__lead_unit", "notice", "referral")
-                .only(*[f"case__{f}" for f in CASE_FIELDS], "clock", "round", "level",
-                      "due_at", "happened_at", "case_id", "notice__id", "notice__content", "referral__id",
-                      "referral__reason")
-                .order_by("due_at", "pk")
+                EscalationStep.objects.filter(pk__in=step_ids).order_by("due_at", "pk").values(
+                    "pk", "case_id", "clock", "round", "level", "due_at",
+                    reference=F("case__reference"), subject=F("case__subject"),
+                    excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
+                    handling_round=F("case__handling_round"), dispatched_at=F("case__dispatched_at"),
+                    accepted_at=F("case__accepted_at"), unit_id=F("case__lead_unit_id"),
+                    notice_content=F("notice__content"), referral_id=F("referral__id"),
+                    referral_reason=F("referral__reason"),
+                )
             )
+            units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
             history = _by_case(
-                EscalationStep.objects.filter(case_id__in={s.case_id for s in steps})
+                EscalationStep.objects.filter(case_id__in={s["case_id"] for s in steps})
                 .order_by("case_id", "happened_at", "pk").values("case_id", "clock", "level", "happened_at")
             )
-            lines = [self._line(step, rung, history.get(step.case_id, [])) for step in steps]
+            lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
+                     for step in steps]
             by_recipient: dict[str, list[int]] = {}
             for i, step in enumerate(steps):
-                unit = step.case.lead_unit
+                unit = units.get(step["unit_id"])
                 for address in (_recipients_for(rung, unit, self.addresses) if unit else []):
                     by_recipient.setdefault(address, []).append(i)
             groups: dict[tuple[int, ...], list[str]] = {}
@@ -620,11 +623,12 @@ class _Sweep:
                     "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
                     "closing": _closing(rung),
                 }
+                first = chosen[0]
                 mails.append({
-                    "key": f"digest:{rung.level}:{chosen[0].pk}-{chosen[-1].pk}-{len(chosen)}:{digest_key}",
-                    "case": chosen[0].case if len(chosen) == 1 else None,
+                    "key": f"digest:{rung.level}:{first['pk']}-{chosen[-1]['pk']}-{len(chosen)}:{digest_key}",
+                    "case": Case(pk=first["case_id"]) if len(chosen) == 1 else None,
                     "recipients": addresses,
-                    "subject": _digest_subject(rung, chosen),
+                    "subject": _digest_subject(rung, chosen, units, self.labels()["clocks"]),
                     "body": render_to_string("casework/email/escalation_digest.txt", context),
                     "html_body": render_to_string("casework/email/escalation_digest.html", context),
                 })
@@ -632,11 +636,13 @@ class _Sweep:
             # Citizen text was masked field by field in each line; the rest is the system's own.
             written = outbox.notification_queue_many(mails=mails, citizen_text_masked=True)
             by_key = {n.key: n for n in written}
-            _insert(DigestLine, [
-                DigestLine(notification=by_key[mail["key"]], step_id=step.pk, case_id=step.case_id)
+            lines_rows = [
+                (by_key[mail["key"]].pk, step["pk"], step["case_id"])
                 for mail, chosen in zip(mails, members, strict=True) if mail["key"] in by_key
                 for step in chosen
-            ], returning=False)
+            ]
+            _insert(DigestLine, [DigestLine(notification_id=n, step_id=st, case_id=c) for n, st, c in lines_rows],
+                    returning=False)
             EscalationDigestPending.objects.filter(step_id__in=step_ids).delete()
         logger.info("escalation %s: %s digest e-mails for %s steps", rung.level, len(written), len(steps))
         return len(written)
@@ -658,61 +664,61 @@ class _Sweep:
             }
         return self._labels
 
-    def _line(self, step: EscalationStep, rung: EscalationRung, history: list[dict]) -> dict:
+    def _line(self, step: dict, rung: EscalationRung, unit, history: list[dict]) -> dict:
         """One case of a digest: its text and HTML lines, built once and shared by every e-mail.
 
-        Citizen text (subject, excerpt) is masked here, field by field (see :func:`_masked`).
+        ``step`` is a row of :meth:`digests` (the step with its case's fields). Citizen text
+        (subject, excerpt) is masked here, field by field (see :func:`_masked`).
         """
         words = self.labels()
-        case = step.case
-        unit = case.lead_unit
-        cal = self.cal_for(CaseClock(clock=step.clock, unit_id=case.lead_unit_id))
-        url = self.case_url.replace(URL_PK, str(case.pk))
+        cal = self.cal_for(CaseClock(clock=step["clock"], unit_id=step["unit_id"]))
+        url = self.case_url.replace(URL_PK, str(step["case_id"]))
 
         def at(moment):
             return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
         done = []
-        if case.dispatched_at:
-            done.append(f"{words['dispatch']} {at(case.dispatched_at)}")
-        if case.accepted_at:
-            done.append(f"{words['accept']} {at(case.accepted_at)}")
+        if step["dispatched_at"]:
+            done.append(f"{words['dispatch']} {at(step['dispatched_at'])}")
+        if step["accepted_at"]:
+            done.append(f"{words['accept']} {at(step['accepted_at'])}")
         for row in history:
             level = words["levels"].get(row["level"], row["level"])
             done.append(f"{level}({words['clocks'].get(row['clock'], row['clock'])}) {at(row['happened_at'])}")
-        due = at(step.due_at)
-        if self.now <= step.due_at:
+        due_at = step["due_at"]
+        due = at(due_at)
+        if self.now <= due_at:
             late = words["not_due"] % {"due": due}
         else:
-            days = cal.working_days_between(step.due_at, self.now)
+            days = cal.working_days_between(due_at, self.now)
             late = (words["late_days"] % {"due": due, "days": days}) if days else (words["late"] % {"due": due})
-        state = words["states"].get(case.state, case.state)
         fields = [
             (words["unit"], unit.name if unit else ""),
-            (words["clock"], f"{words['clocks'].get(step.clock, step.clock)}。{late}"),
-            (words["state"], state + words["round"] % {"n": case.handling_round}),
+            (words["clock"], f"{words['clocks'].get(step['clock'], step['clock'])}。{late}"),
+            (words["state"], words["states"].get(step["state"], step["state"])
+             + words["round"] % {"n": step["handling_round"]}),
         ]
-        notice = getattr(step, "notice", None) if rung.opens_notice else None
-        referral = getattr(step, "referral", None) if rung.opens_referral else None
-        if notice is not None:
-            fields.append((words["notice"], notice.content))
-        if referral is not None:
-            fields.append((words["referral"], referral.reason))
-        fields.append((words["excerpt"], _masked(case.body[:EXCERPT_CHARS + 40])[:EXCERPT_CHARS]))
+        if rung.opens_notice and step["notice_content"] is not None:
+            fields.append((words["notice"], step["notice_content"]))
+        referral_url = ""
+        if rung.opens_referral and step["referral_id"] is not None:
+            fields.append((words["referral"], step["referral_reason"]))
+            referral_url = self.referral_url.replace(URL_PK, str(step["referral_id"]))
+        fields.append((words["excerpt"], _masked(step["excerpt"] or "")[:EXCERPT_CHARS]))
         fields.append((words["history"], ";".join(done)))
-        referral_url = self.referral_url.replace(URL_PK, str(referral.pk)) if referral is not None else ""
-        subject = _masked(case.subject)
-        text = [f"■ {case.reference} {subject}"]
+        subject = _masked(step["subject"])
+        reference = step["reference"] or ""
+        text = [f"■ {reference} {subject}"]
         text += [f"  {label}:{value}" for label, value in fields]
         if referral_url:
             text.append(f"  {words['outcome']}:{referral_url}")
         text.append(f"  {words['page']}:{url}")
-        html = [format_html('<tr><td><a href="{}">{}</a><br>{}</td><td>', url, case.reference, subject)]
-        html.append("<br>".join(format_html("<strong>{}</strong>:{}", label, value) for label, value in fields))
+        html = [f'<tr><td><a href="{escape(url)}">{escape(reference)}</a><br>{escape(subject)}</td><td>',
+                "<br>".join(f"<strong>{escape(label)}</strong>:{escape(value)}" for label, value in fields)]
         if referral_url:
-            html.append(format_html('<br><a href="{}">{}</a>', referral_url, words["outcome_link"]))
+            html.append(f'<br><a href="{escape(referral_url)}">{escape(words["outcome_link"])}</a>')
         html.append("</td></tr>")
-        return {"text": "\n".join(text) + "\n", "html": mark_safe("".join(html)), "reference": case.reference}
+        return {"text": "\n".join(text) + "\n", "html": mark_safe("".join(html)), "reference": reference}
 
 
 def _masked(text: str) -> str:
@@ -759,20 +765,21 @@ def _closing(rung: EscalationRung) -> str:
     return _("以上案件已开具督办单仍未办结,报请分管局领导督促。")
 
 
-def _digest_subject(rung: EscalationRung, steps: list[EscalationStep]) -> str:
+def _digest_subject(rung: EscalationRung, steps: list[dict], units: dict, clock_labels: dict) -> str:
     """The digest's subject: the one case as before, or the count and the first references."""
     first = steps[0]
-    clocks = "、".join(dict.fromkeys(_clock_label(s.clock) for s in steps))
+    clocks = "、".join(dict.fromkeys(clock_labels.get(s["clock"], s["clock"]) for s in steps))
     if len(steps) == 1:
-        ref = first.case.reference
+        ref = first["reference"]
         if rung.opens_referral:
-            return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {"ref": ref, "unit": first.case.lead_unit.name}
+            unit = units.get(first["unit_id"])
+            return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {"ref": ref, "unit": unit.name if unit else ""}
         if rung.opens_notice:
             return _("【催办·督办单】%(ref)s %(clock)s已超期") % {"ref": ref, "clock": clocks}
         if rung.threshold_days < 0:
             return _("【到期提醒】%(ref)s %(clock)s即将到期") % {"ref": ref, "clock": clocks}
         return _("【%(name)s】%(ref)s 超期未办结") % {"name": rung.name, "ref": ref}
-    refs = "、".join(dict.fromkeys(s.case.reference for s in steps[:SUBJECT_REFERENCES]))
+    refs = "、".join(dict.fromkeys(s["reference"] for s in steps[:SUBJECT_REFERENCES]))
     values = {"n": len(steps), "refs": refs, "clock": clocks, "name": rung.name}
     if rung.opens_referral:
         return _("【移交纪检督察】%(n)s 件案件超期未办:%(refs)s 等") % values

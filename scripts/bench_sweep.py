@@ -119,7 +119,7 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         result = profiler.runcall(escalation.escalation_sweep, now=now, batch_size=args.batch_size)
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(35)
         return result
 
     taken = timed("sweep", run_sweep)

@@ -341,6 +341,14 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
     return result
 
 
+# Field types whose Python value (aware datetimes with USE_TZ) is what the database gets.
+_PLAIN_TYPES = {
+    "CharField", "TextField", "SlugField", "IntegerField", "PositiveIntegerField", "SmallIntegerField",
+    "PositiveSmallIntegerField", "BigIntegerField", "ForeignKey", "OneToOneField", "BooleanField",
+    "DateTimeField",
+}
+
+
 def _insert(model, objs: list, *, returning: bool = True) -> list:
     """Insert ``objs`` (unsaved instances of ``model``) in one statement; set and return their pks.
 
@@ -358,7 +366,13 @@ def _insert(model, objs: list, *, returning: bool = True) -> list:
     meta = model._meta
     pk = meta.pk
     fields = [f for f in meta.concrete_fields if not (f.primary_key and pk.get_internal_type().endswith("AutoField"))]
-    columns = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields]
+    columns = []
+    for f in fields:
+        if f.get_internal_type() in _PLAIN_TYPES and not getattr(f, "auto_now_add", False) \
+                and not getattr(f, "auto_now", False):
+            columns.append([getattr(obj, f.attname) for obj in objs])  # the driver adapts these as they are
+        else:
+            columns.append([f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs])
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     arrays = ", ".join(f"%s::{f.db_type(connection).split(' CHECK')[0]}[]" for f in fields)
     aliases = ", ".join(f"c{i}" for i in range(len(fields)))

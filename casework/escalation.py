@@ -30,17 +30,23 @@ rung on the running clocks' deadlines, so with nothing due it runs a fixed numbe
 its cost grows with the clocks that are due, not with all cases.
 """
 
-import contextlib
 from datetime import datetime
+import hashlib
+from html import escape
 import logging
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models.functions import Substr
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from accounts import roles
+from accounts.models import Unit
 from accounts.selectors import (
     comment_office_emails,
     leader_emails_for_unit,
@@ -48,20 +54,28 @@ from accounts.selectors import (
     unit_staff_emails,
     user_covers_unit,
 )
-from casework import calendar
+from casework import audit, calendar, outbox
 from casework.access import user_can_see_case
 from casework.clocks import UNIT_CLOCKS
 from casework.models import (
+    AuditChainHead,
     Case,
     CaseClock,
+    CaseEvent,
     Clock,
+    DigestLine,
     DisciplineReferral,
+    EscalationDigestPending,
+    EscalationLevel,
     EscalationRung,
     EscalationStep,
+    Notification,
+    State,
     SupervisionNotice,
+    chain_head_mac,
 )
 from casework.selectors import notices_awaiting_answer
-from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
+from casework.services import TransitionRefused, case_lock, event_append
 from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")
@@ -143,8 +157,15 @@ def escalation_due_clocks(
             (:func:`casework.calendar.unit_calendars`); that unit's clocks (签收, 承办反馈, 答复)
             count on it, so its own day off moves its escalation as it moved its deadline.
     """
+    return list(_due_clocks_qs(now=now, rung=rung, cutoff=cutoff, unit_cutoffs=unit_cutoffs)
+                .values_list("pk", flat=True))
+
+
+def _due_clocks_qs(*, now, rung, cutoff, unit_cutoffs=None):
+    """The query of :func:`escalation_due_clocks`, ordered by deadline (``CaseClock.objects.none()`` when
+    the rung names no clock)."""
     if not rung.clocks:
-        return []
+        return CaseClock.objects.none()
     qs = CaseClock.objects.filter(
         _per_unit_q("due_at", cutoff, unit_cutoffs, "unit_id", only_clocks=True),
         stopped_at__isnull=True,
@@ -154,7 +175,7 @@ def escalation_due_clocks(
         qs = qs.filter(due_at__gt=now)
     if rung.requires_id:
         qs = qs.filter(Exists(_step_exists(rung.requires.level)))
-    return list(qs.order_by("due_at").values_list("pk", flat=True))
+    return qs.order_by("due_at")
 
 
 def unit_notice_referrals_due(
@@ -171,8 +192,14 @@ def unit_notice_referrals_due(
     holds are referred, and a notice left behind on a case it returned never counts. Two queries
     (one when no unit is over the limit).
     """
+    return list(_unit_notice_qs(now=now, rung=rung, cal=cal, unit_cals=unit_cals).values_list("pk", flat=True))
+
+
+def _unit_notice_qs(*, now, rung, cal, unit_cals=None):
+    """The query of :func:`unit_notice_referrals_due` (``CaseClock.objects.none()`` when the rung has
+    no unit limit or no unit is over it; that check is its own query)."""
     if not (rung.opens_referral and rung.unit_open_notices_limit):
-        return []
+        return CaseClock.objects.none()
     overdue_since = cal.subtract_working_days(now, rung.notice_answer_days)
     unit_since = {uid: c.subtract_working_days(now, rung.notice_answer_days) for uid, c in (unit_cals or {}).items()}
     unanswered = notices_awaiting_answer().filter(
@@ -186,14 +213,14 @@ def unit_notice_referrals_due(
         .values_list("unit_id", flat=True)
     )
     if not units:
-        return []
+        return CaseClock.objects.none()
     notices = unanswered.filter(
         unit_id__in=units,
         case_id=OuterRef("case_id"),
         step__clock=OuterRef("clock"),
         step__round=OuterRef("round"),
     )
-    return list(
+    return (
         CaseClock.objects.filter(
             stopped_at__isnull=True,
             case_id__in=unanswered.filter(unit_id__in=units).values("case_id"),
@@ -201,328 +228,637 @@ def unit_notice_referrals_due(
         .filter(Exists(notices))
         .filter(~Exists(_step_exists(rung.level)))
         .order_by("due_at")
-        .values_list("pk", flat=True)
     )
 
 
-def _recipients(rung: EscalationRung, unit, cache: dict | None = None) -> list[str]:
-    if cache is not None:
-        key = (rung.pk, unit.pk)
+# ---------------------------------------------------------------- the set-based sweep
+
+# Due clocks claimed and written per transaction. A batch is a few statements whatever its size;
+# smaller batches let several workers share a sweep more evenly and hold each lock shorter.
+BATCH_SIZE = 500
+# Characters of the message shown for each case of a digest.
+EXCERPT_CHARS = 120
+# Cases named in a digest's subject before "等 n 件".
+SUBJECT_REFERENCES = 3
+
+
+def _recipients_for(rung: EscalationRung, unit, cache: dict) -> list[str]:
+    """Return the addresses ``rung`` mails about a case of ``unit``; each part read once per sweep."""
+
+    def part(key, read):
         if key not in cache:
-            cache[key] = _recipients(rung, unit)
+            cache[key] = read()
         return cache[key]
+
     emails: list[str] = []
     if rung.notify_handlers:
-        emails += unit_staff_emails(unit=unit, role=roles.HANDLER)
+        emails += part(("handlers", unit.pk), lambda: unit_staff_emails(unit=unit, role=roles.HANDLER))
     if rung.notify_unit_head:
-        emails += unit_staff_emails(unit=unit, heads_only=True)
+        emails += part(("heads", unit.pk), lambda: unit_staff_emails(unit=unit, heads_only=True))
     if rung.notify_comment_office:
-        emails += comment_office_emails()
-    if rung.notify_leaders:
-        emails += leader_emails_for_unit(unit=unit)  # the unit's 分管局领导, else every leader
+        emails += part(("office",), comment_office_emails)
+    if rung.notify_leaders:  # the unit's 分管局领导, else every leader
+        emails += part(("leaders", unit.pk), lambda: leader_emails_for_unit(unit=unit))
     if rung.notify_supervisors:
-        emails += role_emails(role=roles.SUPERVISOR)
-    return emails
-
-
-def _late_text(cal: calendar.WorkCalendar, due_at: datetime, now: datetime) -> str:
-    local_due = timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M")
-    if now <= due_at:
-        return _("期限 %(due)s,尚未到期。") % {"due": local_due}
-    days = cal.working_days_between(due_at, now)
-    if days == 0:
-        return _("期限 %(due)s,已超期。") % {"due": local_due}
-    return _("期限 %(due)s,已超期 %(days)s 个工作日。") % {"due": local_due, "days": days}
+        emails += part(("supervisors",), lambda: role_emails(role=roles.SUPERVISOR))
+    return sorted(set(emails))
 
 
 def _iso(value: datetime | None) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime, cal) -> dict:
-    """Return the referral's frozen material: the case, its clock, timeline, steps, notices, e-mails.
-
-    Times are ISO 8601 in Beijing time. Taken inside the transaction that holds the case lock.
-    """
-    return {
-        "reference": case.reference,
-        "subject": case.subject,
-        "body": case.body,
-        "message_type": case.message_type,
-        "state": case.state,
-        "lead_unit": case.lead_unit.name if case.lead_unit else "",
-        "handling_round": case.handling_round,
-        "clock": clock,
-        "due_at": _iso(due_at),
-        "working_days_overdue": cal.working_days_between(due_at, now),
-        "submitted_at": _iso(case.submitted_at),
-        "dispatched_at": _iso(case.dispatched_at),
-        "accepted_at": _iso(case.accepted_at),
-        "taken_at": _iso(now),
-        "clocks": [
-            {
-                "clock": c.clock,
-                "round": c.round,
-                "started_at": _iso(c.started_at),
-                "due_at": _iso(c.due_at),
-                "stopped_at": _iso(c.stopped_at),
-            }
-            for c in case.clocks.order_by("round", "started_at", "pk")
-        ],
-        "timeline": [
-            {
-                "seq": e.seq,
-                "action": e.action,
-                "from": e.from_state,
-                "to": e.to_state,
-                "actor": str(e.actor) if e.actor else "",
-                "at": _iso(e.at),
-                "reason": e.reason,
-                "payload": e.payload,
-                "hash": e.hash,
-            }
-            for e in case.events.select_related("actor").order_by("seq")
-        ],
-        "escalation_steps": [
-            {
-                "clock": s.clock,
-                "round": s.round,
-                "level": s.level,
-                "due_at": _iso(s.due_at),
-                "happened_at": _iso(s.happened_at),
-            }
-            for s in case.escalation_steps.order_by("happened_at", "pk")
-        ],
-        "notices": [
-            {
-                "unit": n.unit.name,
-                "opened_at": _iso(n.opened_at),
-                "content": n.content,
-                "answer": n.answer,
-                "answered_at": _iso(n.answered_at),
-            }
-            for n in case.supervision_notices.select_related("unit").order_by("opened_at", "pk")
-        ],
-        "notifications": [
-            {
-                "subject": n.subject,
-                "recipients": n.recipients,
-                "created_at": _iso(n.created_at),
-                "sent_at": _iso(n.sent_at),
-            }
-            for n in case.notification_set.order_by("created_at", "pk")
-        ],
-    }
+def _by_case(rows, key="case_id") -> dict:
+    grouped: dict = {}
+    for row in rows:
+        grouped.setdefault(row[key] if isinstance(row, dict) else getattr(row, key), []).append(row)
+    return grouped
 
 
-def _subject(rung: EscalationRung, case: Case, clock_label: str) -> str:
-    if rung.opens_referral:
-        return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {
-            "ref": case.reference, "unit": case.lead_unit.name,
-        }
-    if rung.opens_notice:
-        return _("【催办·督办单】%(ref)s %(clock)s已超期") % {"ref": case.reference, "clock": clock_label}
-    if rung.threshold_days < 0:
-        return _("【到期提醒】%(ref)s %(clock)s即将到期") % {"ref": case.reference, "clock": clock_label}
-    return _("【%(name)s】%(ref)s 超期未办结") % {"name": rung.name, "ref": case.reference}
+def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for) -> list[dict]:
+    """Return the referral material of each ``(case, clock)``, read for all of them at once.
 
-
-@transaction.atomic
-def case_escalate(
-    *, clock_id: int, rung: EscalationRung, now: datetime, trigger: str = TRIGGER_LADDER,
-    cal: calendar.WorkCalendar | None = None, recipients_cache: dict | None = None,
-    unit_cals: dict | None = None,
-) -> EscalationStep | None:
-    """Take one ladder step on one running clock, once; return the new step or None if not due.
-
-    Re-checks under the case row lock that the clock still runs, that the step is still due (for
-    the ladder trigger: the deadline past the threshold and the required step taken) and not yet
-    taken, so a case that moved on meanwhile is left alone. The step row, the 督办单 or referral,
-    the audit event and the outbox e-mail (text and HTML) are written in this one transaction;
-    the e-mail is handed to Celery after commit.
+    The same fields, in the same order and form, as the referral snapshot always had (issue 11:
+    "referral snapshots keep every field"): the case, its clock, every clock, the timeline of
+    audit events, the ladder steps (the one being taken included), the 督办单 and the e-mails about
+    the case (those naming it and the digests listing it). Times are ISO 8601 in Beijing time.
+    Five queries whatever the number of cases; taken inside the transaction holding their locks.
 
     Args:
-        clock_id: primary key of a ``CaseClock``.
-        rung: the ``EscalationRung`` to take.
-        now: aware datetime of the sweep.
-        trigger: ``"ladder"`` (deadline threshold) or ``"unit_notices"`` (the unit has too many
-            unanswered 督办单; the threshold and required step are not checked).
-        cal: the bureau calendar when the caller loaded it.
-        unit_cals: ``{unit_id: calendar}`` of the units with their own exceptions
-            (:func:`casework.calendar.unit_calendars`) when the caller loaded them; else the
-            clock's unit calendar is loaded. A unit clock's threshold and late text count on it.
-        recipients_cache: a dict the sweep shares across cases, so the addresses of one rung for
-            one unit are read once per sweep.
+        targets: the locked cases (``lead_unit`` joined) and the clocks being referred.
+        now: the sweep's time (``taken_at``).
+        cal_for: ``clock -> WorkCalendar`` the clock counts on (``working_days_overdue``).
     """
-    cal = cal or calendar.work_calendar()
-    # order_by(): no default ordering, which would join the case table.
-    row = CaseClock.objects.filter(pk=clock_id).order_by().values("case_id").first()
-    if row is None:
-        return None
-    case = case_lock(case=Case(pk=row["case_id"]))  # a clock's case always exists (PROTECT)
-    clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).order_by().first()
-    if case is None or clock is None or case.lead_unit is None:
-        return None
-    cal = _clock_calendar(clock, cal, unit_cals)
-    steps = EscalationStep.objects.filter(case=case, clock=clock.clock, round=clock.round)
-    if trigger == TRIGGER_LADDER:
-        if not _is_due(due_at=clock.due_at, now=now, rung=rung,
-                       cutoff=_cutoff(cal, now, rung.threshold_days)):
-            return None
-        if rung.requires_id and not steps.filter(level=rung.requires.level).exists():
-            return None
-    if steps.filter(level=rung.level).exists():
-        return None
-    try:
-        with transaction.atomic():
-            step = EscalationStep.objects.create(
-                case=case, clock=clock.clock, round=clock.round, level=rung.level,
-                due_at=clock.due_at, happened_at=now,
-            )
-    except IntegrityError:
-        return None
+    ids = sorted({case.pk for case, _clock in targets})
+    clocks = _by_case(CaseClock.objects.filter(case_id__in=ids).order_by("case_id", "round", "started_at", "pk"))
+    events = _by_case(CaseEvent.objects.filter(case_id__in=ids).select_related("actor").order_by("case_id", "seq"))
+    steps = _by_case(EscalationStep.objects.filter(case_id__in=ids).order_by("case_id", "happened_at", "pk"))
+    notices = _by_case(
+        SupervisionNotice.objects.filter(case_id__in=ids).select_related("unit").order_by("case_id", "opened_at", "pk")
+    )
+    mails: dict[int, dict[int, Notification]] = {}
+    for n in Notification.objects.filter(case_id__in=ids):
+        mails.setdefault(n.case_id, {})[n.pk] = n
+    for line in DigestLine.objects.filter(case_id__in=ids).select_related("notification"):
+        mails.setdefault(line.case_id, {})[line.notification_id] = line.notification
+    result = []
+    for case, clock in targets:
+        result.append({
+            "reference": case.reference,
+            "subject": case.subject,
+            "body": case.body,
+            "message_type": case.message_type,
+            "state": case.state,
+            "lead_unit": case.lead_unit.name if case.lead_unit else "",
+            "handling_round": case.handling_round,
+            "clock": clock.clock,
+            "due_at": _iso(clock.due_at),
+            "working_days_overdue": cal_for(clock).working_days_between(clock.due_at, now),
+            "submitted_at": _iso(case.submitted_at),
+            "dispatched_at": _iso(case.dispatched_at),
+            "accepted_at": _iso(case.accepted_at),
+            "taken_at": _iso(now),
+            "clocks": [
+                {"clock": c.clock, "round": c.round, "started_at": _iso(c.started_at),
+                 "due_at": _iso(c.due_at), "stopped_at": _iso(c.stopped_at)}
+                for c in clocks.get(case.pk, [])
+            ],
+            "timeline": [
+                {"seq": e.seq, "action": e.action, "from": e.from_state, "to": e.to_state,
+                 "actor": str(e.actor) if e.actor else "", "at": _iso(e.at), "reason": e.reason,
+                 "payload": e.payload, "hash": e.hash}
+                for e in events.get(case.pk, [])
+            ],
+            "escalation_steps": [
+                {"clock": s.clock, "round": s.round, "level": s.level, "due_at": _iso(s.due_at),
+                 "happened_at": _iso(s.happened_at)}
+                for s in steps.get(case.pk, [])
+            ],
+            "notices": [
+                {"unit": n.unit.name, "opened_at": _iso(n.opened_at), "content": n.content,
+                 "answer": n.answer, "answered_at": _iso(n.answered_at)}
+                for n in notices.get(case.pk, [])
+            ],
+            "notifications": [
+                {"subject": n.subject, "recipients": n.recipients, "created_at": _iso(n.created_at),
+                 "sent_at": _iso(n.sent_at)}
+                for n in sorted(mails.get(case.pk, {}).values(), key=lambda n: (n.created_at, n.pk))
+            ],
+        })
+    return result
 
-    unit = case.lead_unit
-    clock_label = Clock(clock.clock).label if clock.clock in Clock.values else clock.clock
-    late = _late_text(cal, clock.due_at, now)
-    payload = {
-        "clock": clock.clock, "level": rung.level, "step_id": step.pk,
-        "due_at": clock.due_at.isoformat(), "trigger": trigger,
-    }
-    notice = referral = None
-    if rung.opens_notice:
-        content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。") % {
-            "clock": clock_label, "unit": unit.name,
-        }
-        notice = SupervisionNotice.objects.create(
-            case=case, unit=unit, step=step, content=content, opened_at=now
-        )
-        payload["notice_id"] = notice.pk
-    if rung.opens_referral:
-        if trigger == TRIGGER_UNIT_NOTICES:
-            reason = _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。") % {
-                "unit": unit.name, "n": rung.unit_open_notices_limit, "clock": clock_label,
-            }
+
+# Field types whose Python value (aware datetimes with USE_TZ) is what the database gets.
+_PLAIN_TYPES = {
+    "CharField", "TextField", "SlugField", "IntegerField", "PositiveIntegerField", "SmallIntegerField",
+    "PositiveSmallIntegerField", "BigIntegerField", "ForeignKey", "OneToOneField", "BooleanField",
+    "DateTimeField",
+}
+
+
+def _insert(model, objs: list, *, returning: bool = True) -> list:
+    """Insert ``objs`` (unsaved instances of ``model``) in one statement; set and return their pks.
+
+    On PostgreSQL each column travels as one array parameter (``INSERT … SELECT … FROM unnest(…)
+    WITH ORDINALITY``), so the statement's size and its compilation do not grow with the rows as
+    ``bulk_create``'s ``VALUES`` list does (the sweep's hot path: thousands of rows per batch).
+    Values are prepared by the fields themselves (``pre_save``, ``get_db_prep_save``), so every
+    column of the model is written as Django would write it, new columns included. Elsewhere
+    (SQLite) it is ``bulk_create``.
+    """
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs)
+    meta = model._meta
+    pk = meta.pk
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and pk.get_internal_type().endswith("AutoField"))]
+    columns = []
+    for f in fields:
+        if f.get_internal_type() in _PLAIN_TYPES and not getattr(f, "auto_now_add", False) \
+                and not getattr(f, "auto_now", False):
+            columns.append([getattr(obj, f.attname) for obj in objs])  # the driver adapts these as they are
         else:
-            reason = _("%(clock)s超期,经催办、报分管局领导后仍未办结。") % {"clock": clock_label}
-        referral = DisciplineReferral.objects.create(
-            case=case, unit=unit, step=step, reason=reason, trigger=trigger, created_at=now,
-            snapshot=_snapshot(case, clock=clock.clock, due_at=clock.due_at, now=now, cal=cal),
+            columns.append([f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs])
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection).split(' CHECK')[0]}[]" for f in fields)
+    aliases = ", ".join(f"c{i}" for i in range(len(fields)))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({names}) "
+        f"SELECT {aliases} FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, n) ORDER BY n"
+    )
+    auto_pk = pk not in fields
+    if auto_pk and returning:
+        sql += f" RETURNING {connection.ops.quote_name(pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        if auto_pk and returning:
+            for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
+                setattr(obj, pk.attname, value)
+                obj._state.adding, obj._state.db = False, connection.alias
+    return objs
+
+
+def _heads_record(events: list[CaseEvent]) -> None:
+    """Record the chain head of each case of ``events`` (its last one), sealed: one statement.
+
+    The bulk form of :func:`casework.audit.chain_head_record` (an upsert on the case), with the
+    head's MAC from :func:`casework.models.chain_head_mac`; on SQLite
+    :func:`casework.audit.chain_heads_bulk_record`.
+    """
+    if connection.vendor != "postgresql":
+        audit.chain_heads_bulk_record(events=events)
+        return
+    last: dict[int, CaseEvent] = {}
+    for event in events:
+        if event.case_id not in last or event.seq > last[event.case_id].seq:
+            last[event.case_id] = event
+    heads = list(last.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AuditChainHead._meta.db_table} (case_id, event_count, head_hash, mac) "
+            "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::varchar[]) "
+            "ON CONFLICT (case_id) DO UPDATE SET event_count = EXCLUDED.event_count, "
+            "head_hash = EXCLUDED.head_hash, mac = EXCLUDED.mac",
+            [[e.case_id for e in heads], [e.seq for e in heads], [e.hash for e in heads],
+             [chain_head_mac(case_id=e.case_id, event_count=e.seq, head_hash=e.hash) for e in heads]],
         )
-        payload["referral_id"] = referral.pk
-
-    event = event_append(
-        case=case, action=f"escalation_{rung.level}", actor=None, from_state=case.state,
-        to_state=case.state, payload=payload, at=now,
-    )
-    context = _email_context(
-        case=case, rung=rung, clock_label=clock_label, due_at=clock.due_at, late=late,
-        notice=notice, referral=referral, now=now,
-    )
-    notification_queue(
-        key=f"step:{step.pk}",
-        case=case,
-        recipients=_recipients(rung, unit, cache=recipients_cache),
-        subject=_subject(rung, case, clock_label),
-        body=render_to_string("casework/email/escalation.txt", context),
-        html_body=render_to_string("casework/email/escalation.html", context),
-    )
-    logger.info("escalation %s %s %s event=%s", case.reference, clock.clock, rung.level, event.seq)
-    return step
 
 
-def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, now) -> dict:
-    from django.conf import settings
-    from django.urls import reverse
+class _Sweep:
+    """One run of the sweep: its time, calendars, address cache and counts (see :func:`escalation_sweep`)."""
 
-    history = [
-        {"at": timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M"), "action": e.action_label,
-         "actor": str(e.actor) if e.actor else _("系统"), "reason": mask_personal_numbers(e.reason)}
-        for e in case.events.select_related("actor").order_by("seq")
-    ]
-    referral_url = (
-        settings.SITE_URL + reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
-        if referral else ""
-    )
-    return {
-        "case": case,
-        "unit": case.lead_unit,
-        "rung": rung,
-        "clock_label": clock_label,
-        "due": timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M"),
-        "late": late,
-        "notice": notice,
-        "referral": referral,
-        "referral_url": referral_url,
-        "history": history,
-        "case_url": case_url(case),
-        "now": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
-        # An e-mail leaves the system for mixed recipients: personal numbers always masked.
-        "subject": mask_personal_numbers(case.subject),
-        "excerpt": mask_personal_numbers(case.body)[:300],
-    }
+    def __init__(self, *, now: datetime, batch_size: int) -> None:
+        self.now = now
+        self.batch_size = max(1, batch_size)
+        self.cal = calendar.work_calendar()
+        self.unit_cals = calendar.unit_calendars(base=self.cal)
+        self.addresses: dict = {}
+        self.cutoffs: dict = {}
+        self.skip_locked = connection.features.has_select_for_update_skip_locked
+        self.case_url = _url_template("admin:casework_case_change")
+        self.referral_url = _url_template("admin:casework_disciplinereferral_change")
+
+    # -- calendars
+
+    def cal_for(self, clock: CaseClock) -> calendar.WorkCalendar:
+        return _clock_calendar(clock, self.cal, self.unit_cals)
+
+    def cutoff(self, cal: calendar.WorkCalendar, threshold_days: int) -> datetime:
+        key = (id(cal), threshold_days)
+        if key not in self.cutoffs:
+            self.cutoffs[key] = _cutoff(cal, self.now, threshold_days)
+        return self.cutoffs[key]
+
+    # -- claiming and taking
+
+    def take(self, rows: list[tuple[int, int]], rung: EscalationRung, trigger: str) -> int:
+        """Take ``rung`` on the ``(clock id, case id)`` rows, batch by batch; return steps taken.
+
+        Each batch locks its cases with ``SKIP LOCKED`` (PostgreSQL), so another worker's sweep
+        takes the batches this one skips; what was skipped and is still untaken at the end is
+        taken with a waiting lock, so nothing due is left behind.
+        """
+        taken, skipped = 0, []
+        for i in range(0, len(rows), self.batch_size):
+            n, missed = self._batch(rows[i:i + self.batch_size], rung, trigger, skip_locked=self.skip_locked)
+            taken += n
+            skipped += missed
+        if skipped:  # held by another transaction: wait for it, then take what is still untaken
+            still = list(
+                CaseClock.objects.filter(pk__in=[pk for pk, _case in skipped], stopped_at__isnull=True)
+                .filter(~Exists(_step_exists(rung.level))).order_by("due_at").values_list("pk", "case_id")
+            )
+            for i in range(0, len(still), self.batch_size):
+                n, _missed = self._batch(still[i:i + self.batch_size], rung, trigger, skip_locked=False)
+                taken += n
+        return taken
+
+    def _batch(self, rows, rung, trigger, *, skip_locked: bool) -> tuple[int, list[tuple[int, int]]]:
+        """Claim one batch and take ``rung`` on every clock of it still due; one transaction.
+
+        Returns the steps taken and the rows whose case another transaction held (skipped).
+        """
+        with transaction.atomic():
+            cases_qs = (
+                Case.objects.filter(pk__in=sorted({case_id for _pk, case_id in rows}))
+                .select_related("lead_unit")
+                .only(*CASE_FIELDS)
+                .order_by("pk")
+            )
+            if connection.features.has_select_for_update:
+                cases_qs = cases_qs.select_for_update(of=("self",), skip_locked=skip_locked)
+            cases = {case.pk: case for case in cases_qs}
+            skipped = [row for row in rows if row[1] not in cases]
+            if not cases:
+                return 0, skipped
+            # The re-check, under the locks: the clock still runs, the step is due and untaken.
+            clocks = list(
+                CaseClock.objects.filter(
+                    pk__in=[pk for pk, case_id in rows if case_id in cases], stopped_at__isnull=True
+                ).order_by("case_id", "pk")
+            )
+            levels = [rung.level] + ([rung.requires.level] if rung.requires_id else [])
+            have = set(
+                EscalationStep.objects.filter(case_id__in=list(cases), level__in=levels)
+                .values_list("case_id", "clock", "round", "level")
+            )
+            chosen: list[tuple[Case, CaseClock]] = []
+            for clock in clocks:
+                case = cases[clock.case_id]
+                if case.lead_unit_id is None:
+                    continue
+                if trigger == TRIGGER_LADDER:
+                    cutoff = self.cutoff(self.cal_for(clock), rung.threshold_days)
+                    if not _is_due(due_at=clock.due_at, now=self.now, rung=rung, cutoff=cutoff):
+                        continue
+                    if rung.requires_id and (case.pk, clock.clock, clock.round, rung.requires.level) not in have:
+                        continue
+                if (case.pk, clock.clock, clock.round, rung.level) in have:
+                    continue
+                have.add((case.pk, clock.clock, clock.round, rung.level))
+                chosen.append((case, clock))
+            if chosen:
+                self._write(chosen, rung, trigger)
+        return len(chosen), skipped
+
+    def _write(self, chosen: list[tuple[Case, CaseClock]], rung: EscalationRung, trigger: str) -> None:
+        """Write the steps, 督办单, referrals, audit events and pending digests of ``chosen``."""
+        now = self.now
+        steps = _insert(EscalationStep, [
+            EscalationStep(case_id=case.pk, clock=clock.clock, round=clock.round, level=rung.level,
+                           due_at=clock.due_at, happened_at=now)
+            for case, clock in chosen
+        ])
+        clock_labels = self.labels()["clocks"]
+        notices: list[SupervisionNotice | None] = [None] * len(chosen)
+        if rung.opens_notice:
+            content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。")
+            notices = _insert(SupervisionNotice, [
+                SupervisionNotice(
+                    case_id=case.pk, unit_id=case.lead_unit_id, step=step, opened_at=now,
+                    content=content % {"clock": clock_labels.get(clock.clock, clock.clock),
+                                       "unit": case.lead_unit.name},
+                )
+                for (case, clock), step in zip(chosen, steps, strict=True)
+            ])
+        referrals: list[DisciplineReferral | None] = [None] * len(chosen)
+        if rung.opens_referral:
+            snapshots = _snapshots(targets=chosen, now=now, cal_for=self.cal_for)
+            reason = _referral_reason(rung, trigger)
+            referrals = _insert(DisciplineReferral, [
+                DisciplineReferral(
+                    case_id=case.pk, unit_id=case.lead_unit_id, step=step, trigger=trigger, created_at=now,
+                    reason=reason % {"unit": case.lead_unit.name, "n": rung.unit_open_notices_limit,
+                                     "clock": clock_labels.get(clock.clock, clock.clock)},
+                    snapshot=snapshot,
+                )
+                for (case, clock), step, snapshot in zip(chosen, steps, snapshots, strict=True)
+            ])
+        # The audit events: one query for every chain head, the hashes chained in one pass.
+        case_ids = sorted({case.pk for case, _clock in chosen})
+        heads = {
+            row[0]: (row[1], row[2])
+            for row in AuditChainHead.objects.filter(case_id__in=case_ids).values_list(
+                "case_id", "event_count", "head_hash")
+        }
+        missing = [pk for pk in case_ids if pk not in heads]
+        if missing:  # a case from before the chain heads: its last event, read once
+            for case_id, seq, hash_ in (
+                CaseEvent.objects.filter(case_id__in=missing).order_by("case_id", "-seq")
+                .values_list("case_id", "seq", "hash")
+            ):
+                heads.setdefault(case_id, (seq, hash_))
+        events = []
+        for (case, clock), step, notice, referral in zip(chosen, steps, notices, referrals, strict=True):
+            seq, prev = heads.get(case.pk, (0, ""))
+            payload = {"clock": clock.clock, "level": rung.level, "step_id": step.pk,
+                       "due_at": clock.due_at.isoformat(), "trigger": trigger}
+            if notice is not None:
+                payload["notice_id"] = notice.pk
+            if referral is not None:
+                payload["referral_id"] = referral.pk
+            event = CaseEvent(case_id=case.pk, seq=seq + 1, action=f"escalation_{rung.level}", actor=None,
+                              from_state=case.state, to_state=case.state, at=now, payload=payload,
+                              prev_hash=prev)
+            event.hash = event.compute_hash()
+            heads[case.pk] = (event.seq, event.hash)
+            events.append(event)
+        _insert(CaseEvent, events, returning=False)
+        _heads_record(events)
+        _insert(EscalationDigestPending,
+                [EscalationDigestPending(step=step, level=rung.level, queued_at=now) for step in steps],
+                returning=False)
+        logger.info("escalation %s: %s steps taken (%s)", rung.level, len(steps), trigger)
+
+    # -- the digests
+
+    def digests(self, rung: EscalationRung) -> int:
+        """Write the digest e-mails of the steps of ``rung`` waiting for one; return how many.
+
+        One e-mail per recipient: each recipient's cases are those of the units the rung mails
+        them about; recipients with the same cases share one outbox row (each is still one
+        recipient of one e-mail). The waiting rows are claimed with ``SKIP LOCKED``, so two
+        workers never list a step twice. Templates are rendered once per e-mail, each case's
+        line is built once (no event history is read).
+        """
+        with transaction.atomic():
+            pending = EscalationDigestPending.objects.filter(level=rung.level).order_by("step_id")
+            if connection.features.has_select_for_update:
+                pending = pending.select_for_update(skip_locked=self.skip_locked)
+            step_ids = list(pending.values_list("step_id", flat=True))
+            if not step_ids:
+                return 0
+            steps = list(
+                EscalationStep.objects.filter(pk__in=step_ids).order_by("due_at", "pk").values(
+                    "pk", "case_id", "clock", "round", "level", "due_at",
+                    reference=F("case__reference"), subject=F("case__subject"),
+                    excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
+                    handling_round=F("case__handling_round"), dispatched_at=F("case__dispatched_at"),
+                    accepted_at=F("case__accepted_at"), unit_id=F("case__lead_unit_id"),
+                    notice_content=F("notice__content"), referral_id=F("referral__id"),
+                    referral_reason=F("referral__reason"),
+                )
+            )
+            units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
+            history = _by_case(
+                EscalationStep.objects.filter(case_id__in={s["case_id"] for s in steps})
+                .order_by("case_id", "happened_at", "pk").values("case_id", "clock", "level", "happened_at")
+            )
+            lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
+                     for step in steps]
+            by_recipient: dict[str, list[int]] = {}
+            for i, step in enumerate(steps):
+                unit = units.get(step["unit_id"])
+                for address in (_recipients_for(rung, unit, self.addresses) if unit else []):
+                    by_recipient.setdefault(address, []).append(i)
+            groups: dict[tuple[int, ...], list[str]] = {}
+            for address, items in by_recipient.items():
+                groups.setdefault(tuple(items), []).append(address)
+            mails, members = [], []
+            for items, addresses in groups.items():
+                chosen = [steps[i] for i in items]
+                digest_key = hashlib.sha256("|".join(sorted(addresses)).encode()).hexdigest()[:16]
+                context = {
+                    "rung": rung, "lines": [lines[i] for i in items], "count": len(items),
+                    "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
+                    "closing": _closing(rung),
+                }
+                first = chosen[0]
+                mails.append({
+                    "key": f"digest:{rung.level}:{first['pk']}-{chosen[-1]['pk']}-{len(chosen)}:{digest_key}",
+                    "case": Case(pk=first["case_id"]) if len(chosen) == 1 else None,
+                    "recipients": addresses,
+                    "subject": _digest_subject(rung, chosen, units, self.labels()["clocks"]),
+                    "body": render_to_string("casework/email/escalation_digest.txt", context),
+                    "html_body": render_to_string("casework/email/escalation_digest.html", context),
+                })
+                members.append(chosen)
+            # Citizen text was masked field by field in each line; the rest is the system's own.
+            written = outbox.notification_queue_many(mails=mails, citizen_text_masked=True)
+            by_key = {n.key: n for n in written}
+            lines_rows = [
+                (by_key[mail["key"]].pk, step["pk"], step["case_id"])
+                for mail, chosen in zip(mails, members, strict=True) if mail["key"] in by_key
+                for step in chosen
+            ]
+            _insert(DigestLine, [DigestLine(notification_id=n, step_id=st, case_id=c) for n, st, c in lines_rows],
+                    returning=False)
+            EscalationDigestPending.objects.filter(step_id__in=step_ids).delete()
+        logger.info("escalation %s: %s digest e-mails for %s steps", rung.level, len(written), len(steps))
+        return len(written)
+
+    def labels(self) -> dict:
+        """The words of a digest line, translated once per sweep (not once per case)."""
+        if not hasattr(self, "_labels"):
+            self._labels = {
+                "dispatch": _("交办"), "accept": _("签收"), "unit": _("承办单位"), "clock": _("时限"),
+                "state": _("当前状态"), "round": _("(第 %(n)s 轮办理)"), "notice": _("督办单"),
+                "referral": _("移交理由"), "excerpt": _("留言摘要"), "history": _("办理经过"),
+                "outcome": _("登记处理结果"), "page": _("案件页面"),
+                "outcome_link": _("登记处理结果(约谈、通报批评、诫勉谈话、不予追责等)"),
+                "not_due": _("期限 %(due)s,尚未到期。"), "late": _("期限 %(due)s,已超期。"),
+                "late_days": _("期限 %(due)s,已超期 %(days)s 个工作日。"),
+                "clocks": {value: str(label) for value, label in Clock.choices},
+                "levels": {value: str(label) for value, label in EscalationLevel.choices},
+                "states": {value: str(label) for value, label in State.choices},
+            }
+        return self._labels
+
+    def _line(self, step: dict, rung: EscalationRung, unit, history: list[dict]) -> dict:
+        """One case of a digest: its text and HTML lines, built once and shared by every e-mail.
+
+        ``step`` is a row of :meth:`digests` (the step with its case's fields). Citizen text
+        (subject, excerpt) is masked here, field by field (see :func:`_masked`).
+        """
+        words = self.labels()
+        cal = self.cal_for(CaseClock(clock=step["clock"], unit_id=step["unit_id"]))
+        url = self.case_url.replace(URL_PK, str(step["case_id"]))
+
+        def at(moment):
+            return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+        done = []
+        if step["dispatched_at"]:
+            done.append(f"{words['dispatch']} {at(step['dispatched_at'])}")
+        if step["accepted_at"]:
+            done.append(f"{words['accept']} {at(step['accepted_at'])}")
+        for row in history:
+            level = words["levels"].get(row["level"], row["level"])
+            done.append(f"{level}({words['clocks'].get(row['clock'], row['clock'])}) {at(row['happened_at'])}")
+        due_at = step["due_at"]
+        due = at(due_at)
+        if self.now <= due_at:
+            late = words["not_due"] % {"due": due}
+        else:
+            days = cal.working_days_between(due_at, self.now)
+            late = (words["late_days"] % {"due": due, "days": days}) if days else (words["late"] % {"due": due})
+        fields = [
+            (words["unit"], unit.name if unit else ""),
+            (words["clock"], f"{words['clocks'].get(step['clock'], step['clock'])}。{late}"),
+            (words["state"], words["states"].get(step["state"], step["state"])
+             + words["round"] % {"n": step["handling_round"]}),
+        ]
+        if rung.opens_notice and step["notice_content"] is not None:
+            fields.append((words["notice"], step["notice_content"]))
+        referral_url = ""
+        if rung.opens_referral and step["referral_id"] is not None:
+            fields.append((words["referral"], step["referral_reason"]))
+            referral_url = self.referral_url.replace(URL_PK, str(step["referral_id"]))
+        fields.append((words["excerpt"], _masked(step["excerpt"] or "")[:EXCERPT_CHARS]))
+        fields.append((words["history"], ";".join(done)))
+        subject = _masked(step["subject"])
+        reference = step["reference"] or ""
+        text = [f"■ {reference} {subject}"]
+        text += [f"  {label}:{value}" for label, value in fields]
+        if referral_url:
+            text.append(f"  {words['outcome']}:{referral_url}")
+        text.append(f"  {words['page']}:{url}")
+        html = [f'<tr><td><a href="{escape(url)}">{escape(reference)}</a><br>{escape(subject)}</td><td>',
+                "<br>".join(f"<strong>{escape(label)}</strong>:{escape(value)}" for label, value in fields)]
+        if referral_url:
+            html.append(f'<br><a href="{escape(referral_url)}">{escape(words["outcome_link"])}</a>')
+        html.append("</td></tr>")
+        return {"text": "\n".join(text) + "\n", "html": mark_safe("".join(html)), "reference": reference}
 
 
-def escalation_sweep(*, now: datetime | None = None) -> dict[str, int]:
+def _masked(text: str) -> str:
+    """``mask_personal_numbers(text)``, skipping the parsers when ``text`` cannot hold a number.
+
+    Every personal number :mod:`casework.text` finds has at least 7 digits (a local landline; a
+    mobile 11, an ID number 15 or 18), and each of them is a character ``str.isdigit`` accepts
+    (ASCII, full-width, superscript or circled digits alike), so a text with fewer than 7 such
+    characters is returned as it is.
+    """
+    if not text or sum(ch.isdigit() for ch in text) < 7:
+        return text or ""
+    return mask_personal_numbers(text)
+
+
+CASE_FIELDS = (
+    "reference", "subject", "body", "message_type", "state", "handling_round", "lead_unit",
+    "submitted_at", "dispatched_at", "accepted_at", "lead_unit__name",
+)
+
+
+URL_PK = "987654321"
+
+
+def _url_template(name: str) -> str:
+    """An absolute admin URL with ``URL_PK`` for the object's id (reversed once per sweep)."""
+    return settings.SITE_URL + reverse(name, args=[URL_PK])
+
+
+def _referral_reason(rung: EscalationRung, trigger: str) -> str:
+    """The referral's reason, to fill with ``unit``, ``n`` (the rung's notice limit) and ``clock``."""
+    if trigger == TRIGGER_UNIT_NOTICES:
+        return _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。")
+    return _("%(clock)s超期,经催办、报分管局领导后仍未办结。")
+
+
+def _closing(rung: EscalationRung) -> str:
+    if rung.opens_referral:
+        return _("请纪检督察核查后登记处理结果(约谈、通报批评、诫勉谈话、不予追责等)。")
+    if rung.opens_notice:
+        return _("请单位立即办理,并在系统中答复督办单。")
+    if rung.threshold_days < 0:
+        return _("请抓紧办理。")
+    return _("以上案件已开具督办单仍未办结,报请分管局领导督促。")
+
+
+def _digest_subject(rung: EscalationRung, steps: list[dict], units: dict, clock_labels: dict) -> str:
+    """The digest's subject: the one case as before, or the count and the first references."""
+    first = steps[0]
+    clocks = "、".join(dict.fromkeys(clock_labels.get(s["clock"], s["clock"]) for s in steps))
+    if len(steps) == 1:
+        ref = first["reference"]
+        if rung.opens_referral:
+            unit = units.get(first["unit_id"])
+            return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {"ref": ref, "unit": unit.name if unit else ""}
+        if rung.opens_notice:
+            return _("【催办·督办单】%(ref)s %(clock)s已超期") % {"ref": ref, "clock": clocks}
+        if rung.threshold_days < 0:
+            return _("【到期提醒】%(ref)s %(clock)s即将到期") % {"ref": ref, "clock": clocks}
+        return _("【%(name)s】%(ref)s 超期未办结") % {"name": rung.name, "ref": ref}
+    refs = "、".join(dict.fromkeys(s["reference"] for s in steps[:SUBJECT_REFERENCES]))
+    values = {"n": len(steps), "refs": refs, "clock": clocks, "name": rung.name}
+    if rung.opens_referral:
+        return _("【移交纪检督察】%(n)s 件案件超期未办:%(refs)s 等") % values
+    if rung.opens_notice:
+        return _("【催办·督办单】%(n)s 件案件%(clock)s已超期:%(refs)s 等") % values
+    if rung.threshold_days < 0:
+        return _("【到期提醒】%(n)s 件案件%(clock)s即将到期:%(refs)s 等") % values
+    return _("【%(name)s】%(n)s 件案件超期未办结:%(refs)s 等") % values
+
+
+def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
     """Take every ladder step that is due at ``now``; return how many steps of each level were taken.
 
-    Safe to run twice or concurrently: each step is re-checked under the case lock and protected by
-    the unique constraint. Highest rungs are handled first so a case climbs one step per sweep.
-    Working days are counted on the bureau calendar, and a unit clock (签收, 承办反馈, 答复) on its
-    unit's own calendar when that unit has exceptions (:func:`casework.calendar.unit_calendars`).
-    With nothing due it runs a fixed number of queries (the rungs, the calendar and the units'
-    own rows, one selection per rung and the unit 督办单 count), whatever the number of open cases.
+    Set-based (issue 11 §1): per rung, one query selects the due clocks; they are then claimed and
+    written ``batch_size`` at a time, each batch in one transaction of a fixed number of
+    statements (lock the cases, re-check clocks and steps, insert the steps, 督办单, referrals
+    with their snapshots, audit events chained on the heads read in one query, the heads, the
+    pending digests). Then each recipient gets one digest e-mail per rung listing his cases.
+    So the statements of a sweep grow with the number of batches, not of due cases.
+
+    Safe to run twice or on several workers at once (issue 11 §2): a batch locks its cases with
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent sweeps split the batches between them;
+    every step is re-checked under the locks and the (case, clock, round, level) unique
+    constraint holds; what another sweep held is re-checked with a waiting lock at the end of the
+    rung, so nothing due is missed. On SQLite (no SKIP LOCKED; IMMEDIATE transactions let one
+    writer at a time) the batches simply run one after the other.
+
+    Highest rungs are handled first so a case climbs one step per sweep. Working days are counted
+    on the bureau calendar, and a unit clock (签收, 承办反馈, 答复) on its unit's own calendar when
+    that unit has exceptions (:func:`casework.calendar.unit_calendars`). With nothing due it runs
+    a fixed number of queries, whatever the number of open cases.
 
     Args:
         now: aware datetime of the sweep; defaults to the current time.
+        batch_size: due clocks claimed per transaction (default ``settings.CASEWORK_SWEEP_BATCH_SIZE``,
+            500).
+
+    Returns:
+        ``{level: steps taken}`` for the levels that took any.
     """
-    now = now or timezone.now()
-    cal = calendar.work_calendar()
-    unit_cals = calendar.unit_calendars(base=cal)
-    rungs = ladder_rungs()
+    sweep = _Sweep(now=now or timezone.now(),
+                   batch_size=batch_size or getattr(settings, "CASEWORK_SWEEP_BATCH_SIZE", BATCH_SIZE))
+    left_over = set(EscalationDigestPending.objects.values_list("level", flat=True).distinct())
     taken: dict[str, int] = {}
-    recipients: dict = {}
-
-    def take(ids, rung, trigger):
-        for clock_id in ids:
-            if case_escalate(clock_id=clock_id, rung=rung, now=now, trigger=trigger, cal=cal,
-                             recipients_cache=recipients, unit_cals=unit_cals):
-                taken[rung.level] = taken.get(rung.level, 0) + 1
-
-    for rung in rungs:
-        cutoff = _cutoff(cal, now, rung.threshold_days)
-        unit_cutoffs = {uid: _cutoff(c, now, rung.threshold_days) for uid, c in unit_cals.items()}
-        take(escalation_due_clocks(now=now, rung=rung, cutoff=cutoff, unit_cutoffs=unit_cutoffs),
-             rung, TRIGGER_LADDER)
-        take(unit_notice_referrals_due(now=now, rung=rung, cal=cal, unit_cals=unit_cals), rung,
-             TRIGGER_UNIT_NOTICES)
+    for rung in ladder_rungs():
+        cutoff = _cutoff(sweep.cal, sweep.now, rung.threshold_days)
+        unit_cutoffs = {uid: _cutoff(c, sweep.now, rung.threshold_days) for uid, c in sweep.unit_cals.items()}
+        due = list(_due_clocks_qs(now=sweep.now, rung=rung, cutoff=cutoff, unit_cutoffs=unit_cutoffs)
+                   .values_list("pk", "case_id"))
+        n = sweep.take(due, rung, TRIGGER_LADDER)
+        by_notices = list(_unit_notice_qs(now=sweep.now, rung=rung, cal=sweep.cal, unit_cals=sweep.unit_cals)
+                          .values_list("pk", "case_id"))
+        n += sweep.take(by_notices, rung, TRIGGER_UNIT_NOTICES)
+        if n or rung.level in left_over:
+            sweep.digests(rung)
+        if n:
+            taken[rung.level] = n
     return taken
-
-
-# Key of the PostgreSQL advisory lock held while a sweep runs (any constant unique to this use).
-SWEEP_LOCK_KEY = 0x63775377  # "cwSw"
-
-
-@contextlib.contextmanager
-def sweep_lock():
-    """Hold the sweep lock for the duration of the block; yield False when another sweep holds it.
-
-    On PostgreSQL this is a session advisory lock, so a beat that fires while a long sweep is still
-    running skips instead of doing the same work twice (it would be safe, only wasted). On SQLite,
-    which lets one writer at a time anyway, the block always runs.
-    """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
 
 
 class ReferralOutcomeRefused(TransitionRefused):

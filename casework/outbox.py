@@ -127,6 +127,57 @@ def notification_queue(
     return notification
 
 
+def notification_queue_many(*, mails: list[dict], citizen_text_masked: bool = False) -> list[Notification]:
+    """Put many e-mails in the outbox in one statement (the escalation digests), each once per key.
+
+    The bulk form of :func:`notification_queue`, with the same rules: personal numbers masked in
+    subjects and bodies, blank and duplicate recipients dropped, an e-mail without recipients or
+    whose ``key`` was queued before skipped, every row handed to the broker after the commit.
+    Two statements whatever the number of e-mails (the keys already queued, the insert). Call it
+    inside the transaction of the cause, which must hold the locks that make its keys its own.
+
+    Args:
+        mails: dicts with ``key``, ``recipients``, ``subject``, ``body`` and optionally
+            ``html_body`` and ``case`` (as :func:`notification_queue` takes them).
+        citizen_text_masked: the caller built the bodies from citizen text it masked itself, field
+            by field, with :func:`casework.text.mask_personal_numbers` (the escalation digests:
+            thousands of cases in one body, where the parsers would take seconds on the dates,
+            references and links around them); only the subjects are masked again here.
+
+    Returns:
+        The notifications written, in the order of ``mails`` (skipped ones left out).
+    """
+    wanted = []
+    for mail in mails:
+        recipients = sorted({r for r in mail["recipients"] if r})
+        if recipients:
+            wanted.append((mail, recipients))
+    if not wanted:
+        return []
+    queued = set(Notification.objects.filter(key__in=[m["key"] for m, _r in wanted]).values_list("key", flat=True))
+    due = timezone.now() + HANDOFF_GRACE
+    body = (lambda text: text) if citizen_text_masked else mask_personal_numbers
+    rows, seen = [], set()
+    for mail, recipients in wanted:
+        if mail["key"] in queued or mail["key"] in seen:
+            continue
+        seen.add(mail["key"])
+        rows.append(Notification(
+            key=mail["key"], case=mail.get("case"), recipients=recipients,
+            subject=mask_personal_numbers(mail["subject"]), body=body(mail["body"]),
+            html_body=body(mail.get("html_body", "")), next_attempt_at=due,
+        ))
+    rows = Notification.objects.bulk_create(rows)
+    ids = [n.pk for n in rows]
+
+    def handoff():
+        for pk in ids:
+            notification_handoff(pk)
+
+    transaction.on_commit(handoff)
+    return rows
+
+
 def _mail_send(message: EmailMultiAlternatives) -> dict[str, tuple[int, str]]:
     """Send ``message`` through the configured backend; return the recipients refused, with code.
 

@@ -10,14 +10,12 @@ from casework import audit, escalation, importing, outbox, router_service, servi
 def escalation_sweep() -> dict[str, int]:
     """Run the escalation ladder over the cases due now (scheduled by Celery beat).
 
-    Returns the number of steps taken per level. Running it twice, or twice at once, takes each
-    step once (see :mod:`casework.escalation`); on PostgreSQL a sweep that starts while another is
-    still running skips at once and returns ``{"skipped": 1}``.
+    Returns the number of steps taken per level. Running it twice, or on several workers at once,
+    takes each step once: the workers share the due clocks batch by batch (``SKIP LOCKED`` on
+    PostgreSQL) and each recipient gets one digest per rung of each run (see
+    :mod:`casework.escalation`).
     """
-    with escalation.sweep_lock() as acquired:
-        if not acquired:
-            return {"skipped": 1}
-        return escalation.escalation_sweep()
+    return escalation.escalation_sweep()
 
 
 @shared_task(

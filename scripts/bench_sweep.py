@@ -1,4 +1,4 @@
-"""Benchmark the escalation sweep on 1,000,000 cases in PostgreSQL, about 1% of them due.
+"""Benchmark the set-based escalation sweep on 1,000,000 cases in PostgreSQL, about 1% of them due.
 
 Usage (from the repository root; the database is created when missing and rebuilt each run):
 
@@ -9,10 +9,16 @@ It migrates a dedicated database, seeds the calendar and a small bureau, then wr
 their running sign-for/reply clocks with one set-based ``INSERT … SELECT generate_series`` each
 (columns taken from the models, so new columns with defaults are filled). All cases are being
 handled (signed for), their reply clocks run; ``--due-percent`` of them passed their reply
-deadline a few hours ago and take the 催办 step (督办单 + outbox e-mail) in the sweep, the others are
-due in 10–40 days. It prints the time and number of queries of: the selection of due clocks, a
-full sweep, and a second sweep with nothing left to do. The hand-off of each e-mail to the Celery
-broker is replaced by a counter (the outbox rows are written as in production).
+deadline a few hours ago and take the 催办 step (督办单, audit event, digest e-mail) in the sweep, the
+others are due in 10–40 days. Every case has a chain head (its audit chain of earlier events is not
+written: the sweep reads only the heads). It prints the load average, the time and number of
+statements of: the selection of due clocks, a full sweep (and statements per due case), and a
+second sweep with nothing left to do. The hand-off of each e-mail to the Celery broker is replaced
+by a counter (the outbox rows are written as in production). Targets (issue 11): ≤ 0.3 s for
+1,000 due among 100,000, ≤ 2 s for 10,000 due among 1,000,000.
+
+    .venv/bin/python scripts/bench_sweep.py --cases 100000     # 1,000 due
+    .venv/bin/python scripts/bench_sweep.py                    # 1,000,000 cases, 10,000 due
 """
 
 import argparse
@@ -31,6 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due-percent", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--profile", action="store_true", help="print the sweep's top functions (cProfile)")
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                  "postgres://postgres@127.0.0.1:5432/cw_bench")
@@ -53,8 +61,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from casework import escalation, tasks
-    from casework.models import EscalationStep, Notification
+    from casework import escalation, outbox
+    from casework.models import DigestLine, EscalationStep, Notification
 
     call_command("migrate", verbosity=0)
     call_command("calendar_seed", "--from-year", "2024", stdout=StringIO(), stderr=StringIO())
@@ -71,7 +79,11 @@ def main() -> None:
     print(f"built {args.cases:,} cases and {2 * args.cases:,} clocks in {build:.1f} s", flush=True)
 
     sent = []
-    tasks.notification_send.delay = lambda pk: sent.append(pk)  # no broker in the benchmark
+    outbox.notification_handoff = lambda pk: sent.append(pk) or True  # no broker in the benchmark
+    from django.urls import reverse
+
+    reverse("admin:index")  # a running worker has its URL resolver built; build it before timing
+    print("load average:", Path("/proc/loadavg").read_text().split()[:3], flush=True)
 
     def timed(label, fn):
         count = [0]
@@ -84,7 +96,8 @@ def main() -> None:
             t0 = time.perf_counter()
             result = fn()
             elapsed = time.perf_counter() - t0
-        print(f"{label}: {elapsed:.2f} s, {count[0]} queries", flush=True)
+        print(f"{label}: {elapsed:.3f} s, {count[0]} statements", flush=True)
+        timed.last = (elapsed, count[0])
         return result
 
     from casework.calendar import work_calendar
@@ -98,9 +111,28 @@ def main() -> None:
         ),
     )
     print(f"  due clocks: {len(due):,} of {2 * args.cases:,} running")
-    taken = timed("sweep", lambda: escalation.escalation_sweep(now=now))
-    print(f"  steps taken: {taken}; outbox rows: {Notification.objects.count():,}; "
-          f"e-mails handed to the broker: {len(sent):,}")
+    def run_sweep():
+        if not args.profile:
+            return escalation.escalation_sweep(now=now, batch_size=args.batch_size)
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(escalation.escalation_sweep, now=now, batch_size=args.batch_size)
+        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(35)
+        return result
+
+    taken = timed("sweep", run_sweep)
+    elapsed, statements = timed.last
+    n = sum(taken.values())
+    target = 2.0 if args.cases >= 1_000_000 else 0.3 if args.cases >= 100_000 else None
+    print(f"  steps taken: {taken}; {statements / max(n, 1):.3f} statements per due case; "
+          f"batches of {args.batch_size}")
+    print(f"  digest e-mails (outbox rows): {Notification.objects.filter(key__startswith='digest:').count():,}, "
+          f"cases listed: {DigestLine.objects.count():,}; e-mails handed to the broker: {len(sent):,}")
+    if target:
+        print(f"  target ≤ {target} s: {'met' if elapsed <= target else 'NOT met'}")
+    print("load average:", Path("/proc/loadavg").read_text().split()[:3], flush=True)
     timed("second sweep (nothing due)", lambda: escalation.escalation_sweep(now=now))
     print(f"  escalation steps in the database: {EscalationStep.objects.count():,}")
     plan = escalation.CaseClock.objects.filter(
@@ -148,7 +180,7 @@ def _cases_insert(*, n: int, units: list[int], platform_id: int, now, due_every:
     """Write ``n`` handling cases and their running clocks with two INSERT … SELECT statements."""
     from django.db import connection
 
-    from casework.models import Case, CaseClock
+    from casework.models import AuditChainHead, Case, CaseClock
 
     ts = f"'{now.isoformat()}'::timestamptz"
     # Every ``due_every``-th case passed its reply deadline 1–5 hours ago; the others are due in
@@ -192,6 +224,13 @@ def _cases_insert(*, n: int, units: list[int], platform_id: int, now, due_every:
                 f"SELECT {', '.join(_sql_default(c, values) for c in clock_columns)} "
                 f"FROM {Case._meta.db_table} c WHERE c.reference LIKE 'B-%%'"
             )
+        # A chain head per case (its events are not written: the sweep reads only the heads).
+        cursor.execute(
+            f"INSERT INTO {AuditChainHead._meta.db_table} (case_id, event_count, head_hash, mac) "
+            f"SELECT id, 3, md5(id::text) || md5(reference), md5(reference) || md5(id::text) "
+            f"FROM {Case._meta.db_table} WHERE reference LIKE 'B-%%'"
+        )
+        cursor.execute(f"ANALYZE {AuditChainHead._meta.db_table}")
         cursor.execute(f"ANALYZE {Case._meta.db_table}")
         cursor.execute(f"ANALYZE {CaseClock._meta.db_table}")
 

@@ -473,7 +473,7 @@ def test_a_units_own_day_off_moves_its_escalation_late_text_and_reply_days(burea
     sweep(t(3, 11, 10, 1))
     step_a = EscalationStep.objects.get(case=a, level="escalate")
     assert step_a.happened_at == t(3, 11, 10, 1)
-    mail = Notification.objects.get(key=f"step:{step_a.pk}")
+    mail = Notification.objects.get(digest_lines__step=step_a)
     assert "已超期 3 个工作日" in mail.body  # 3/6, 3/10, 3/11 on A's calendar (4 on the bureau's)
     # The unit's time to reply is counted on its calendar too: 3/6 → 3/10 is 1 working day for A.
     c = dispatched(b, t(3, 6), b.unit_a)

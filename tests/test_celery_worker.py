@@ -84,7 +84,7 @@ def test_a_real_worker_runs_the_sweep_and_sends_the_supervision_email(celery_app
         escalation_sweep.delay()
         sent = wait_for(
             lambda: Notification.objects.filter(
-                case=case, key__startswith="step:", sent_at__isnull=False
+                case=case, key__startswith="digest:", sent_at__isnull=False
             ).exists()
         )
         assert sent, "the worker did not send the escalation e-mail within 30 s"

@@ -17,6 +17,7 @@ import time_machine
 from casework import escalation, services
 from casework.models import (
     Clock,
+    DigestLine,
     DisciplineReferral,
     EscalationLevel,
     EscalationStep,
@@ -24,6 +25,7 @@ from casework.models import (
     State,
     SupervisionNotice,
 )
+from casework.selectors import case_audit_verify
 from casework.tasks import notification_send
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -169,7 +171,7 @@ def test_the_ladder_climbs_once_per_level_with_the_right_mails_and_links(
         (Clock.REPLY, EscalationLevel.ESCALATE),
         (Clock.REPLY, EscalationLevel.REFER),
     ])
-    assert all(n.sent_at is not None for n in Notification.objects.filter(case=case, key__startswith="step:"))
+    assert all(n.sent_at is not None for n in Notification.objects.filter(case=case, key__startswith="digest:"))
 
 
 def test_a_case_first_seen_long_overdue_climbs_one_step_per_sweep_without_a_due_soon_reminder(
@@ -267,7 +269,7 @@ def test_a_redelivered_notification_task_sends_nothing_new(
 ):
     case = case_at(bureau, State.HANDLING)
     escalation.escalation_sweep(now=bj(2026, 3, 5, 10, 1))  # callbacks not run: nothing sent yet
-    notification = Notification.objects.get(case=case, key__startswith="step:")
+    notification = Notification.objects.get(case=case, key__startswith="digest:")
     assert notification.sent_at is None
     assert notification_send.delay(notification.pk).get() is True
     assert notification_send.delay(notification.pk).get() is False
@@ -312,13 +314,21 @@ def test_two_sweeps_at_the_same_moment_take_each_step_once(calendar_2026, eager)
     rows = list(EscalationStep.objects.values_list("case_id", "clock", "round", "level"))
     assert len(rows) == len(set(rows)) == 7
     assert SupervisionNotice.objects.count() == 7
-    notifications = Notification.objects.filter(key__startswith="step:")
-    assert notifications.count() == 7
-    assert sorted(notifications.values_list("key", flat=True)) == sorted(
-        f"step:{pk}" for pk in EscalationStep.objects.values_list("pk", flat=True)
-    )
+    # One digest per recipient per rung per sweep (issue 11): every step is listed once for each
+    # of its recipients, whichever sweep wrote the digest, and every digest went out.
+    notifications = Notification.objects.filter(key__startswith="digest:")
     assert all(n.sent_at is not None for n in notifications)
-    assert len(mail.outbox) == 7
+    told: dict[str, list[int]] = {}
+    for line in DigestLine.objects.select_related("notification"):
+        for address in line.notification.recipients:
+            told.setdefault(address, []).append(line.step_id)
+    unit_a_steps = sorted(EscalationStep.objects.filter(case__lead_unit=bureau.unit_a).values_list("pk", flat=True))
+    all_steps = sorted(EscalationStep.objects.values_list("pk", flat=True))
+    assert sorted(told[bureau.head_a.email]) == sorted(told[bureau.handler_a.email]) == unit_a_steps
+    assert sorted(told[bureau.dispatcher.email]) == all_steps
+    assert len(told[bureau.handler_b.email]) == 1
+    assert len(mail.outbox) == notifications.count() <= 6
     for case in cases:
         events = list(case.events.filter(action="escalation_urge").values_list("seq", flat=True))
         assert len(events) == EscalationStep.objects.filter(case=case).count()
+    assert all(case_audit_verify(case=case) for case in cases)

@@ -91,7 +91,7 @@ def test_each_level_fires_once_at_its_moment_with_a_frozen_clock(bureau, seeded)
     assert steps["refer"].happened_at == bj(2026, 3, 12, 10, 0)
     assert SupervisionNotice.objects.filter(case=case).count() == 1
     assert DisciplineReferral.objects.filter(case=case).count() == 1
-    assert Notification.objects.filter(case=case, key__startswith="step:").count() == 4
+    assert Notification.objects.filter(case=case, key__startswith="digest:").count() == 4
     assert CaseEvent.objects.filter(case=case, action__startswith="escalation_").count() == 4
 
 
@@ -102,7 +102,7 @@ def test_an_edited_rung_changes_when_and_whom_the_ladder_notifies(bureau, seeded
     assert sweep_at(bj(2026, 3, 4, 10, 0)) == {}
     assert sweep_at(bj(2026, 3, 5, 10, 1)) == {"urge": 1}
     assert sweep_at(bj(2026, 3, 6, 10, 1)) == {"escalate": 1}
-    mail = Notification.objects.get(case=case, key=f"step:{EscalationStep.objects.get(level='escalate').pk}")
+    mail = Notification.objects.get(case=case, digest_lines__step=EscalationStep.objects.get(level='escalate'))
     assert bureau.supervisor.email in mail.recipients and bureau.leader.email in mail.recipients
 
 
@@ -140,7 +140,7 @@ def test_the_escalation_email_is_html_and_text_with_the_link_and_escaped_citizen
 ):
     case = handling_case(bureau, subject="<script>alert(1)</script> 噪音扰民", body="<b>夜间施工</b>")
     sweep_at(bj(2026, 3, 5, 10, 1))
-    mail = Notification.objects.get(case=case, key__startswith="step:")
+    mail = Notification.objects.get(case=case, key__startswith="digest:")
     link = settings.SITE_URL + reverse("admin:casework_case_change", args=[case.pk])
     assert link in mail.body and f'href="{link}"' in mail.html_body
     assert "<script>" not in mail.html_body and "&lt;script&gt;" in mail.html_body
@@ -155,7 +155,7 @@ def test_the_referral_email_lets_a_supervisor_act_from_it_alone(bureau, seeded):
     for moment in [bj(2026, 3, 5, 10, 1), bj(2026, 3, 10, 10, 1), bj(2026, 3, 12, 10, 1)]:
         sweep_at(moment)
     referral = DisciplineReferral.objects.get(case=case)
-    mail = Notification.objects.get(key=f"step:{referral.step_id}")
+    mail = Notification.objects.get(digest_lines__step_id=referral.step_id)
     assert mail.recipients == [bureau.supervisor.email]
     outcome_url = reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
     assert outcome_url in mail.body and outcome_url in mail.html_body

@@ -107,14 +107,18 @@ def test_broker_down_during_a_sweep_every_step_is_taken_and_every_mail_sent_late
         cases.append(bureau.case_in(State.HANDLING, submitted_at=at, unit=bureau.unit_b))
     taken = escalation.escalation_sweep(now=datetime(2026, 3, 5, 10, 1, tzinfo=SHANGHAI))
     assert taken == {"urge": 4}  # the sweep went through every case despite the broker
-    steps = Notification.objects.filter(key__startswith="step:")
-    assert steps.count() == 4 and not steps.filter(sent_at__isnull=False).exists()
+    # One digest per recipient (issue 11): unit A's head and handler (3 cases), unit B's handler
+    # (1 case), the 网评办 (all 4).
+    steps = Notification.objects.filter(key__startswith="digest:")
+    assert steps.count() == 3 and not steps.filter(sent_at__isnull=False).exists()
     mail.outbox = []
     outbox.notification_flush()
     assert steps.filter(sent_at__isnull=True).count() == 0
     urges = [m for m in mail.outbox if "督办单" in m.subject]
-    assert len(urges) == 4
-    assert len({m.subject for m in urges}) == 4
+    assert len(urges) == 3
+    assert sorted(len(m.to) for m in urges) == [1, 2, 2]
+    for case in cases:  # every case reached its unit and the 网评办, once each
+        assert sum(case.reference in m.body for m in urges) == 2
 
 
 class RefusingHandler:

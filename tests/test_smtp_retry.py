@@ -62,7 +62,7 @@ def urge_notification(bureau):
     with time_machine.travel(at, tick=False):
         case = bureau.case_in(State.HANDLING, submitted_at=at)
     escalation.escalation_sweep(now=datetime(2026, 3, 5, 10, 1, tzinfo=SHANGHAI))
-    return Notification.objects.get(case=case, key__startswith="step:")
+    return Notification.objects.get(case=case, key__startswith="digest:")
 
 
 def test_an_smtp_failure_is_retried_and_the_mail_is_delivered_once(smtp, urge_notification):

@@ -268,6 +268,8 @@ CASEWORK_IMPORT_MAX_FIELD_CHARS = int(os.environ.get("CASEWORK_IMPORT_MAX_FIELD_
 CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 2000))
 # Uploads in the admin are stored here and imported by the Celery worker (ImportJob).
 CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
+# Due clocks the escalation sweep claims and writes per transaction (casework.escalation).
+CASEWORK_SWEEP_BATCH_SIZE = int(os.environ.get("CASEWORK_SWEEP_BATCH_SIZE", 500))
 # The push API (casework.api): request body size, messages per request, JSON nesting depth.
 CASEWORK_API_MAX_BODY_BYTES = int(os.environ.get("CASEWORK_API_MAX_BODY_BYTES", 8 * 1024 * 1024))
 CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000))

@@ -41,9 +41,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import roles
-from accounts.selectors import comment_office_emails, leader_emails_for_unit, role_emails, unit_staff_emails
+from accounts.models import Unit
+from accounts.selectors import (
+    comment_office_emails,
+    leader_emails_for_unit,
+    role_emails,
+    unit_by_function,
+    unit_staff_emails,
+)
 from casework import calendar
-from casework.clocks import UNIT_CLOCKS
+from casework.clocks import OFFICE_CLOCKS, UNIT_CLOCKS
 from casework.models import (
     Case,
     CaseClock,
@@ -200,10 +207,13 @@ def unit_notice_referrals_due(
 
 def _recipients(rung: EscalationRung, unit, cache: dict | None = None) -> list[str]:
     if cache is not None:
-        key = (rung.pk, unit.pk)
+        key = (rung.pk, unit.pk if unit is not None else None)
         if key not in cache:
             cache[key] = _recipients(rung, unit)
         return cache[key]
+    if unit is None:  # an office clock without a configured 网评办: the office by role, every leader
+        emails = comment_office_emails() if (rung.notify_comment_office or rung.notify_unit_head) else []
+        return emails + (role_emails(role=roles.LEADER) if rung.notify_leaders else [])
     emails: list[str] = []
     if rung.notify_handlers:
         emails += unit_staff_emails(unit=unit, role=roles.HANDLER)
@@ -308,7 +318,22 @@ def _snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime, cal) -
     }
 
 
+def office_clock_unit(*, clock: str) -> Unit | None:
+    """Return the office that answers for ``clock`` when it is one of the 网评办's own (交办), else None.
+
+    The 交办 clock runs while no unit leads the case (issue 13 §5): its rungs go to the 网评办 (its
+    head with ``notify_unit_head``, its dispatchers and reviewers with ``notify_comment_office``)
+    and to the 网评办's 分管局领导, or every leader when none is configured (``notify_leaders``).
+    None too when no active unit has the 网评办 function; the recipients are then found by role.
+    """
+    if clock not in OFFICE_CLOCKS:
+        return None
+    return unit_by_function(function=Unit.Function.COMMENT_OFFICE)
+
+
 def _subject(rung: EscalationRung, case: Case, clock_label: str) -> str:
+    if case.lead_unit is None:  # the office's own 交办 clock
+        return _("【%(name)s】%(ref)s 登记后超过交办时限仍未交办") % {"name": rung.name, "ref": case.reference}
     if rung.opens_referral:
         return _("【移交纪检督察】%(ref)s %(unit)s 超期未办") % {
             "ref": case.reference, "unit": case.lead_unit.name,
@@ -354,7 +379,8 @@ def case_escalate(
         return None
     case = case_lock(case=Case(pk=row["case_id"]))  # a clock's case always exists (PROTECT)
     clock = CaseClock.objects.filter(pk=clock_id, stopped_at__isnull=True).order_by().first()
-    if case is None or clock is None or case.lead_unit is None:
+    office_clock = clock is not None and clock.clock in OFFICE_CLOCKS
+    if case is None or clock is None or (case.lead_unit is None and not office_clock):
         return None
     cal = _clock_calendar(clock, cal, unit_cals)
     steps = EscalationStep.objects.filter(case=case, clock=clock.clock, round=clock.round)
@@ -375,7 +401,8 @@ def case_escalate(
     except IntegrityError:
         return None
 
-    unit = case.lead_unit
+    # The lead unit answers for its clocks; the 网评办 for its own 交办 clock (office_clock_unit).
+    unit = office_clock_unit(clock=clock.clock) if office_clock else case.lead_unit
     clock_label = Clock(clock.clock).label if clock.clock in Clock.values else clock.clock
     late = _late_text(cal, clock.due_at, now)
     payload = {
@@ -383,7 +410,7 @@ def case_escalate(
         "due_at": clock.due_at.isoformat(), "trigger": trigger,
     }
     notice = referral = None
-    if rung.opens_notice:
+    if rung.opens_notice and not office_clock:
         content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。") % {
             "clock": clock_label, "unit": unit.name,
         }
@@ -391,7 +418,7 @@ def case_escalate(
             case=case, unit=unit, step=step, content=content, opened_at=now
         )
         payload["notice_id"] = notice.pk
-    if rung.opens_referral:
+    if rung.opens_referral and not office_clock:
         if trigger == TRIGGER_UNIT_NOTICES:
             reason = _("%(unit)s有 %(n)s 件以上督办单逾期未答复,本案%(clock)s超期。") % {
                 "unit": unit.name, "n": rung.unit_open_notices_limit, "clock": clock_label,
@@ -410,7 +437,7 @@ def case_escalate(
     )
     context = _email_context(
         case=case, rung=rung, clock_label=clock_label, due_at=clock.due_at, late=late,
-        notice=notice, referral=referral, now=now,
+        notice=notice, referral=referral, now=now, unit=unit, office_clock=office_clock,
     )
     notification_queue(
         key=f"step:{step.pk}",
@@ -424,7 +451,8 @@ def case_escalate(
     return step
 
 
-def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, now) -> dict:
+def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, now, unit=None,
+                   office_clock=False) -> dict:
     from django.conf import settings
     from django.urls import reverse
 
@@ -439,7 +467,8 @@ def _email_context(*, case, rung, clock_label, due_at, late, notice, referral, n
     )
     return {
         "case": case,
-        "unit": case.lead_unit,
+        "unit": unit if office_clock else case.lead_unit,
+        "office_clock": office_clock,
         "rung": rung,
         "clock_label": clock_label,
         "due": timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M"),

@@ -124,6 +124,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
     feedback_at = models.DateTimeField(_("反馈时间"), null=True, blank=True)
     sign_for_due_at = models.DateTimeField(_("签收期限"), null=True, blank=True, db_index=True)
     reply_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True, db_index=True)
+    # The 网评办's own 交办 clock (快速批办, issue 13 §5): a copy of the running dispatch clock's deadline.
+    dispatch_due_at = models.DateTimeField(_("交办期限"), null=True, blank=True)
     published_reply = models.TextField(_("已发布答复"), blank=True)
     published_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
     published_where = models.CharField(_("发布位置"), max_length=200, blank=True)
@@ -798,6 +800,7 @@ class UnitCalendarDay(models.Model):
 
 
 class Clock(models.TextChoices):
+    DISPATCH = "dispatch", _("交办")
     SIGN_FOR = "sign_for", _("签收")
     HANDLING = "handling", _("承办反馈")
     OFFICE_REVIEW = "office_review", _("网评办审核")
@@ -908,6 +911,8 @@ class EscalationLevel(models.TextChoices):
     URGE = "urge", _("催办·督办单")
     ESCALATE = "escalate", _("报分管局领导")
     REFER = "refer", _("移交纪检督察")
+    OFFICE_URGE = "office_urge", _("交办催办")
+    OFFICE_ESCALATE = "office_escalate", _("交办报局领导")
 
 
 class EscalationRung(models.Model):

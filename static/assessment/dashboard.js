@@ -154,7 +154,9 @@
         ot.appendChild(head);
         d.office_by_month.forEach(function (m) {
           var tr = el("tr", null, { "data-month": m.month });
-          tr.appendChild(el("td", m.month));
+          var mt = el("td", m.month);
+          mt.style.whiteSpace = "nowrap";
+          tr.appendChild(mt);
           cols.forEach(function (c) {
             var row = m.rows.filter(function (r) { return r.key === c[0]; })[0];
             var cell = row && row[c[2]];

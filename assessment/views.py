@@ -251,7 +251,8 @@ def _office_drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
     if not _reads_office(request):
         raise PermissionDenied
     metric, part, who = request.GET["metric"], request.GET.get("part", "den"), request.GET.get("who", "office")
-    valid_who = who in ROW_METRICS or (who.startswith("leader:") and who[7:].isdigit() and len(who) < 20)
+    # A leader's row is leader:<user id>; a longer number is no user (and no integer overflow).
+    valid_who = who in ROW_METRICS or (who.startswith("leader:") and who[7:].isdigit() and len(who[7:]) <= 9)
     if part not in {"num", "den"} or not valid_who:
         raise BadRequest(_("未知的考核指标。"))
     ids = office_metric_case_ids(period=period, metric=metric, part=part, who=who, as_of=_as_of(request))

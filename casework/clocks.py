@@ -241,6 +241,31 @@ def dispatch_clocks_start_bulk(*, cases: list[tuple[int, str]], platform_id: int
     return len(cases)
 
 
+def dispatch_clocks_backfill(*, at: datetime | None = None) -> int:
+    """Start the 交办 clock of every registered case that has none running (once, after upgrading).
+
+    Cases registered before the 交办 clock existed (issue 13 §5) wait in ``registered`` without
+    one. Their clock starts at ``at`` (default now: the rule applies from the upgrade, so old
+    messages do not all escalate to the leaders at once), in their current round, with the
+    policy of their type and platform. Idempotent: a case with a running 交办 clock is left alone.
+
+    Returns:
+        the number of clocks started.
+    """
+    at = at or timezone.now()
+    running = CaseClock.objects.filter(clock=Clock.DISPATCH, stopped_at__isnull=True).values("case_id")
+    count = 0
+    for case in Case.objects.filter(state="registered").exclude(pk__in=running).iterator():
+        with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)
+            if locked.state != "registered":
+                continue
+            row = clock_start(case=locked, clock=Clock.DISPATCH, at=at)
+            _sync_case_fields(locked, [row])
+            count += 1
+    return count
+
+
 def clock_extend(*, case: Case, clock: str, working_days: int) -> CaseClock | None:
     """Move the running ``clock`` of ``case``'s current round by ``working_days`` (approved 延期).
 

@@ -304,5 +304,25 @@ def test_only_readers_of_every_unit_get_the_office_figures(bureau, march):
                       {**MARCH, "metric": "dispatch_on_time", "who": "office"}).status_code == 403
     assert client.get(reverse("assessment:dashboard_data")).json()["office_by_month"] == []
     client.force_login(bureau.reviewer)
-    assert client.get(reverse("assessment:report_cases"),
-                      {**MARCH, "metric": "dispatch_on_time", "who": "nobody"}).status_code == 400
+    for who in ("nobody", "leader:x", "leader:99999999999999999999", "leader:", "office\x00"):
+        assert client.get(reverse("assessment:report_cases"),
+                          {**MARCH, "metric": "dispatch_on_time", "who": who}).status_code == 400, who
+    for part in ("num", "den"):
+        assert client.get(reverse("assessment:report_export"),
+                          {**MARCH, "metric": "leader_review_on_time", "who": "leaders", "part": part}).status_code == 200
+
+
+def test_cases_registered_before_the_clock_existed_get_it_once(bureau, seeded):
+    with time_machine.travel(MONDAY_10, tick=False):
+        old = bureau.register()
+    CaseClock.objects.filter(case=old).delete()
+    from casework.models import Case
+
+    Case.objects.filter(pk=old.pk).update(dispatch_due_at=None)
+    with time_machine.travel(bj(2026, 3, 5, 10, 0), tick=False):
+        out = StringIO()
+        call_command("dispatch_clocks_start", stdout=out)
+        call_command("dispatch_clocks_start", stdout=StringIO())  # again: nothing more
+    assert "1" in out.getvalue()
+    assert CaseClock.objects.filter(case=old, clock=Clock.DISPATCH).count() == 1
+    assert assert_running(old, at=bj(2026, 3, 5, 10, 0)).due_at == bj(2026, 3, 6, 10, 0)

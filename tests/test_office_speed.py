@@ -326,3 +326,19 @@ def test_cases_registered_before_the_clock_existed_get_it_once(bureau, seeded):
     assert "1" in out.getvalue()
     assert CaseClock.objects.filter(case=old, clock=Clock.DISPATCH).count() == 1
     assert assert_running(old, at=bj(2026, 3, 5, 10, 0)).due_at == bj(2026, 3, 6, 10, 0)
+
+
+@pytest.mark.parametrize("rows", [3, 12])
+def test_the_batch_path_starts_its_clocks_in_a_constant_number_of_statements(bureau, seeded, settings, tmp_path, rows):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CASEWORK_IMPORT_BATCH_SIZE = 50
+    path = tmp_path / "b.csv"
+    path.write_text(csv_text([row(f"B{i}") for i in range(rows)]), encoding="utf-8")
+    with CaptureQueriesContext(connection) as queries:
+        assert messages_import(rows_source=path, platform=bureau.platform).created == rows
+    clock_writes = [q for q in queries.captured_queries
+                    if "casework_caseclock" in q["sql"] and q["sql"].lstrip().upper().startswith("INSERT")]
+    assert len(clock_writes) == 1
+    assert CaseClock.objects.filter(clock=Clock.DISPATCH, stopped_at__isnull=True).count() == rows

@@ -132,8 +132,9 @@ def escalation_due_clocks(
 
     One query on the partial index of running clocks' deadlines, without a join to the cases; the
     taken and required steps are checked by the database through the (case, clock, round, level)
-    unique index. (A running clock always has a lead unit: a return stops every clock; the lock
-    in :func:`case_escalate` re-checks it.)
+    unique index. (A running unit clock always has a lead unit: a return stops every clock; the lock
+    in :func:`case_escalate` re-checks it. The 网评办's 交办 clock runs without one, see
+    :func:`office_clock_unit`.)
 
     Args:
         now: aware datetime of the sweep.

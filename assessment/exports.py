@@ -17,6 +17,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from assessment.facts import Period
+from assessment.office_metrics import OFFICE_METRIC_DEFINITIONS, OFFICE_METRIC_LABELS, OFFICE_METRICS
 from assessment.selectors import (
     METRIC_DEFINITIONS,
     METRIC_LABELS,
@@ -39,9 +40,35 @@ def _text(cell, value: str) -> None:
     cell.data_type = "s"
 
 
+def _office_sheet(wb: Workbook, office: list) -> None:
+    """The sheet 网评办与局领导: one row per office table row, rate and 分子/分母 per figure."""
+    ws = wb.create_sheet(str(_("网评办与局领导")))
+    headers = [str(_("部门或领导"))]
+    for name in OFFICE_METRICS:
+        headers += [str(OFFICE_METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": OFFICE_METRIC_LABELS[name]}]
+    headers.append(str(_("备注")))
+    for col, h in enumerate(headers, start=1):
+        _text(ws.cell(row=1, column=col), h)
+        ws.cell(row=1, column=col).font = Font(bold=True)
+    for r, fig in enumerate(office, start=2):
+        _text(ws.cell(row=r, column=1), fig.label)
+        col, small = 2, False
+        for name in OFFICE_METRICS:
+            v = fig.values.get(name)
+            if v is not None:
+                if v.value is not None:
+                    ws.cell(row=r, column=col, value=round(v.value, 4)).number_format = "0.00%"
+                _text(ws.cell(row=r, column=col + 1), f"{v.num}/{v.den}")
+                small = small or v.den < MIN_VOLUME
+            col += 2
+        if small:
+            _text(ws.cell(row=r, column=col), _("样本不足(分母少于 %(min)s 件,比率仅供参考)") % {"min": MIN_VOLUME})
+    ws.column_dimensions["A"].width = 20
+
+
 def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
                         cases: list[Case] | None = None, hidden_cases: int = 0,
-                        may_see_numbers: bool = False) -> bytes:
+                        may_see_numbers: bool = False, office: list | None = None) -> bytes:
     """Return the xlsx bytes of the ranked assessment ``rows`` (and optionally a case list sheet).
 
     The figures are the report's (same ``rows``); a unit with fewer than ``MIN_VOLUME`` dispatches
@@ -49,7 +76,8 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
     ``hidden_cases`` is the number of cases behind the number the reader may not open (counted
     in the case list sheet, not listed). Subjects in the case list have their personal numbers
     masked unless ``may_see_numbers`` (the reader holds ``casework.view_citizen_contact``, see
-    :mod:`casework.privacy`).
+    :mod:`casework.privacy`). ``office`` (:func:`assessment.office_metrics.office_figures`, for
+    readers of every unit) adds the sheet 网评办与局领导 with the office's and the leaders' own rates.
     """
     wb = Workbook()
     ws = wb.active
@@ -86,9 +114,14 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
             _text(ws.cell(row=r, column=col + 4), _("样本不足(交办 %(n)s 件,少于 %(min)s 件),排在有足够样本的单位之后")
                   % {"n": row.volume, "min": MIN_VOLUME})
     ws.column_dimensions["B"].width = 24
+    if office is not None:
+        _office_sheet(wb, office)
     ds = wb.create_sheet(str(_("口径说明")))
-    for r, (name, text) in enumerate(METRIC_DEFINITIONS.items(), start=1):
-        _text(ds.cell(row=r, column=1), METRIC_LABELS[name])
+    definitions = [(METRIC_LABELS[n], t) for n, t in METRIC_DEFINITIONS.items()]
+    if office is not None:
+        definitions += [(OFFICE_METRIC_LABELS[n], t) for n, t in OFFICE_METRIC_DEFINITIONS.items()]
+    for r, (label, text) in enumerate(definitions, start=1):
+        _text(ds.cell(row=r, column=1), label)
         _text(ds.cell(row=r, column=2), str(text))
     ds.column_dimensions["A"].width = 24
     ds.column_dimensions["B"].width = 120

@@ -27,6 +27,16 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Unit
 from assessment.exports import assessment_workbook
 from assessment.facts import AssessmentFacts, Period
+from assessment.office_metrics import (
+    OFFICE_METRIC_DEFINITIONS,
+    OFFICE_METRIC_LABELS,
+    OFFICE_METRICS,
+    ROW_METRICS,
+    office_figures,
+    office_figures_by_month,
+    office_metric_case_ids,
+    office_row_label,
+)
 from assessment.rules import user_reads_assessment
 from assessment.selectors import (
     METRIC_DEFINITIONS,
@@ -137,7 +147,8 @@ def _cell(name: str, value) -> dict:
 def report_view(request: HttpRequest) -> HttpResponse:
     """Annual assessment: ranked units with every figure linked to its cases."""
     period, kind, keep = _params(request)
-    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=_as_of(request))
+    as_of = _as_of(request)
+    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=as_of)
     table = []
     for row in rows:
         cells = []
@@ -162,11 +173,96 @@ def report_view(request: HttpRequest) -> HttpResponse:
         "can_edit_weights": request.user.is_superuser,
         "definitions": _definitions(),
         "min_volume": MIN_VOLUME,
+        **_office_context(request, period=period, keep=keep, as_of=as_of),
     }
     return render(request, "assessment/report.html", context)
 
 
+# ---------------------------------------------------------------- the office's own speed (issue 13 §5)
+
+
+def _reads_office(request: HttpRequest) -> bool:
+    """The office and leaders' figures cover every case: readers of every unit only (scope None)."""
+    return _scope(request) is None
+
+
+def _office_context(request: HttpRequest, *, period: Period, keep: dict, as_of: datetime) -> dict:
+    """The report's table of the 网评办's and the leaders' own rates, with drill-down links."""
+    if not _reads_office(request):
+        return {"office_table": None}
+    table = []
+    for fig in office_figures(period=period, as_of=as_of):
+        cells = []
+        for name in OFFICE_METRICS:
+            value = fig.values.get(name)
+            if value is None:
+                cells.append(None)
+                continue
+            base = {**keep, "metric": name, "who": fig.key}
+            url = reverse("assessment:report_cases") + "?"
+            cells.append({**_cell("sign_for_on_time", value), "metric": name,
+                          "den_url": url + urlencode({**base, "part": "den"}),
+                          "num_url": url + urlencode({**base, "part": "num"})})
+        table.append({"key": fig.key, "label": fig.label, "cells": cells})
+    return {
+        "office_table": table,
+        "office_columns": [(n, OFFICE_METRIC_LABELS[n]) for n in OFFICE_METRICS],
+        "office_definitions": [(OFFICE_METRIC_LABELS[n], OFFICE_METRIC_DEFINITIONS[n]) for n in OFFICE_METRICS],
+    }
+
+
+def _office_dashboard(request: HttpRequest, data: dict, *, as_of: datetime) -> dict:
+    """The dashboard's office table per month (the report's figures for each month) and definitions.
+
+    ``office_by_month``: :func:`assessment.office_metrics.office_figures_by_month` over the months
+    of ``data["rates_by_month"]`` at the same ``as_of``, each row with its drill-down links; empty
+    for readers who do not read every unit. The office figures' definitions join ``definitions``.
+    """
+    if not _reads_office(request):
+        return {"office_by_month": []}
+    months = [(m["month"], Period.days(date.fromisoformat(m["start"]), date.fromisoformat(m["end"])))
+              for m in data["rates_by_month"]]
+    by_month = office_figures_by_month(months=months, as_of=as_of)
+    url = reverse("assessment:report_cases") + "?"
+    for month in by_month:
+        for row in month["rows"]:
+            for name in OFFICE_METRICS:
+                if name in row:
+                    base = {"start": month["start"], "end": month["end"], "metric": name, "who": row["key"],
+                            "as_of": as_of.isoformat()}
+                    row[name]["href"] = url + urlencode({**base, "part": "den"})
+    return {
+        "office_by_month": by_month,
+        "office_labels": {n: str(OFFICE_METRIC_LABELS[n]) for n in OFFICE_METRICS},
+        "definitions": {**data["definitions"],
+                        **{n: {"label": OFFICE_METRIC_LABELS[n], "text": OFFICE_METRIC_DEFINITIONS[n]}
+                           for n in OFFICE_METRICS}},
+    }
+
+
+def _office_drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
+    """The cases behind one office figure (``metric`` in OFFICE_METRICS, ``who``, ``part``).
+
+    Raises:
+        PermissionDenied: the reader does not read every unit.
+        BadRequest: an unknown part or row.
+    """
+    period, _kind, keep = _params(request)
+    if not _reads_office(request):
+        raise PermissionDenied
+    metric, part, who = request.GET["metric"], request.GET.get("part", "den"), request.GET.get("who", "office")
+    # A leader's row is leader:<user id>; a longer number is no user (and no integer overflow).
+    valid_who = who in ROW_METRICS or (who.startswith("leader:") and who[7:].isdigit() and len(who[7:]) <= 9)
+    if part not in {"num", "den"} or not valid_who:
+        raise BadRequest(_("未知的考核指标。"))
+    ids = office_metric_case_ids(period=period, metric=metric, part=part, who=who, as_of=_as_of(request))
+    return ids, {"period": period, "metric": metric, "part": part, "unit": None, "who": who,
+                 "who_label": office_row_label(key=who), "keep": keep}
+
+
 def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
+    if request.GET.get("metric", "") in OFFICE_METRICS:
+        return _office_drill_ids(request)
     period, kind, keep = _params(request)
     metric = request.GET.get("metric", "")
     part = request.GET.get("part", "den")
@@ -189,6 +285,10 @@ def _drill_ids(request: HttpRequest) -> tuple[list[int], dict]:
     return ids, {"period": period, "metric": metric, "part": part, "unit": unit, "keep": keep}
 
 
+def _metric_label(name: str) -> str:
+    return {**METRIC_LABELS, **OFFICE_METRIC_LABELS}[name]
+
+
 @_readers_only
 def report_cases_view(request: HttpRequest) -> HttpResponse:
     """The cases behind one number of the report (paginated; only cases the user may see)."""
@@ -206,14 +306,14 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     context = {
         **admin.site.each_context(request),
-        "title": _("考核明细:%(metric)s") % {"metric": METRIC_LABELS[info["metric"]]},
+        "title": _("考核明细:%(metric)s") % {"metric": _metric_label(info["metric"])},
         "info": info,
         "part_label": _("计入分子的案件") if info["part"] == "num" else _("计入统计的全部案件"),
         "page": page,
         "cases": [cases[i] for i in page.object_list if i in cases],
         "total": len(ids),
         "hidden": len(ids) - len(ids_visible),
-        "definition": METRIC_DEFINITIONS[info["metric"]],
+        "definition": {**METRIC_DEFINITIONS, **OFFICE_METRIC_DEFINITIONS}[info["metric"]],
         "query": query.urlencode(),
         "report_url": reverse("assessment:report") + "?" + urlencode(info["keep"]),
         "may_see_numbers": user_may_see_personal_numbers(user=request.user),
@@ -225,7 +325,8 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
 def report_export_view(request: HttpRequest) -> HttpResponse:
     """The ranked assessment as xlsx; with ``metric`` and ``part`` also the drill-down's cases."""
     period, kind, keep = _params(request)
-    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=_as_of(request))
+    as_of = _as_of(request)
+    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=as_of)
     cases = None
     hidden = 0
     if request.GET.get("metric"):
@@ -234,7 +335,8 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
                      .order_by("-submitted_at"))
         hidden = len(ids) - len(cases)
     data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
-                               hidden_cases=hidden, may_see_numbers=user_may_see_personal_numbers(user=request.user))
+                               hidden_cases=hidden, may_see_numbers=user_may_see_personal_numbers(user=request.user),
+                               office=office_figures(period=period, as_of=as_of) if _reads_office(request) else None)
     response = HttpResponse(
         data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
@@ -260,7 +362,9 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     except ValueError as exc:
         raise BadRequest(_("日期或周数不正确(年度须在 %(a)d–%(b)d 之间,周数 1–104)。")
                          % {"a": YEARS.start, "b": YEARS.stop - 1}) from exc
-    data = dashboard_data(user=request.user, weeks=weeks, end=end, now=_as_of(request))
+    as_of = _as_of(request)
+    data = dashboard_data(user=request.user, weeks=weeks, end=end, now=as_of)
+    data.update(_office_dashboard(request, data, as_of=as_of))
     data["links"] = {
         "report": reverse("assessment:report"),
         "cases": reverse("admin:casework_case_changelist"),

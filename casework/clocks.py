@@ -11,9 +11,10 @@ Which transition starts and stops which clock (:data:`TRANSITION_CLOCKS`):
 =================  ===========================  ===========================
 transition         starts                       stops
 =================  ===========================  ===========================
-dispatch           sign_for, reply              —
+(registration)     dispatch (交办, the 网评办's)  —
+dispatch           sign_for, reply              dispatch
 accept             handling                     sign_for
-return_to_office   —                            every running clock
+return_to_office   dispatch (new round)         every running clock
 submit_feedback    office_review                handling
 office_approve     leader_review                office_review
 office_send_back   handling (afresh)            office_review
@@ -24,7 +25,15 @@ revise_after_...   office_review (afresh)       —
 record_follow_up   —                            follow_up
 reopen             handling, reply (new round)  follow_up
 archive            —                            every running clock
+reject_invalid     —                            every running clock
+merge              —                            every running clock
 =================  ===========================  ===========================
+
+The 交办 clock (快速批办, issue 13 §5) is the 网评办's own: it starts when a message is registered
+(by hand, by import — the batch path included, :func:`dispatch_clocks_start_bulk` — or by platform
+push) and when a unit returns a case, and stops when the office decides (交办, 不予受理 or 并入主案件).
+It has no unit (``CaseClock.unit`` empty), counts on the bureau's calendar and climbs its own rungs
+(``EscalationRung.clocks`` containing ``dispatch``).
 
 Clocks of the lead unit's work (sign_for, handling, reply) count on that unit's calendar (its own
 exceptions included); review and follow-up clocks count on the bureau's calendar.
@@ -47,9 +56,10 @@ from casework.models import CalendarYear, Case, CaseClock, Clock, DeadlinePolicy
 logger = logging.getLogger("casework")
 
 TRANSITION_CLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
-    "dispatch": ((Clock.SIGN_FOR, Clock.REPLY), ()),
+    "register": ((Clock.DISPATCH,), ()),
+    "dispatch": ((Clock.SIGN_FOR, Clock.REPLY), (Clock.DISPATCH,)),
     "accept": ((Clock.HANDLING,), (Clock.SIGN_FOR,)),
-    "return_to_office": ((), None),
+    "return_to_office": ((Clock.DISPATCH,), None),
     "submit_feedback": ((Clock.OFFICE_REVIEW,), (Clock.HANDLING,)),
     "office_approve": ((Clock.LEADER_REVIEW,), (Clock.OFFICE_REVIEW,)),
     "office_send_back": ((Clock.HANDLING,), (Clock.OFFICE_REVIEW,)),
@@ -61,9 +71,12 @@ TRANSITION_CLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "reopen": ((Clock.HANDLING, Clock.REPLY), (Clock.FOLLOW_UP,)),
     "archive": ((), None),
     "reject_invalid": ((), None),
+    "merge": ((), None),
 }
 UNIT_CLOCKS = {Clock.SIGN_FOR, Clock.HANDLING, Clock.REPLY}
-CASE_FIELD = {Clock.SIGN_FOR: "sign_for_due_at", Clock.REPLY: "reply_due_at"}
+# The 网评办's own clocks: they run while no unit leads the case; the ladder tells the office.
+OFFICE_CLOCKS = {Clock.DISPATCH}
+CASE_FIELD = {Clock.SIGN_FOR: "sign_for_due_at", Clock.REPLY: "reply_due_at", Clock.DISPATCH: "dispatch_due_at"}
 
 
 def deadline_policies(*, message_type: str, platform_id: int | None) -> dict[str, tuple[int, str]]:
@@ -185,6 +198,72 @@ def _sync_case_fields(case: Case, clocks: list[CaseClock]) -> None:
             changed.append(field)
     if changed:
         Case.objects.filter(pk=case.pk).update(**{f: getattr(case, f) for f in changed})
+
+
+def dispatch_clocks_start_bulk(*, cases: list[tuple[int, str]], platform_id: int | None, at: datetime) -> int:
+    """Start the 交办 clock of many newly registered cases at once (the batch import's path).
+
+    The batch twin of ``clocks_on_transition(name="register")``: one ``CaseClock`` per case in
+    round 1, its deadline from the message type's policy on this platform, counted on the bureau
+    calendar, and ``Case.dispatch_due_at`` set to it. Statements: the policies and the calendar
+    once per message type present, one insert, one update per message type.
+
+    Args:
+        cases: ``(case_id, message_type)`` of cases just registered (state ``registered``, round 1).
+        platform_id: their platform.
+        at: aware registration time (the clocks start then).
+
+    Returns:
+        the number of clocks started.
+    """
+    if not cases:
+        return 0
+    cal = calendar.work_calendar()
+    by_type: dict[str, tuple[int, str, object]] = {}
+    for message_type in sorted({mt for _pk, mt in cases}):
+        amount, time_unit = deadline_policies(message_type=message_type, platform_id=platform_id)[Clock.DISPATCH]
+        deadline = cal.deadline(start=at, amount=amount, unit=time_unit)
+        calendar.warn_unconfirmed(deadline.unconfirmed_years, what=f"the dispatch deadline of {len(cases)} cases")
+        by_type[message_type] = (amount, time_unit, deadline)
+    CaseClock.objects.bulk_create(
+        [
+            CaseClock(
+                case_id=pk, clock=Clock.DISPATCH, round=1, unit=None, started_at=at,
+                amount=by_type[mt][0], time_unit=by_type[mt][1], due_at=by_type[mt][2].due_at,
+                calendar_unconfirmed=",".join(str(y) for y in by_type[mt][2].unconfirmed_years),
+            )
+            for pk, mt in cases
+        ]
+    )
+    ids = [pk for pk, _mt in cases]
+    for message_type, (_a, _u, deadline) in by_type.items():
+        Case.objects.filter(pk__in=ids, message_type=message_type).update(dispatch_due_at=deadline.due_at)
+    return len(cases)
+
+
+def dispatch_clocks_backfill(*, at: datetime | None = None) -> int:
+    """Start the 交办 clock of every registered case that has none running (once, after upgrading).
+
+    Cases registered before the 交办 clock existed (issue 13 §5) wait in ``registered`` without
+    one. Their clock starts at ``at`` (default now: the rule applies from the upgrade, so old
+    messages do not all escalate to the leaders at once), in their current round, with the
+    policy of their type and platform. Idempotent: a case with a running 交办 clock is left alone.
+
+    Returns:
+        the number of clocks started.
+    """
+    at = at or timezone.now()
+    running = CaseClock.objects.filter(clock=Clock.DISPATCH, stopped_at__isnull=True).values("case_id")
+    count = 0
+    for case in Case.objects.filter(state="registered").exclude(pk__in=running).iterator():
+        with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)
+            if locked.state != "registered":
+                continue
+            row = clock_start(case=locked, clock=Clock.DISPATCH, at=at)
+            _sync_case_fields(locked, [row])
+            count += 1
+    return count
 
 
 def clock_extend(*, case: Case, clock: str, working_days: int) -> CaseClock | None:

@@ -76,6 +76,7 @@ class UnitCalendarDay(models.Model):
 
 
 class Clock(models.TextChoices):
+    DISPATCH = "dispatch", _("交办")
     SIGN_FOR = "sign_for", _("签收")
     HANDLING = "handling", _("承办反馈")
     OFFICE_REVIEW = "office_review", _("网评办审核")
@@ -186,6 +187,8 @@ class EscalationLevel(models.TextChoices):
     URGE = "urge", _("催办·督办单")
     ESCALATE = "escalate", _("报分管局领导")
     REFER = "refer", _("移交纪检督察")
+    OFFICE_URGE = "office_urge", _("交办催办")
+    OFFICE_ESCALATE = "office_escalate", _("交办报局领导")
 
 
 class EscalationRung(models.Model):

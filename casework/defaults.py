@@ -3,7 +3,8 @@
 :func:`defaults_ensure` runs after every ``migrate`` (and after a test-database flush) through the
 ``post_migrate`` signal; it only creates what is missing, so superusers' edits are kept.
 
-Deadline policies (DESIGN.md §4, "published local practice"): 1 working day to sign for
+Deadline policies (DESIGN.md §4, "published local practice"): 1 working day for the 网评办 to
+dispatch a registered message (交办, 快速批办; issue 13 §5); 1 working day to sign for
 (签收); 3 working days to reply to a consultation (咨询); 10–15 working days for complaints and
 reports (投诉, 举报); help requests (求助) and suggestions (建议) in between. Inside the reply time, the unit's
 handling to feedback leaves the 网评办 review and the 分管局领导 sign-off one working day each; the
@@ -11,7 +12,9 @@ follow-up call (回访) is due 5 working days after the reply is published.
 
 Escalation ladder (DESIGN.md §4): a reminder to the handler when one working day is left; 催办
 to the unit's head and 网评办 with a 督办单 when overdue; the 分管局领导 after 3 more working days;
-纪检督察 after 5, or when the unit has 2 督办单 left unanswered for 2 working days.
+纪检督察 after 5, or when the unit has 2 督办单 left unanswered for 2 working days. The 交办 clock
+has its own two rungs: 交办催办 to the 网评办's head and staff when the day has passed, 交办报局领导
+to the leaders one working day later.
 """
 
 from django.db import transaction
@@ -23,17 +26,17 @@ D, H = "days", "hours"
 
 # message type → {clock: (amount, unit)}. Reply = handling + office review + leader review.
 DEFAULT_POLICY_LENGTHS: dict[str, dict[str, tuple[int, str]]] = {
-    "consult": {"sign_for": (1, D), "handling": (1, D), "office_review": (1, D),
+    "consult": {"dispatch": (1, D), "sign_for": (1, D), "handling": (1, D), "office_review": (1, D),
                 "leader_review": (1, D), "reply": (3, D), "follow_up": (5, D)},
-    "help": {"sign_for": (1, D), "handling": (3, D), "office_review": (1, D),
+    "help": {"dispatch": (1, D), "sign_for": (1, D), "handling": (3, D), "office_review": (1, D),
              "leader_review": (1, D), "reply": (5, D), "follow_up": (5, D)},
-    "suggest": {"sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
+    "suggest": {"dispatch": (1, D), "sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
                 "leader_review": (1, D), "reply": (10, D), "follow_up": (5, D)},
-    "complain": {"sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
+    "complain": {"dispatch": (1, D), "sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
                  "leader_review": (1, D), "reply": (15, D), "follow_up": (5, D)},
-    "report": {"sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
+    "report": {"dispatch": (1, D), "sign_for": (1, D), "handling": (13, D), "office_review": (1, D),
                "leader_review": (1, D), "reply": (15, D), "follow_up": (5, D)},
-    "other": {"sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
+    "other": {"dispatch": (1, D), "sign_for": (1, D), "handling": (8, D), "office_review": (1, D),
               "leader_review": (1, D), "reply": (10, D), "follow_up": (5, D)},
 }
 POLICY_SOURCE = "DESIGN.md §4 默认值(签收1个工作日;咨询3个工作日;投诉、举报10–15个工作日)"
@@ -50,6 +53,12 @@ DEFAULT_LADDER = [
      {"notify_leaders": True, "notify_comment_office": True}, False, False, None),
     ("refer", "移交纪检督察", ["sign_for", "reply"], 5, "escalate",
      {"notify_supervisors": True}, False, True, 2),
+    # The 网评办's own 交办 clock (快速批办, issue 13 §5): an undispatched message climbs to the
+    # office's head, then to the leaders (the office's 分管局领导, else every leader).
+    ("office_urge", "交办催办", ["dispatch"], 0, None,
+     {"notify_unit_head": True, "notify_comment_office": True}, False, False, None),
+    ("office_escalate", "交办报局领导", ["dispatch"], 1, "office_urge",
+     {"notify_unit_head": True, "notify_leaders": True}, False, False, None),
 ]
 
 SWEEP_TASK_NAME = "催督办巡检 escalation sweep"

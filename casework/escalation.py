@@ -51,12 +51,13 @@ from accounts.selectors import (
     comment_office_emails,
     leader_emails_for_unit,
     role_emails,
+    unit_by_function,
     unit_staff_emails,
     user_covers_unit,
 )
 from casework import audit, calendar, outbox
 from casework.access import user_can_see_case
-from casework.clocks import UNIT_CLOCKS
+from casework.clocks import OFFICE_CLOCKS, UNIT_CLOCKS
 from casework.models import (
     AuditChainHead,
     Case,
@@ -262,6 +263,32 @@ def _recipients_for(rung: EscalationRung, unit, cache: dict) -> list[str]:
     if rung.notify_supervisors:
         emails += part(("supervisors",), lambda: role_emails(role=roles.SUPERVISOR))
     return sorted(set(emails))
+
+
+def _office_recipients_by_role(rung: EscalationRung, cache: dict) -> list[str]:
+    """The addresses of an office-clock rung when no active unit has the 网评办 function.
+
+    The office by role (its dispatchers and reviewers) for ``notify_comment_office`` or
+    ``notify_unit_head``, and every leader for ``notify_leaders`` (issue 13 §5).
+    """
+    key = ("office-by-role", rung.pk)
+    if key not in cache:
+        emails = comment_office_emails() if (rung.notify_comment_office or rung.notify_unit_head) else []
+        cache[key] = sorted(set(emails + (role_emails(role=roles.LEADER) if rung.notify_leaders else [])))
+    return cache[key]
+
+
+def office_clock_unit(*, clock: str) -> Unit | None:
+    """Return the office that answers for ``clock`` when it is one of the 网评办's own (交办), else None.
+
+    The 交办 clock runs while no unit leads the case (issue 13 §5): its rungs go to the 网评办 (its
+    head with ``notify_unit_head``, its dispatchers and reviewers with ``notify_comment_office``)
+    and to the 网评办's 分管局领导, or every leader when none is configured (``notify_leaders``).
+    None too when no active unit has the 网评办 function; the recipients are then found by role.
+    """
+    if clock not in OFFICE_CLOCKS:
+        return None
+    return unit_by_function(function=Unit.Function.COMMENT_OFFICE)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -506,8 +533,8 @@ class _Sweep:
             chosen: list[tuple[Case, CaseClock]] = []
             for clock in clocks:
                 case = cases[clock.case_id]
-                if case.lead_unit_id is None:
-                    continue
+                if case.lead_unit_id is None and clock.clock not in OFFICE_CLOCKS:
+                    continue  # a unit clock needs its unit (a return stops every clock)
                 if trigger == TRIGGER_LADDER:
                     cutoff = self.cutoff(self.cal_for(clock), rung.threshold_days)
                     if not _is_due(due_at=clock.due_at, now=self.now, rung=rung, cutoff=cutoff):
@@ -532,29 +559,36 @@ class _Sweep:
         ])
         clock_labels = self.labels()["clocks"]
         notices: list[SupervisionNotice | None] = [None] * len(chosen)
-        if rung.opens_notice:
+        # The 网评办's own 交办 clock (issue 13 §5) opens no 督办单 or referral: it only tells the office.
+        unit_rows = [i for i, (case, clock) in enumerate(chosen) if clock.clock not in OFFICE_CLOCKS]
+        if rung.opens_notice and unit_rows:
             content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。")
-            notices = _insert(SupervisionNotice, [
+            made = _insert(SupervisionNotice, [
                 SupervisionNotice(
                     case_id=case.pk, unit_id=case.lead_unit_id, step=step, opened_at=now,
                     content=content % {"clock": clock_labels.get(clock.clock, clock.clock),
                                        "unit": case.lead_unit.name},
                 )
-                for (case, clock), step in zip(chosen, steps, strict=True)
+                for (case, clock), step in ((chosen[i], steps[i]) for i in unit_rows)
             ])
+            for i, notice in zip(unit_rows, made, strict=True):
+                notices[i] = notice
         referrals: list[DisciplineReferral | None] = [None] * len(chosen)
-        if rung.opens_referral:
-            snapshots = _snapshots(targets=chosen, now=now, cal_for=self.cal_for)
+        if rung.opens_referral and unit_rows:
+            snapshots = _snapshots(targets=[chosen[i] for i in unit_rows], now=now, cal_for=self.cal_for)
             reason = _referral_reason(rung, trigger)
-            referrals = _insert(DisciplineReferral, [
+            made = _insert(DisciplineReferral, [
                 DisciplineReferral(
                     case_id=case.pk, unit_id=case.lead_unit_id, step=step, trigger=trigger, created_at=now,
                     reason=reason % {"unit": case.lead_unit.name, "n": rung.unit_open_notices_limit,
                                      "clock": clock_labels.get(clock.clock, clock.clock)},
                     snapshot=snapshot,
                 )
-                for (case, clock), step, snapshot in zip(chosen, steps, snapshots, strict=True)
+                for (case, clock), step, snapshot in zip(
+                    (chosen[i] for i in unit_rows), (steps[i] for i in unit_rows), snapshots, strict=True)
             ])
+            for i, referral in zip(unit_rows, made, strict=True):
+                referrals[i] = referral
         # The audit events: one query for every chain head, the hashes chained in one pass.
         case_ids = sorted({case.pk for case, _clock in chosen})
         heads = {
@@ -620,6 +654,12 @@ class _Sweep:
                     referral_reason=F("referral__reason"),
                 )
             )
+            office = None
+            if any(s["clock"] in OFFICE_CLOCKS for s in steps):
+                office = office_clock_unit(clock=Clock.DISPATCH)
+                for s in steps:  # the 网评办 answers for its own 交办 clock, not a lead unit
+                    if s["clock"] in OFFICE_CLOCKS:
+                        s["unit_id"], s["office_clock"] = (office.pk if office else None), True
             units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
             history = _by_case(
                 EscalationStep.objects.filter(case_id__in={s["case_id"] for s in steps})
@@ -630,7 +670,13 @@ class _Sweep:
             by_recipient: dict[str, list[int]] = {}
             for i, step in enumerate(steps):
                 unit = units.get(step["unit_id"])
-                for address in (_recipients_for(rung, unit, self.addresses) if unit else []):
+                if unit is not None:
+                    addresses = _recipients_for(rung, unit, self.addresses)
+                elif step.get("office_clock"):
+                    addresses = _office_recipients_by_role(rung, self.addresses)
+                else:
+                    addresses = []
+                for address in addresses:
                     by_recipient.setdefault(address, []).append(i)
             groups: dict[tuple[int, ...], list[str]] = {}
             for address, items in by_recipient.items():
@@ -642,7 +688,7 @@ class _Sweep:
                 context = {
                     "rung": rung, "lines": [lines[i] for i in items], "count": len(items),
                     "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
-                    "closing": _closing(rung),
+                    "closing": _closing(rung, office_clock=all(s.get("office_clock") for s in chosen)),
                 }
                 first = chosen[0]
                 mails.append({
@@ -673,6 +719,7 @@ class _Sweep:
         if not hasattr(self, "_labels"):
             self._labels = {
                 "dispatch": _("交办"), "accept": _("签收"), "unit": _("承办单位"), "clock": _("时限"),
+                "office": _("责任部门"), "office_name": _("网评办"),
                 "state": _("当前状态"), "round": _("(第 %(n)s 轮办理)"), "notice": _("督办单"),
                 "referral": _("移交理由"), "excerpt": _("留言摘要"), "history": _("办理经过"),
                 "outcome": _("登记处理结果"), "page": _("案件页面"),
@@ -714,7 +761,8 @@ class _Sweep:
             days = cal.working_days_between(due_at, self.now)
             late = (words["late_days"] % {"due": due, "days": days}) if days else (words["late"] % {"due": due})
         fields = [
-            (words["unit"], unit.name if unit else ""),
+            (words["office"], unit.name if unit else words["office_name"]) if step.get("office_clock")
+            else (words["unit"], unit.name if unit else ""),
             (words["clock"], f"{words['clocks'].get(step['clock'], step['clock'])}。{late}"),
             (words["state"], words["states"].get(step["state"], step["state"])
              + words["round"] % {"n": step["handling_round"]}),
@@ -776,7 +824,9 @@ def _referral_reason(rung: EscalationRung, trigger: str) -> str:
     return _("%(clock)s超期,经催办、报分管局领导后仍未办结。")
 
 
-def _closing(rung: EscalationRung) -> str:
+def _closing(rung: EscalationRung, *, office_clock: bool = False) -> str:
+    if office_clock:
+        return _("该留言登记后已超过交办时限仍未交办,请网评办立即交办(或不予受理、并入主案件)。")
     if rung.opens_referral:
         return _("请纪检督察核查后登记处理结果(约谈、通报批评、诫勉谈话、不予追责等)。")
     if rung.opens_notice:
@@ -789,6 +839,12 @@ def _closing(rung: EscalationRung) -> str:
 def _digest_subject(rung: EscalationRung, steps: list[dict], units: dict, clock_labels: dict) -> str:
     """The digest's subject: the one case as before, or the count and the first references."""
     first = steps[0]
+    if all(s.get("office_clock") for s in steps):  # the office's own 交办 clock
+        if len(steps) == 1:
+            return _("【%(name)s】%(ref)s 登记后超过交办时限仍未交办") % {"name": rung.name, "ref": first["reference"]}
+        refs = "、".join(dict.fromkeys(s["reference"] for s in steps[:SUBJECT_REFERENCES]))
+        return _("【%(name)s】%(n)s 件留言登记后超过交办时限仍未交办:%(refs)s 等") % {
+            "name": rung.name, "n": len(steps), "refs": refs}
     clocks = "、".join(dict.fromkeys(clock_labels.get(s["clock"], s["clock"]) for s in steps))
     if len(steps) == 1:
         ref = first["reference"]

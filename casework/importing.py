@@ -57,7 +57,7 @@ import openpyxl
 from openpyxl.utils.cell import range_boundaries
 from openpyxl.utils.datetime import from_excel
 
-from casework import audit, calendar, services
+from casework import audit, calendar, clocks, services
 from casework.duplicates import duplicates_index_and_flag_many
 from casework.importing_models import ImportJob, ImportJobRow
 from casework.models import Case, CaseEvent, MessageType, Platform
@@ -985,17 +985,23 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
     ``bulk_create``; model signals are not sent, as with any bulk insert. Runs in a savepoint of
     its own inside the caller's transaction, so a constraint error rolls back only this batch's
     inserts and the caller can retry row by row. Raises IntegrityError/DataError like the
-    single-row path.
+    single-row path. Each case's 交办 clock starts as on the single-row path
+    (:func:`casework.clocks.dispatch_clocks_start_bulk`).
     """
     with transaction.atomic():
-        ids = _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source)
+        now = timezone.now()
+        ids = _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source, now=now)
+        # The 网评办's 交办 clock starts at registration, as on the single-row path (issue 13 §5).
+        clocks.dispatch_clocks_start_bulk(
+            cases=list(Case.objects.filter(pk__in=ids).order_by().values_list("pk", "message_type")),
+            platform_id=platform.pk, at=now,
+        )
         if settings.CASEWORK_INTAKE_DUPLICATES:  # 重复留言提示 on the batch path too (casework.duplicates)
             duplicates_index_and_flag_many(case_ids=ids)
         return ids
 
 
-def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str) -> list[int]:
-    now = timezone.now()
+def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str, now: datetime) -> list[int]:
     prefix = settings.CASEWORK_REFERENCE_PREFIX
     # One event object, refilled and hashed per case with CaseEvent.compute_hash (the chain's one
     # hashing function), saves building a model instance per row.

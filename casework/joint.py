@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from accounts import roles
 from accounts.models import Unit, User
 from accounts.selectors import comment_office_emails, unit_is_handling, unit_staff_emails, user_covers_unit
-from casework import calendar
+from casework import calendar, clocks
 from casework.access import user_can_see_case, user_may_act
 from casework.clocks import clock_extend
 from casework.models import Case, CoUnitTask, Extension, State
@@ -479,6 +479,7 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
     locked.reject_invalid(reason=(closing + (f";{reason}" if reason else ""))[:500], at=now)
     locked.merged_into = main
     case_touch(case=locked, fields=("state", "closing_reason", "archived_at", "merged_into"))
+    clocks.clocks_on_transition(case=locked, name="merge", at=now)  # the 交办 clock stops (issue 13 §5)
     event_append(
         case=locked, action="merge", actor=acting_user, from_state=from_state, to_state=locked.state,
         reason=reason, payload={"main_id": main.pk, "main": main.reference},

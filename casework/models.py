@@ -98,6 +98,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
     feedback_at = models.DateTimeField(_("反馈时间"), null=True, blank=True)
     sign_for_due_at = models.DateTimeField(_("签收期限"), null=True, blank=True, db_index=True)
     reply_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True, db_index=True)
+    # The 网评办's own 交办 clock (快速批办, issue 13 §5): a copy of the running dispatch clock's deadline.
+    dispatch_due_at = models.DateTimeField(_("交办期限"), null=True, blank=True)
     published_reply = models.TextField(_("已发布答复"), blank=True)
     published_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
     published_where = models.CharField(_("发布位置"), max_length=200, blank=True)

@@ -263,7 +263,13 @@ def queue_counts(*, user: User) -> list[tuple[QueueSpec, int]]:
 
 
 def case_clock_due(*, case: Case):
-    """Return ``(clock label, deadline)`` of the clock running on ``case`` now, or ``("", None)``."""
+    """Return ``(clock label, deadline)`` of the clock running on ``case`` now, or ``("", None)``.
+
+    A registered (undispatched) case shows the 网评办's 交办 clock (issue 13 §5); a dispatched one
+    its unit's 签收 clock; any other active case its 答复 clock.
+    """
+    if case.state == State.REGISTERED:
+        return _("交办"), case.dispatch_due_at
     if case.state == State.DISPATCHED:
         return _("签收"), case.sign_for_due_at
     if case.state in ACTIVE_STATES:

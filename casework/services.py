@@ -181,7 +181,10 @@ def case_register(
     category: str = "",
     source: str = "manual",
 ) -> Case:
-    """Register a citizen message as a new case in state ``registered``.
+    """Register a citizen message as a new case in state ``registered``; its 交办 clock starts.
+
+    The 网评办's dispatch clock (:data:`casework.clocks.TRANSITION_CLOCKS`, ``register``) starts at
+    the registration time, its length from the ``dispatch`` deadline policy of the message type.
 
     Args:
         acting_user: the member of staff entering it, or None for an import/platform push.
@@ -231,6 +234,7 @@ def case_register(
         to_state=case.state,
         payload={"source": source, "platform": platform.code, "external_id": external_id},
     )
+    clocks.clocks_on_transition(case=case, name="register", at=case.created_at)  # 交办 clock (issue 13 §5)
     duplicates_index_and_flag(case=case)  # 重复留言提示 (casework.duplicates)
     return case
 

@@ -262,7 +262,8 @@ def test_default_policies_follow_the_design_with_their_source(db):
     assert rows[("consult", Clock.SIGN_FOR)] == (1, TimeUnit.WORKING_DAYS)
     assert rows[("consult", Clock.REPLY)] == (3, TimeUnit.WORKING_DAYS)
     assert 10 <= rows[("complain", Clock.REPLY)][0] <= 15
-    assert len(rows) == 6 * 6
+    assert len(rows) == 6 * 7  # six types × seven clocks (交办 included, issue 13 §5)
+    assert rows[("consult", Clock.DISPATCH)] == (1, TimeUnit.WORKING_DAYS)
     assert all("DESIGN.md" in p.source for p in DeadlinePolicy.objects.all())
 
 
@@ -298,8 +299,8 @@ def test_an_approved_extension_moves_the_stored_clock_and_the_sweep_follows_it(b
 def test_the_transitions_start_and_stop_each_clock_of_the_loop(bureau, seeded):
     case = dispatch_at(bureau, bj(2026, 3, 2, 10, 0), state=State.REPLIED)
     rows = {c.clock: c for c in CaseClock.objects.filter(case=case)}
-    assert set(rows) == {Clock.SIGN_FOR, Clock.HANDLING, Clock.OFFICE_REVIEW, Clock.LEADER_REVIEW,
-                         Clock.REPLY, Clock.FOLLOW_UP}
+    assert set(rows) == {Clock.DISPATCH, Clock.SIGN_FOR, Clock.HANDLING, Clock.OFFICE_REVIEW,
+                         Clock.LEADER_REVIEW, Clock.REPLY, Clock.FOLLOW_UP}
     assert all(rows[c].stopped_at is not None for c in rows if c != Clock.FOLLOW_UP)
     assert rows[Clock.FOLLOW_UP].stopped_at is None
     assert rows[Clock.FOLLOW_UP].due_at == bj(2026, 3, 9, 10, 0)  # 5 working days
@@ -309,7 +310,10 @@ def test_a_return_stops_the_clocks_and_the_redispatch_starts_a_new_round(bureau,
     case = dispatch_at(bureau, bj(2026, 3, 2, 10, 0))
     with time_machine.travel(bj(2026, 3, 2, 11, 0), tick=False):
         case = services.case_return_to_office(case=case, acting_user=bureau.handler_a, reason="非本单位")
-    assert not CaseClock.objects.filter(case=case, stopped_at__isnull=True).exists()
+    # Every clock of the unit stops; the 网评办's 交办 clock starts again in the new round.
+    assert list(CaseClock.objects.filter(case=case, stopped_at__isnull=True).values_list("clock", "round")) == [
+        (Clock.DISPATCH, 2)
+    ]
     with time_machine.travel(bj(2026, 3, 3, 9, 0), tick=False):
         case = services.case_dispatch(case=case, acting_user=bureau.dispatcher, unit=bureau.unit_b)
     assert case.handling_round == 2

@@ -137,6 +137,38 @@
           return [{ text: m.month, href: d.links.report + "?start=" + m.start + "&end=" + m.end }].concat(
             Object.keys(allNames).map(function (k) { return fig(k, m[k]); }));
         }));
+      // The 网评办's and the leaders' own rates (issue 13 §5), month by month, each linked to its cases.
+      var office = root.querySelector("#cw-dash-office");
+      if (office && (d.office_by_month || []).length) {
+        var ot = office.querySelector("table");
+        ot.textContent = "";
+        var cols = [];
+        d.office_by_month[0].rows.forEach(function (r) {
+          if (r.key === "office" || r.key === "leaders") {
+            Object.keys(d.office_labels).forEach(function (k) { if (r[k]) { cols.push([r.key, r.label, k]); } });
+          }
+        });
+        var head = el("tr");
+        head.appendChild(el("th", gettext("月份")));
+        cols.forEach(function (c) { head.appendChild(el("th", c[1] + " · " + d.office_labels[c[2]])); });
+        ot.appendChild(head);
+        d.office_by_month.forEach(function (m) {
+          var tr = el("tr", null, { "data-month": m.month });
+          var mt = el("td", m.month);
+          mt.style.whiteSpace = "nowrap";
+          tr.appendChild(mt);
+          cols.forEach(function (c) {
+            var row = m.rows.filter(function (r) { return r.key === c[0]; })[0];
+            var cell = row && row[c[2]];
+            var td = el("td", null, { "data-who": c[0], "data-metric": c[2] });
+            if (cell && cell.den) { td.appendChild(el("a", fig(c[2], cell), { href: cell.href })); }
+            else { td.textContent = "—"; }
+            tr.appendChild(td);
+          });
+          ot.appendChild(tr);
+        });
+        office.hidden = false;
+      }
       var dl = root.querySelector("#cw-dash-definitions dl");
       if (dl) {
         dl.textContent = "";

@@ -198,14 +198,18 @@ def test_an_undispatched_message_climbs_to_the_office_head_and_the_leaders(burea
     assert sweep_at(bj(2026, 3, 3, 10, 0)) == {}  # a second beat takes nothing twice
     step = EscalationStep.objects.get(case=late, level="office_urge")
     assert step.clock == Clock.DISPATCH and step.due_at == bj(2026, 3, 3, 10, 0)
-    mail = Notification.objects.get(key=f"step:{step.pk}")
-    assert head.email in mail.recipients and bureau.dispatcher.email in mail.recipients
-    assert bureau.handler_a.email not in mail.recipients
+    # One digest e-mail per recipient and rung (issue 11 §1): every recipient of the step's digests.
+    mails = list(Notification.objects.filter(digest_lines__step=step).distinct())
+    to = {address for m in mails for address in m.recipients}
+    assert head.email in to and bureau.dispatcher.email in to
+    mail = mails[0]
+    assert bureau.handler_a.email not in to
     assert "未交办" in mail.subject and "网评办" in mail.body
     assert sweep_at(bj(2026, 3, 4, 9, 59)) == {}
     assert sweep_at(bj(2026, 3, 4, 10, 0)) == {"office_escalate": 1}
-    up = Notification.objects.get(key=f"step:{EscalationStep.objects.get(case=late, level='office_escalate').pk}")
-    assert bureau.leader.email in up.recipients and head.email in up.recipients
+    up_step = EscalationStep.objects.get(case=late, level="office_escalate")
+    up_to = {a for m in Notification.objects.filter(digest_lines__step=up_step).distinct() for a in m.recipients}
+    assert bureau.leader.email in up_to and head.email in up_to
     assert not EscalationStep.objects.filter(case=on_time, clock=Clock.DISPATCH).exists()
     assert not late.supervision_notices.exists() and not late.referrals.exists()
     # dispatched late: the clock stops and the ladder stops with it

@@ -54,6 +54,7 @@ from casework.models import (
     SupervisionNotice,
 )
 from casework.selectors import notices_awaiting_answer
+from casework.supervision_rules import notice_answer_due, notices_past_answer_due_q
 from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
 from casework.text import mask_personal_numbers
 
@@ -169,8 +170,8 @@ def unit_notice_referrals_due(
     overdue_since = cal.subtract_working_days(now, rung.notice_answer_days)
     unit_since = {uid: c.subtract_working_days(now, rung.notice_answer_days) for uid, c in (unit_cals or {}).items()}
     unanswered = notices_awaiting_answer().filter(
-        _per_unit_q("opened_at", overdue_since, unit_since, "unit_id", only_clocks=False),
-        step__isnull=False,
+        Q(_per_unit_q("opened_at", overdue_since, unit_since, "unit_id", only_clocks=False), step__isnull=False)
+        | notices_past_answer_due_q(now=now)  # issue 13: notices by hand, past their answer deadline
     )
     units = list(
         unanswered.values("unit_id")
@@ -186,16 +187,20 @@ def unit_notice_referrals_due(
         step__clock=OuterRef("clock"),
         step__round=OuterRef("round"),
     )
-    return list(
+    # A notice without a ladder step (by hand, quality rung) names the case's running clocks.
+    by_hand = unanswered.filter(unit_id__in=units, case_id=OuterRef("case_id"), step__isnull=True)
+    rows = list(
         CaseClock.objects.filter(
             stopped_at__isnull=True,
             case_id__in=unanswered.filter(unit_id__in=units).values("case_id"),
         )
-        .filter(Exists(notices))
+        .filter(Exists(notices) | (Q(clock__in=rung.clocks) & Exists(by_hand)))
         .filter(~Exists(_step_exists(rung.level)))
         .order_by("due_at")
-        .values_list("pk", flat=True)
+        .values_list("pk", "case_id")
     )
+    seen: set[int] = set()
+    return [pk for pk, case_id in rows if not (case_id in seen or seen.add(case_id))]
 
 
 def _recipients(rung: EscalationRung, unit, cache: dict | None = None) -> list[str]:
@@ -388,7 +393,9 @@ def case_escalate(
             "clock": clock_label, "unit": unit.name,
         }
         notice = SupervisionNotice.objects.create(
-            case=case, unit=unit, step=step, content=content, opened_at=now
+            case=case, unit=unit, step=step, content=content, opened_at=now,
+            answer_due_at=notice_answer_due(unit=unit, opened_at=now, days=rung.notice_answer_days,
+                                            cal=_clock_calendar(clock, cal, unit_cals)),
         )
         payload["notice_id"] = notice.pk
     if rung.opens_referral:
@@ -614,7 +621,7 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
         raise NoticeAnswerRefused(_("该督办单已答复,不能修改。"))
     if locked.closed_at is not None:
         raise NoticeAnswerRefused(_("该督办单已终止(%(reason)s),无需答复。") % {"reason": locked.closed_reason})
-    if case.lead_unit_id != locked.unit_id:
+    if case.lead_unit_id != locked.unit_id and not locked.to_co_unit:
         raise NoticeAnswerRefused(_("该案件已改由其他单位承办,本督办单无需再答复。"))
     now = timezone.now()
     locked.answer = answer

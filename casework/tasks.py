@@ -3,21 +3,22 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import audit, escalation, importing, outbox, router_service, services
+from casework import audit, escalation, importing, outbox, quality, router_service, services
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
 def escalation_sweep() -> dict[str, int]:
     """Run the escalation ladder over the cases due now (scheduled by Celery beat).
 
-    Returns the number of steps taken per level. Running it twice, or twice at once, takes each
+    Returns the number of steps taken per level (and per quality rung kind, ``quality_<kind>``,
+    :func:`casework.quality.quality_sweep`). Running it twice, or twice at once, takes each
     step once (see :mod:`casework.escalation`); on PostgreSQL a sweep that starts while another is
     still running skips at once and returns ``{"skipped": 1}``.
     """
     with escalation.sweep_lock() as acquired:
         if not acquired:
             return {"skipped": 1}
-        return escalation.escalation_sweep()
+        return {**escalation.escalation_sweep(), **quality.quality_sweep()}  # issue 13: quality rungs
 
 
 @shared_task(

@@ -42,6 +42,7 @@ ROLE_PERMISSIONS = {
         "casework.view_citizen_contact",
         "casework.open_supervision",
         "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     HANDLER: [
         "casework.view_case",
@@ -60,6 +61,7 @@ ROLE_PERMISSIONS = {
         "casework.view_disciplinereferral",  # issue 13: the office refers for poor handling
         "casework.open_supervision",
         "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     LEADER: [
         "casework.view_case",
@@ -69,6 +71,7 @@ ROLE_PERMISSIONS = {
         "casework.view_disciplinereferral",
         "casework.open_supervision",
         "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     SUPERVISOR: [
         "casework.view_case",

@@ -36,6 +36,7 @@ from casework.forms import (
 )
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.learning_panels import case_learning_panels, suggestion_from_post
+from casework.supervision_panels import SUPERVISION_ACTIONS, SUPERVISION_FORMS, case_supervision_panels, supervision_perform
 from casework.models import (
     Case,
     CaseEvent,
@@ -398,6 +399,7 @@ class CaseAdmin(StaffModelAdmin):
         self._refill(request, case, context)
         context.update(case_learning_panels(user=user, case=case, context=context,  # issue 12
                                             units=units_in_scope(user=user).filter(handling_units_q())))
+        context.update(case_supervision_panels(user=user, case=case))  # issue 13: 督办与问责
         case_forms_stamp(request, context, case=case)  # every form carries the case's version
         return context
 
@@ -439,7 +441,7 @@ class CaseAdmin(StaffModelAdmin):
             "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
             "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
             "arbitrate_return": "ruling_form", "merge": "merge_form", "mark_key_case": "key_case_form",
-            "set_type": "type_form",
+            "set_type": "type_form", **SUPERVISION_FORMS,
         }
         form_refill(context.get(forms_of.get(action, "")), data)
         for extension, form in context.get("extension_decisions", []):
@@ -592,6 +594,10 @@ class CaseAdmin(StaffModelAdmin):
                 expected_lock_version=form.cleaned_data["lock_version"])
             self.log_change(request, case, _("执行:%s") % _("发布前修改"))
             return _("已保存答复第 %s 版,送网评办重新审核。") % draft.version
+        if action in SUPERVISION_ACTIONS:  # issue 13: 督办单 by hand, 办理不力 referral, proposals
+            message = supervision_perform(user=user, case=case, action=action, post=post)
+            self.log_change(request, case, _("执行:%s") % SUPERVISION_ACTIONS[action])
+            return message
         if action in JOINT_ACTIONS:
             message = getattr(self, f"_do_{action}")(request, case, post, expected)
             self.log_change(request, case, _("执行:%s") % JOINT_ACTIONS[action])
@@ -898,12 +904,23 @@ class NoticeStatusFilter(admin.SimpleListFilter):
 class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
     """督办单 of the cases in scope; the supervised unit answers one on its answer page."""
 
-    list_display = ["case", "unit", "opened_at", "answered_at", "status"]
+    list_display = ["case", "unit", "origin", "opened_at", "answer_deadline", "answered_at", "status"]
     list_select_related = ["case", "unit"]
-    list_filter = [NoticeStatusFilter, ("answered_at", admin.EmptyFieldListFilter)]
-    readonly_fields = ["case", "unit", "content", "opened_by", "opened_at", "answer", "answered_at",
-                       "status", "answer_link"]
-    exclude = ["step", "closed_at", "closed_reason"]
+    list_filter = [NoticeStatusFilter, "origin", ("answered_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["case", "unit", "origin", "to_co_unit", "content", "opened_by", "opened_at",
+                       "answer_deadline", "answer", "answered_at", "status", "answer_link"]
+    exclude = ["step", "closed_at", "closed_reason", "answer_due_at"]
+
+    @admin.display(description=_("答复期限"), ordering="answer_due_at")
+    def answer_deadline(self, obj):
+        # Red when passed while the notice still awaits its answer (issue 13).
+        if obj.answer_due_at is None:
+            return "—"
+        text = timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M")
+        if obj.answer_due_at <= timezone.now() and selectors.notice_awaits_answer(notice=obj):
+            return format_html('<span class="cw-overdue" style="color:#ba2121;font-weight:bold">{} · {}</span>',
+                               text, _("已超期"))
+        return text
 
     @admin.display(description=_("状态"))
     def status(self, obj):
@@ -973,5 +990,5 @@ class PlatformAdmin(SuperuserConfigAdmin):
 
 
 # calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
-from casework import admin_config, learning_admin  # noqa: E402,F401
+from casework import admin_config, learning_admin, supervision_admin  # noqa: E402,F401
 import casework.importing_admin  # noqa: E402,F401  (upload page, import jobs)

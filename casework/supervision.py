@@ -344,7 +344,7 @@ def quality_proposal_decide(*, step: QualityStep, acting_user, confirm: bool, no
     if not note:
         raise SupervisionRefused(_("请填写移交说明。") if confirm else _("请填写不予移交的理由。"))
     case = case_lock(case=step.case)
-    locked = QualityStep.objects.select_for_update().select_related("rung__reason").get(pk=step.pk)
+    locked = QualityStep.objects.select_for_update(of=("self",)).select_related("rung__reason").get(pk=step.pk)
     if locked.status != QualityStep.Status.PROPOSED:
         raise SupervisionRefused(_("该提请已处理(%(status)s),不能再次确认。") % {
             "status": locked.get_status_display()})

@@ -38,7 +38,13 @@ from assessment.models import AssessmentWeights, Topic, TopicAlert
 from assessment.topic_scope import hot_topics_for, topics_figures_for, topics_visible_to
 from casework.calendar import SHANGHAI
 from casework.models import (
-    ACTIVE_STATES, Case, DisciplineReferral, Extension, ReferralCase, State, SupervisionNotice,
+    ACTIVE_STATES,
+    Case,
+    DisciplineReferral,
+    Extension,
+    ReferralCase,
+    State,
+    SupervisionNotice,
 )
 from casework.privacy import citizen_text_for
 from casework.selectors import cases_visible_to

@@ -36,7 +36,6 @@ from casework.forms import (
 )
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.learning_panels import case_learning_panels, suggestion_from_post
-from casework.supervision_panels import SUPERVISION_ACTIONS, SUPERVISION_FORMS, case_supervision_panels, supervision_perform
 from casework.models import (
     Case,
     CaseEvent,
@@ -57,6 +56,12 @@ from casework.review_forms import (
     MergeForm,
     ReturnRulingForm,
     VersionedDraftForm,
+)
+from casework.supervision_panels import (
+    SUPERVISION_ACTIONS,
+    SUPERVISION_FORMS,
+    case_supervision_panels,
+    supervision_perform,
 )
 from casework.templatetags.casework_marks import clock_mark_html
 from casework.text import mask_contact, mask_personal_numbers, to_half_width

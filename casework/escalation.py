@@ -54,8 +54,8 @@ from casework.models import (
     SupervisionNotice,
 )
 from casework.selectors import notices_awaiting_answer
-from casework.supervision_rules import notice_answer_due, notices_past_answer_due_q
 from casework.services import TransitionRefused, case_lock, case_url, event_append, notification_queue
+from casework.supervision_rules import notice_answer_due, notices_past_answer_due_q
 from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")

@@ -1150,5 +1150,10 @@ class NotificationRecipient(models.Model):
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
 from casework.supervision_models import (  # noqa: E402,F401
-    Origin, PoorHandlingReason, QualityRung, QualityStep, ReferralCase, ReferralKind,
+    Origin,
+    PoorHandlingReason,
+    QualityRung,
+    QualityStep,
+    ReferralCase,
+    ReferralKind,
 )

@@ -17,7 +17,6 @@ from assessment.models import AssessmentWeights
 from assessment.selectors import Period
 from casework import escalation, joint, quality, services, supervision
 from casework.case_versions import case_version
-from casework.selectors import notices_for_unit_staff
 from casework.models import (
     Case,
     CaseEvent,
@@ -32,6 +31,7 @@ from casework.models import (
     SupervisionNotice,
     UnitCalendarDay,
 )
+from casework.selectors import notices_for_unit_staff
 from tests.factories import make_user, run_together
 
 SH = ZoneInfo("Asia/Shanghai")

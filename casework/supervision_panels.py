@@ -10,7 +10,7 @@ services check again and refuse with the reason, and the act view keeps the type
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from casework import supervision
 from casework.models import Case, PoorHandlingReason, QualityStep
@@ -22,19 +22,19 @@ SUPERVISION_FORMS = {
     "decide_proposal": "proposal_form",
 }
 SUPERVISION_ACTIONS = {
-    "open_notice": _lazy("开具督办单"),
-    "refer_poor_handling": _lazy("移交纪检督察(办理不力)"),
-    "decide_proposal": _lazy("确认质量触发的移交"),
+    "open_notice": gettext_lazy("开具督办单"),
+    "refer_poor_handling": gettext_lazy("移交纪检督察(办理不力)"),
+    "decide_proposal": gettext_lazy("确认质量触发的移交"),
 }
 
 
 class NoticeOpenForm(forms.Form):
-    content = forms.CharField(label=_lazy("督办内容"), widget=forms.Textarea(attrs={"rows": 3}))
+    content = forms.CharField(label=gettext_lazy("督办内容"), widget=forms.Textarea(attrs={"rows": 3}))
     answer_days = forms.IntegerField(
-        label=_lazy("答复时限(工作日,按被督办单位的工作日历)"), initial=2,
+        label=gettext_lazy("答复时限(工作日,按被督办单位的工作日历)"), initial=2,
         min_value=supervision.ANSWER_DAYS_MIN, max_value=supervision.ANSWER_DAYS_MAX,
     )
-    co_units = forms.MultipleChoiceField(label=_lazy("同时督办协办单位"), required=False,
+    co_units = forms.MultipleChoiceField(label=gettext_lazy("同时督办协办单位"), required=False,
                                          widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, case: Case, **kwargs):
@@ -46,10 +46,10 @@ class NoticeOpenForm(forms.Form):
 
 
 class PoorHandlingForm(forms.Form):
-    reason = forms.ModelChoiceField(label=_lazy("办理不力事由"), queryset=PoorHandlingReason.objects.none(),
-                                    empty_label=_lazy("—— 请选择 ——"))
-    statement = forms.CharField(label=_lazy("移交说明(必填)"), widget=forms.Textarea(attrs={"rows": 3}))
-    other_cases = forms.MultipleChoiceField(label=_lazy("一并移交该单位的其他案件(移交单位时选择)"),
+    reason = forms.ModelChoiceField(label=gettext_lazy("办理不力事由"), queryset=PoorHandlingReason.objects.none(),
+                                    empty_label=gettext_lazy("—— 请选择 ——"))
+    statement = forms.CharField(label=gettext_lazy("移交说明(必填)"), widget=forms.Textarea(attrs={"rows": 3}))
+    other_cases = forms.MultipleChoiceField(label=gettext_lazy("一并移交该单位的其他案件(移交单位时选择)"),
                                             required=False, widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, case: Case, user, **kwargs):
@@ -62,10 +62,10 @@ class PoorHandlingForm(forms.Form):
 
 
 class ProposalDecisionForm(forms.Form):
-    step = forms.ChoiceField(label=_lazy("提请"))
-    decision = forms.ChoiceField(label=_lazy("决定"), widget=forms.RadioSelect, choices=[
-        ("confirm", _lazy("确认移交纪检督察")), ("refuse", _lazy("不予移交"))])
-    note = forms.CharField(label=_lazy("移交说明或不予移交的理由(必填)"), widget=forms.Textarea(attrs={"rows": 2}))
+    step = forms.ChoiceField(label=gettext_lazy("提请"))
+    decision = forms.ChoiceField(label=gettext_lazy("决定"), widget=forms.RadioSelect, choices=[
+        ("confirm", gettext_lazy("确认移交纪检督察")), ("refuse", gettext_lazy("不予移交"))])
+    note = forms.CharField(label=gettext_lazy("移交说明或不予移交的理由(必填)"), widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, proposals, **kwargs):
         super().__init__(*args, **kwargs)

@@ -916,7 +916,7 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
                        "answer_deadline", "answer", "answered_at", "status", "answer_link"]
     exclude = ["step", "closed_at", "closed_reason", "answer_due_at"]
 
-    @admin.display(description=_("答复期限"), ordering="answer_due_at")
+    @admin.display(description=_("督办单答复期限"), ordering="answer_due_at")
     def answer_deadline(self, obj):
         # Red when passed while the notice still awaits its answer (issue 13).
         if obj.answer_due_at is None:

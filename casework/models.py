@@ -1015,7 +1015,7 @@ class SupervisionNotice(models.Model):
     origin = models.CharField(_("来源"), max_length=20, default="ladder", db_index=True,
                               choices=[("ladder", _("催督办阶梯")), ("manual", _("人工开具")),
                                        ("quality", _("质量触发"))])
-    answer_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True, db_index=True)
+    answer_due_at = models.DateTimeField(_("督办单答复期限"), null=True, blank=True, db_index=True)
     to_co_unit = models.BooleanField(_("致协办单位"), default=False)
 
     class Meta:

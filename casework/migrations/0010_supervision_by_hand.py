@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='supervisionnotice',
             name='answer_due_at',
-            field=models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='答复期限'),
+            field=models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='督办单答复期限'),
         ),
         migrations.AddField(
             model_name='supervisionnotice',

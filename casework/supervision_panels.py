@@ -46,7 +46,7 @@ class NoticeOpenForm(forms.Form):
 
 
 class PoorHandlingForm(forms.Form):
-    reason = forms.ModelChoiceField(label=gettext_lazy("办理不力事由"), queryset=PoorHandlingReason.objects.none(),
+    poor_reason = forms.ModelChoiceField(label=gettext_lazy("办理不力事由"), queryset=PoorHandlingReason.objects.none(),
                                     empty_label=gettext_lazy("—— 请选择 ——"))
     statement = forms.CharField(label=gettext_lazy("移交说明(必填)"), widget=forms.Textarea(attrs={"rows": 3}))
     other_cases = forms.MultipleChoiceField(label=gettext_lazy("一并移交该单位的其他案件(移交单位时选择)"),
@@ -54,7 +54,7 @@ class PoorHandlingForm(forms.Form):
 
     def __init__(self, *args, case: Case, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["reason"].queryset = PoorHandlingReason.objects.filter(is_active=True)
+        self.fields["poor_reason"].queryset = PoorHandlingReason.objects.filter(is_active=True)
         others = supervision.referral_candidate_cases(user=user, case=case)
         self.fields["other_cases"].choices = [(str(c.pk), str(c)) for c in others]
         if not self.fields["other_cases"].choices:
@@ -127,7 +127,7 @@ def supervision_perform(*, user, case: Case, action: str, post) -> str:
         form = PoorHandlingForm(post, case=case, user=user)
         _require(form)
         referral = supervision.referral_poor_handling(
-            case=case, acting_user=user, reason=form.cleaned_data["reason"],
+            case=case, acting_user=user, reason=form.cleaned_data["poor_reason"],
             statement=form.cleaned_data["statement"], other_case_ids=form.cleaned_data.get("other_cases") or ())
         n = referral.cases_concerned.count()
         return _("已将%(unit)s移交纪检督察(办理不力:%(reason)s),涉及 %(n)s 件案件。") % {

@@ -63,7 +63,7 @@ def test_a_leader_opens_a_notice_and_refers_the_unit_from_the_case_page(browser,
     statement = ("答复敷衍,三次发回仍未整改,群众多次投诉。" if language == "zh-hans"
                  else "Evasive answers, three send-backs, repeated complaints.")
     page.fill("#cw-form-refer_poor_handling textarea[name=statement]", statement)
-    page.evaluate("document.querySelector('#cw-form-refer_poor_handling select[name=reason]').required = false")
+    page.evaluate("document.querySelector('#cw-form-refer_poor_handling select[name=poor_reason]').required = false")
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
         page.click("#cw-form-refer_poor_handling input[type=submit]")
@@ -75,7 +75,7 @@ def test_a_leader_opens_a_notice_and_refers_the_unit_from_the_case_page(browser,
 
     # 3. With a reason and the unit's other case: referred, once, with both cases concerned.
     reason = PoorHandlingReason.objects.get(pk=PoorHandlingReason.objects.order_by("order")[2].pk)
-    page.select_option("#cw-form-refer_poor_handling select[name=reason]", str(reason.pk))
+    page.select_option("#cw-form-refer_poor_handling select[name=poor_reason]", str(reason.pk))
     page.check(f"#cw-form-refer_poor_handling input[name=other_cases][value='{other.pk}']")
     asked = []
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))

@@ -119,7 +119,7 @@ def test_a_refusal_says_why_and_keeps_the_typed_statement(client, bureau):
     case = bureau.case_in(State.HANDLING)
     client.force_login(bureau.leader)
     url = reverse("admin:casework_case_act", args=[case.pk, "refer_poor_handling"])
-    page = client.post(url, {"reason": "", "statement": "三次答复均未回应诉求", "case_version": case_version(case=case)},
+    page = client.post(url, {"poor_reason": "", "statement": "三次答复均未回应诉求", "case_version": case_version(case=case)},
                        follow=True)
     html = page.content.decode()
     assert "办理不力事由" in html and "三次答复均未回应诉求" in html

@@ -117,6 +117,8 @@ def notices_awaiting_answer_q(*, prefix: str = "") -> Q:
       open notices are closed (``closed_reason`` 案件已退回网评办, see
       ``casework.services.case_return_to_office``); this last condition also covers any other
       path that moves the lead unit, so a notice of unit A never weighs on A once B holds the case.
+      Exception (issue 13): a notice opened by hand for a co-unit (``to_co_unit``) awaits that
+      co-unit's answer while the case is active.
 
     Args:
         prefix: the lookup from the queried model to the notice (e.g. ``"supervision_notices__"``).

@@ -419,3 +419,10 @@ def test_mail_is_sent_once_after_commit(bureau, eager_celery, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         supervision.supervision_notice_open(case=case, acting_user=bureau.dispatcher, content="请整改", answer_days=2)
     assert len([m for m in mail.outbox if "督办单" in m.subject]) == 1
+
+
+def test_the_quality_sweep_with_nothing_due_runs_a_fixed_number_of_queries(bureau, django_assert_max_num_queries):
+    for state in (State.HANDLING, State.REPLIED, State.OFFICE_REVIEW):
+        bureau.case_in(state)
+    with django_assert_max_num_queries(1 + QualityRung.objects.filter(is_active=True).count()):
+        assert quality.quality_sweep() == {}

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
-from accounts.selectors import handling_units_q, units_in_scope
+from accounts.selectors import handling_units_q, units_in_scope, user_covers_unit
 from accounts.versioning import Change
 from casework import escalation, export, joint, privacy, review, routing, selectors, services
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
@@ -142,11 +142,14 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _notices_with_status(case: Case) -> list:
-    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)."""
+def _notices_with_status(case: Case, user=None) -> list:
+    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)
+    and ``may_answer`` when ``user`` is of the supervised unit (the answer link is offered only then)."""
     notices = list(case.supervision_notices.select_related("unit", "case"))
     for n in notices:
         n.awaits = selectors.notice_awaits_answer(notice=n)
+        n.may_answer = n.awaits and user is not None and (user.is_superuser or (
+            user.has_perm("casework.answer_supervision") and user_covers_unit(user=user, unit=n.unit)))
     return notices
 
 
@@ -379,7 +382,7 @@ class CaseAdmin(StaffModelAdmin):
             "timeline": selectors.case_timeline(case=case),
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
-            "notices": _notices_with_status(case),
+            "notices": _notices_with_status(case, user),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
             "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),

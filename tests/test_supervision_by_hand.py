@@ -426,3 +426,12 @@ def test_the_quality_sweep_with_nothing_due_runs_a_fixed_number_of_queries(burea
         bureau.case_in(state)
     with django_assert_max_num_queries(1 + QualityRung.objects.filter(is_active=True).count()):
         assert quality.quality_sweep() == {}
+
+
+def test_the_case_page_offers_the_answer_link_only_to_the_supervised_unit(client, bureau):
+    case = bureau.case_in(State.HANDLING)
+    notice = supervision.supervision_notice_open(case=case, acting_user=bureau.leader, content="请答复", answer_days=2)[0]
+    link = reverse("admin:casework_supervisionnotice_answer", args=[notice.pk])
+    for user, shown in ((bureau.handler_a, True), (bureau.leader, False), (bureau.dispatcher, False)):
+        client.force_login(user)
+        assert (link in client.get(reverse("admin:casework_case_change", args=[case.pk])).content.decode()) is shown

@@ -40,6 +40,9 @@ ROLE_PERMISSIONS = {
         "casework.decide_extension",
         "casework.view_extension",
         "casework.view_citizen_contact",
+        "casework.open_supervision",
+        "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     HANDLER: [
         "casework.view_case",
@@ -55,6 +58,10 @@ ROLE_PERMISSIONS = {
         "casework.view_case",
         "casework.office_review_case",
         "casework.view_supervisionnotice",
+        "casework.view_disciplinereferral",  # issue 13: the office refers for poor handling
+        "casework.open_supervision",
+        "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     LEADER: [
         "casework.view_case",
@@ -62,6 +69,9 @@ ROLE_PERMISSIONS = {
         "casework.mark_key_case",
         "casework.view_supervisionnotice",
         "casework.view_disciplinereferral",
+        "casework.open_supervision",
+        "casework.refer_poor_handling",
+        "casework.view_qualitystep",
     ],
     SUPERVISOR: [
         "casework.view_case",

@@ -27,7 +27,8 @@ from casework.text import mask_personal_numbers
 @admin.register(AssessmentWeights)
 class AssessmentWeightsAdmin(StaffModelAdmin):
     list_display = ("name", "sign_for_on_time", "handled_on_time", "return_rate", "send_back_rate",
-                    "satisfaction", "per_supervision_notice", "per_referral", "per_extension", "updated_at")
+                    "satisfaction", "per_supervision_notice", "per_referral", "per_extension", "per_manual_notice",
+                    "per_poor_handling_referral", "updated_at")
     readonly_fields = ("updated_at", "updated_by")
 
     def has_module_permission(self, request):

@@ -40,6 +40,10 @@ def _text(cell, value: str) -> None:
     cell.data_type = "s"
 
 
+# The count columns of the sheet, in the report's order (issue 13: manual 督办单, 办理不力 referrals).
+COUNT_COLUMNS = ("supervision_notices", "manual_notices", "referrals", "poor_handling_referrals", "extensions")
+
+
 def _office_sheet(wb: Workbook, office: list) -> None:
     """The sheet 网评办与局领导: one row per office table row, rate and 分子/分母 per figure."""
     ws = wb.create_sheet(str(_("网评办与局领导")))
@@ -88,7 +92,7 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
     headers = [str(_("排名")), str(_("单位")), str(_("得分"))]
     for name in RATE_METRICS:
         headers += [str(METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": METRIC_LABELS[name]}]
-    headers += [str(METRIC_LABELS[n]) for n in ("reply_working_days", "supervision_notices", "referrals", "extensions")]
+    headers += [str(METRIC_LABELS[n]) for n in ("reply_working_days", *COUNT_COLUMNS)]
     headers += [str(_("备注"))]
     for col, h in enumerate(headers, start=1):
         _text(ws.cell(row=4, column=col), h)
@@ -108,10 +112,10 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
         mean = row.values.get("reply_working_days")
         if isinstance(mean, Mean) and mean.value is not None:
             ws.cell(row=r, column=col, value=round(mean.value, 2))
-        for i, name in enumerate(("supervision_notices", "referrals", "extensions"), start=1):
+        for i, name in enumerate(COUNT_COLUMNS, start=1):
             ws.cell(row=r, column=col + i, value=int(row.values.get(name, 0) or 0))
         if row.small:
-            _text(ws.cell(row=r, column=col + 4), _("样本不足(交办 %(n)s 件,少于 %(min)s 件),排在有足够样本的单位之后")
+            _text(ws.cell(row=r, column=col + len(COUNT_COLUMNS) + 1), _("样本不足(交办 %(n)s 件,少于 %(min)s 件),排在有足够样本的单位之后")
                   % {"n": row.volume, "min": MIN_VOLUME})
     ws.column_dimensions["B"].width = 24
     if office is not None:

@@ -40,6 +40,13 @@ class AssessmentWeights(models.Model):
                                        validators=[MinValueValidator(0)])
     per_extension = models.DecimalField(_("每次批准延期扣分"), max_digits=6, decimal_places=2, default=Decimal("0.10"),
                                         validators=[MinValueValidator(0)])
+    # Issue 13: a 督办单 opened by hand and a referral for poor handling (办理不力) deduct their own
+    # points, instead of the general 督办单 / referral deduction.
+    per_manual_notice = models.DecimalField(_("每张人工督办单扣分"), max_digits=6, decimal_places=2,
+                                            default=Decimal("1.00"), validators=[MinValueValidator(0)])
+    per_poor_handling_referral = models.DecimalField(
+        _("每次办理不力移交扣分"), max_digits=6, decimal_places=2, default=Decimal("3.00"),
+        validators=[MinValueValidator(0)])
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+", verbose_name=_("修改人"))

@@ -37,7 +37,15 @@ from assessment.facts import AssessmentFacts, Period
 from assessment.models import AssessmentWeights, KnowledgeArticle, Topic, TopicAlert
 from assessment.topic_scope import hot_topics_for, topics_figures_for, topics_visible_to
 from casework.calendar import SHANGHAI
-from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
+from casework.models import (
+    ACTIVE_STATES,
+    Case,
+    DisciplineReferral,
+    Extension,
+    ReferralCase,
+    State,
+    SupervisionNotice,
+)
 from casework.privacy import citizen_text_for
 from casework.selectors import cases_visible_to
 
@@ -98,6 +106,11 @@ METRIC_DEFINITIONS = {
     "supervision_notices": _("期间内开具的督办单数,记在被督办单位(开具时的承办单位)名下,案件后来退回或改派也不转移。"),
     "referrals": _("期间内移交纪检督察的件数,记在移交时的承办单位名下。"),
     "extensions": _("期间内批准的延期申请数,记在申请单位名下;未批准的不计。"),
+    "manual_notices": _("其中由网评办或局领导人工开具的督办单数(计入督办单总数),按开具时间计入期间,"
+                      "记在被督办单位名下;按“每张人工督办单扣分”扣分,不再按一般督办单扣分。"),
+    "poor_handling_referrals": _("其中因办理不力移交纪检督察的件数(人工移交或确认的质量触发,计入移交总数),"
+                               "按移交时间计入期间,记在被移交单位名下;一次移交单位及多件案件计一次;"
+                               "按“每次办理不力移交扣分”扣分,不再按一般移交扣分。"),
 }
 
 
@@ -354,6 +367,26 @@ def metric_referrals(*, period: Period, unit_ids: list[int] | None = None,
     return _count_by_unit(DisciplineReferral.objects.all(), "created_at", period, unit_ids, cases)
 
 
+def metric_manual_notices(*, period: Period, unit_ids: list[int] | None = None,
+                          cases: QuerySet | None = None) -> dict[int, int]:
+    """Return the number of 督办单 opened by hand per supervised unit in ``period`` (issue 13).
+
+    Part of :func:`metric_supervision_notices` (origin ``manual``), deducted with its own weight.
+    """
+    return _count_by_unit(SupervisionNotice.objects.filter(origin="manual"), "opened_at", period, unit_ids, cases)
+
+
+def metric_poor_handling_referrals(*, period: Period, unit_ids: list[int] | None = None,
+                                   cases: QuerySet | None = None) -> dict[int, int]:
+    """Return the number of 办理不力 referrals per referred unit in ``period`` (issue 13).
+
+    Part of :func:`metric_referrals` (kind ``poor_handling``: by hand or a confirmed quality
+    rung); a unit referred with several cases counts once. Deducted with its own weight.
+    """
+    return _count_by_unit(DisciplineReferral.objects.filter(kind="poor_handling"), "created_at", period,
+                          unit_ids, cases)
+
+
 def metric_extensions(*, period: Period, unit_ids: list[int] | None = None,
                       cases: QuerySet | None = None) -> dict[int, int]:
     """Return the number of approved extensions per requesting unit, by approval time in ``period``.
@@ -370,6 +403,8 @@ COUNT_METRICS = {
     "supervision_notices": metric_supervision_notices,
     "referrals": metric_referrals,
     "extensions": metric_extensions,
+    "manual_notices": metric_manual_notices,
+    "poor_handling_referrals": metric_poor_handling_referrals,
 }
 METRIC_LABELS = {
     "sign_for_on_time": _("按时签收率"),
@@ -381,6 +416,8 @@ METRIC_LABELS = {
     "supervision_notices": _("督办单"),
     "referrals": _("移交纪检督察"),
     "extensions": _("批准延期"),
+    "manual_notices": _("其中人工督办单"),
+    "poor_handling_referrals": _("其中办理不力移交"),
 }
 LOWER_IS_BETTER = {"return_rate", "send_back_rate"}
 
@@ -402,13 +439,21 @@ def metric_case_ids(*, facts: AssessmentFacts, metric: str, part: str, unit_ids:
             "supervision_notices": (SupervisionNotice.objects.all(), "opened_at"),
             "referrals": (DisciplineReferral.objects.all(), "created_at"),
             "extensions": (Extension.objects.filter(decision="approved"), "decided_at"),
+            "manual_notices": (SupervisionNotice.objects.filter(origin="manual"), "opened_at"),
+            "poor_handling_referrals": (DisciplineReferral.objects.filter(kind="poor_handling"), "created_at"),
         }[metric]
         qs = model.filter(**{f"{time_field}__gte": facts.period.start, f"{time_field}__lt": facts.period.end})
         if unit_ids is not None:
             qs = qs.filter(unit_id__in=unit_ids)
         if facts.cases is not None:
             qs = qs.filter(case__in=facts.cases.values("id"))
-        return sorted(set(qs.values_list("case_id", flat=True)), reverse=True)
+        ids = set(qs.values_list("case_id", flat=True))
+        if metric in ("referrals", "poor_handling_referrals"):
+            # issue 13: a unit referred with several cases drills down to every case concerned
+            ids |= set(ReferralCase.objects.filter(referral__in=qs.values("pk")).values_list("case_id", flat=True))
+            if facts.cases is not None:
+                ids &= set(facts.cases.filter(pk__in=ids).values_list("pk", flat=True))
+        return sorted(ids, reverse=True)
     if metric not in ROWS:
         raise KeyError(metric)
     rows_sql, params = ROWS[metric](facts)
@@ -511,7 +556,9 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
 
     Formula: the weighted mean, over the rates that have a denominator, of
     按时签收率, 按时办结率, 1 − 回退率, 1 − 发回重办率 and 满意率, times 100; minus the per-item
-    deductions for 督办单, referrals to 纪检督察 and approved extensions; never below 0. A rate
+    deductions for 督办单, referrals to 纪检督察 and approved extensions (a 督办单 opened by hand and a
+    办理不力 referral deduct their own ``per_manual_notice`` / ``per_poor_handling_referral``
+    instead of the general deduction, issue 13); never below 0. A rate
     with nothing due (denominator 0) is left out and its weight shared by the others. None when no
     rate has data.
     """
@@ -530,9 +577,15 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
     if total_w == 0:
         return None
     score = acc / total_w * 100
-    for count, per in (("supervision_notices", "per_supervision_notice"), ("referrals", "per_referral"),
-                       ("extensions", "per_extension")):
-        score -= Decimal(values.get(count, 0) or 0) * Decimal(str(getattr(weights, per)))
+    manual = Decimal(values.get("manual_notices", 0) or 0)
+    poor = Decimal(values.get("poor_handling_referrals", 0) or 0)
+    # issue 13: manual 督办单 and 办理不力 referrals deduct their own points, the rest the general ones
+    for n, per in ((Decimal(values.get("supervision_notices", 0) or 0) - manual, "per_supervision_notice"),
+                   (manual, "per_manual_notice"),
+                   (Decimal(values.get("referrals", 0) or 0) - poor, "per_referral"),
+                   (poor, "per_poor_handling_referral"),
+                   (Decimal(values.get("extensions", 0) or 0), "per_extension")):
+        score -= max(n, Decimal(0)) * Decimal(str(getattr(weights, per)))
     return round(float(max(score, Decimal(0))), 2)
 
 

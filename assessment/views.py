@@ -55,7 +55,8 @@ from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to, user_can_see_case
 
 KINDS = {"": gettext_lazy("单位"), "district": gettext_lazy("按县市区分局"), "police_type": gettext_lazy("按警种")}
-COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "referrals", "extensions")
+COLUMNS = (*RATE_METRICS, "reply_working_days", "supervision_notices", "manual_notices", "referrals",
+           "poor_handling_referrals", "extensions")
 
 
 def _readers_only(view):

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
-from accounts.selectors import handling_units_q, units_in_scope
+from accounts.selectors import handling_units_q, units_in_scope, user_covers_unit
 from accounts.versioning import Change
 from casework import escalation, export, joint, privacy, review, routing, selectors, services
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
@@ -58,6 +58,12 @@ from casework.review_forms import (
     MergeForm,
     ReturnRulingForm,
     VersionedDraftForm,
+)
+from casework.supervision_panels import (
+    SUPERVISION_ACTIONS,
+    SUPERVISION_FORMS,
+    case_supervision_panels,
+    supervision_perform,
 )
 from casework.templatetags.casework_marks import clock_mark_html
 from casework.text import mask_contact, mask_personal_numbers, to_half_width
@@ -138,11 +144,14 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _notices_with_status(case: Case) -> list:
-    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)."""
+def _notices_with_status(case: Case, user=None) -> list:
+    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)
+    and ``may_answer`` when ``user`` is of the supervised unit (the answer link is offered only then)."""
     notices = list(case.supervision_notices.select_related("unit", "case"))
     for n in notices:
         n.awaits = selectors.notice_awaits_answer(notice=n)
+        n.may_answer = n.awaits and user is not None and (user.is_superuser or (
+            user.has_perm("casework.answer_supervision") and user_covers_unit(user=user, unit=n.unit)))
     return notices
 
 
@@ -339,7 +348,7 @@ class CaseAdmin(StaffModelAdmin):
             "timeline": selectors.case_timeline(case=case),
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
-            "notices": _notices_with_status(case),
+            "notices": _notices_with_status(case, user),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
             "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),
@@ -364,6 +373,7 @@ class CaseAdmin(StaffModelAdmin):
         self._refill(request, case, context)
         context.update(case_learning_panels(user=user, case=case, context=context,  # issue 12
                                             units=units_in_scope(user=user).filter(handling_units_q())))
+        context.update(case_supervision_panels(user=user, case=case))  # issue 13: 督办与问责
         case_forms_stamp(request, context, case=case)  # every form carries the case's version
         return context
 
@@ -405,7 +415,7 @@ class CaseAdmin(StaffModelAdmin):
             "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
             "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
             "arbitrate_return": "ruling_form", "merge": "merge_form", "mark_key_case": "key_case_form",
-            "set_type": "type_form",
+            "set_type": "type_form", **SUPERVISION_FORMS,
         }
         form_refill(context.get(forms_of.get(action, "")), data)
         for extension, form in context.get("extension_decisions", []):
@@ -556,6 +566,10 @@ class CaseAdmin(StaffModelAdmin):
                 expected_lock_version=form.cleaned_data["lock_version"])
             self.log_change(request, case, _("执行:%s") % _("发布前修改"))
             return _("已保存答复第 %s 版,送网评办重新审核。") % draft.version
+        if action in SUPERVISION_ACTIONS:  # issue 13: 督办单 by hand, 办理不力 referral, proposals
+            message = supervision_perform(user=user, case=case, action=action, post=post)
+            self.log_change(request, case, _("执行:%s") % SUPERVISION_ACTIONS[action])
+            return message
         if action in JOINT_ACTIONS:
             message = getattr(self, f"_do_{action}")(request, case, post, expected)
             self.log_change(request, case, _("执行:%s") % JOINT_ACTIONS[action])
@@ -862,12 +876,23 @@ class NoticeStatusFilter(admin.SimpleListFilter):
 class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
     """督办单 of the cases in scope; the supervised unit answers one on its answer page."""
 
-    list_display = ["case", "unit", "opened_at", "answered_at", "status"]
+    list_display = ["case", "unit", "origin", "opened_at", "answer_deadline", "answered_at", "status"]
     list_select_related = ["case", "unit"]
-    list_filter = [NoticeStatusFilter, ("answered_at", admin.EmptyFieldListFilter)]
-    readonly_fields = ["case", "unit", "content", "opened_by", "opened_at", "answer", "answered_at",
-                       "status", "answer_link"]
-    exclude = ["step", "closed_at", "closed_reason"]
+    list_filter = [NoticeStatusFilter, "origin", ("answered_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["case", "unit", "origin", "to_co_unit", "content", "opened_by", "opened_at",
+                       "answer_deadline", "answer", "answered_at", "status", "answer_link"]
+    exclude = ["step", "closed_at", "closed_reason", "answer_due_at"]
+
+    @admin.display(description=_("督办单答复期限"), ordering="answer_due_at")
+    def answer_deadline(self, obj):
+        # Red when passed while the notice still awaits its answer (issue 13).
+        if obj.answer_due_at is None:
+            return "—"
+        text = timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M")
+        if obj.answer_due_at <= timezone.now() and selectors.notice_awaits_answer(notice=obj):
+            return format_html('<span class="cw-overdue" style="color:#ba2121;font-weight:bold">{} · {}</span>',
+                               text, _("已超期"))
+        return text
 
     @admin.display(description=_("状态"))
     def status(self, obj):
@@ -932,4 +957,4 @@ class PlatformAdmin(SuperuserConfigAdmin):
 
 
 # calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
-from casework import admin_config, importing_admin, learning_admin  # noqa: E402,F401  (and the upload page, import jobs)
+from casework import admin_config, importing_admin, learning_admin, supervision_admin  # noqa: E402,F401  (and the upload page, import jobs)

@@ -26,6 +26,10 @@ ACTION_FORMS = {
     "arbitrate_return": "ruling_form",
     "merge": "merge_form",
     "mark_key_case": "key_case_form",
+    # issue 13 (casework.supervision_panels.SUPERVISION_FORMS)
+    "open_notice": "notice_open_form",
+    "refer_poor_handling": "poor_handling_form",
+    "decide_proposal": "proposal_form",
 }
 
 # Never refilled: they must carry what the page shows now.

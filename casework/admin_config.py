@@ -220,15 +220,24 @@ class ReferralOutcomeForm(VersionedForm):
 class DisciplineReferralAdmin(ScopedCaseChildAdmin):
     """The supervisors' view: open referrals first, the frozen material, the outcome form."""
 
-    list_display = ["case", "unit", "trigger", "created_at", "outcome_kind", "outcome_recorded_at"]
-    list_select_related = ["case", "unit"]
-    list_filter = [OpenReferralFilter, "outcome_kind", "unit"]
+    list_display = ["case", "unit", "kind", "origin", "poor_reason", "created_at", "outcome_kind",
+                    "outcome_recorded_at"]
+    list_select_related = ["case", "unit", "poor_reason"]
+    list_filter = [OpenReferralFilter, "kind", "origin", "outcome_kind", "unit"]
     ordering = ["outcome_recorded_at", "created_at"]
     readonly_fields = [
-        "case", "unit", "trigger", "reason", "created_at", "timeline", "notices_sent",
+        "case", "unit", "kind", "origin", "poor_reason", "statement", "referred_by", "cases_listed",
+        "trigger", "reason", "created_at", "timeline", "notices_sent",
         "outcome_kind", "outcome", "outcome_by", "outcome_recorded_at", "outcome_link",
     ]
     exclude = ["snapshot", "step"]
+
+    @admin.display(description=_("涉及案件"))
+    def cases_listed(self, obj):
+        # Issue 13: a unit referred with several cases (references as text: the frozen material
+        # is in the snapshot, and no link is offered to a case the reader may not open).
+        refs = [c.case.reference for c in obj.cases_concerned.select_related("case").order_by("case_id")]
+        return "、".join(r for r in refs if r) or "—"
 
     @admin.display(description=_("办理经过(移交时冻结)"))
     def timeline(self, obj):

@@ -284,12 +284,21 @@ class SupervisionNotice(models.Model):
     # the case to the 网评办); see casework.selectors.notices_awaiting_answer.
     closed_at = models.DateTimeField(_("终止时间"), null=True, blank=True)
     closed_reason = models.CharField(_("终止原因"), max_length=200, blank=True)
+    # Issue 13: who opened it (ladder / by hand / quality rung), by when the unit must answer
+    # (working days on the unit's own calendar), and whether it went to a co-unit.
+    origin = models.CharField(_("来源"), max_length=20, default="ladder", db_index=True,
+                              choices=[("ladder", _("催督办阶梯")), ("manual", _("人工开具")),
+                                       ("quality", _("质量触发"))])
+    answer_due_at = models.DateTimeField(_("督办单答复期限"), null=True, blank=True, db_index=True)
+    to_co_unit = models.BooleanField(_("致协办单位"), default=False)
 
     class Meta:
         verbose_name = _("督办单")
         verbose_name_plural = _("督办单")
         ordering = ["-opened_at"]
-        permissions = [("answer_supervision", _("答复督办单"))]
+        permissions = [("answer_supervision", _("答复督办单")),
+                       ("open_supervision", _("开具督办单")),
+                       ("refer_poor_handling", _("移交办理不力"))]
 
     def __str__(self) -> str:
         return f"督办单 {self.case.reference} → {self.unit}"
@@ -315,6 +324,21 @@ class DisciplineReferral(models.Model):
         OTHER = "other", _("其他")
 
     trigger = models.CharField(_("触发方式"), max_length=30, default="ladder")
+    # Issue 13: late (the ladder) or poor handling (办理不力: by hand or a confirmed quality rung).
+    kind = models.CharField(_("移交类型"), max_length=20, default="late", db_index=True,
+                            choices=[("late", _("超期未办")), ("poor_handling", _("办理不力"))])
+    poor_reason = models.ForeignKey(
+        "casework.PoorHandlingReason", verbose_name=_("办理不力事由"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
+    )
+    statement = models.TextField(_("移交说明"), blank=True)
+    origin = models.CharField(_("来源"), max_length=20, default="ladder", db_index=True,
+                              choices=[("ladder", _("催督办阶梯")), ("manual", _("人工开具")),
+                                       ("quality", _("质量触发"))])
+    referred_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("移交人"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
     outcome_kind = models.CharField(
         _("处理方式"), max_length=30, choices=Outcome.choices, blank=True, db_index=True
     )

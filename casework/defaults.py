@@ -145,6 +145,28 @@ def ladder_ensure() -> None:
         rungs[level] = rung
 
 
+# Issue 13: the reasons a case or unit is referred for poor handling (办理不力), and the quality rungs.
+DEFAULT_POOR_HANDLING_REASONS = ["敷衍塞责", "答复不实", "推诿扯皮", "多次发回重办", "群众不满意"]
+# (name, kind, threshold, action, reason name)
+DEFAULT_QUALITY_RUNGS = [
+    ("同一轮发回修改 3 次", "send_backs", 3, "notice", None),
+    ("回访不满意重办 2 次", "reopened_unsatisfied", 2, "propose_referral", "群众不满意"),
+    ("回访发现答复不实", "reply_untrue", 1, "propose_referral", "答复不实"),
+]
+
+
+def quality_ensure() -> None:
+    """Create the default 办理不力 reasons and quality rungs that are missing (edits are kept)."""
+    from casework.models import PoorHandlingReason, QualityRung
+
+    reasons = {}
+    for order, name in enumerate(DEFAULT_POOR_HANDLING_REASONS, start=1):
+        reasons[name], _ = PoorHandlingReason.objects.get_or_create(name=name, defaults={"order": order})
+    for name, kind, threshold, action, reason in DEFAULT_QUALITY_RUNGS:
+        QualityRung.objects.get_or_create(name=name, defaults={
+            "kind": kind, "threshold": threshold, "action": action, "reason": reasons.get(reason)})
+
+
 @transaction.atomic
 def defaults_ensure() -> None:
     """Create the role groups, deadline policies, escalation ladder and beat schedules.
@@ -170,6 +192,7 @@ def defaults_ensure() -> None:
         ]
     )
     ladder_ensure()
+    quality_ensure()
     every, _ = IntervalSchedule.objects.get_or_create(
         every=SWEEP_EVERY_MINUTES, period=IntervalSchedule.MINUTES
     )

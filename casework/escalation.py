@@ -77,6 +77,7 @@ from casework.models import (
 )
 from casework.selectors import notices_awaiting_answer
 from casework.services import TransitionRefused, case_lock, event_append
+from casework.supervision_rules import notice_answer_due, notices_past_answer_due_q
 from casework.text import mask_personal_numbers
 
 logger = logging.getLogger("casework")
@@ -193,19 +194,24 @@ def unit_notice_referrals_due(
     holds are referred, and a notice left behind on a case it returned never counts. Two queries
     (one when no unit is over the limit).
     """
-    return list(_unit_notice_qs(now=now, rung=rung, cal=cal, unit_cals=unit_cals).values_list("pk", flat=True))
+    return [pk for pk, _case in _unit_notice_rows(now=now, rung=rung, cal=cal, unit_cals=unit_cals)]
 
 
-def _unit_notice_qs(*, now, rung, cal, unit_cals=None):
-    """The query of :func:`unit_notice_referrals_due` (``CaseClock.objects.none()`` when the rung has
-    no unit limit or no unit is over it; that check is its own query)."""
+def _unit_notice_rows(*, now, rung, cal, unit_cals=None) -> list[tuple[int, int]]:
+    """The ``(clock id, case id)`` rows of :func:`unit_notice_referrals_due`, one clock per case
+    (none when the rung has no unit limit or no unit is over it; that check is its own query).
+
+    A 督办单 opened by hand or by a quality rung (issue 13) counts once its own answer deadline
+    (``answer_due_at``) has passed; it has no ladder step, so it names the case's running clocks
+    of the rung, and a case is referred once whichever of its clocks is named.
+    """
     if not (rung.opens_referral and rung.unit_open_notices_limit):
-        return CaseClock.objects.none()
+        return []
     overdue_since = cal.subtract_working_days(now, rung.notice_answer_days)
     unit_since = {uid: c.subtract_working_days(now, rung.notice_answer_days) for uid, c in (unit_cals or {}).items()}
     unanswered = notices_awaiting_answer().filter(
-        _per_unit_q("opened_at", overdue_since, unit_since, "unit_id", only_clocks=False),
-        step__isnull=False,
+        Q(_per_unit_q("opened_at", overdue_since, unit_since, "unit_id", only_clocks=False), step__isnull=False)
+        | notices_past_answer_due_q(now=now)  # issue 13: notices by hand, past their answer deadline
     )
     units = list(
         unanswered.values("unit_id")
@@ -214,22 +220,26 @@ def _unit_notice_qs(*, now, rung, cal, unit_cals=None):
         .values_list("unit_id", flat=True)
     )
     if not units:
-        return CaseClock.objects.none()
+        return []
     notices = unanswered.filter(
         unit_id__in=units,
         case_id=OuterRef("case_id"),
         step__clock=OuterRef("clock"),
         step__round=OuterRef("round"),
     )
-    return (
+    by_hand = unanswered.filter(unit_id__in=units, case_id=OuterRef("case_id"), step__isnull=True)
+    rows = list(
         CaseClock.objects.filter(
             stopped_at__isnull=True,
             case_id__in=unanswered.filter(unit_id__in=units).values("case_id"),
         )
-        .filter(Exists(notices))
+        .filter(Exists(notices) | (Q(clock__in=rung.clocks) & Exists(by_hand)))
         .filter(~Exists(_step_exists(rung.level)))
         .order_by("due_at")
+        .values_list("pk", "case_id")
     )
+    seen: set[int] = set()
+    return [(pk, case_id) for pk, case_id in rows if not (case_id in seen or seen.add(case_id))]
 
 
 # ---------------------------------------------------------------- the set-based sweep
@@ -373,6 +383,23 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
             ],
         })
     return result
+
+
+def referral_snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime, cal) -> dict:
+    """Return one case's referral material, the same dict a ladder referral freezes (:func:`_snapshots`).
+
+    Used by the referrals made by hand (办理不力, :mod:`casework.supervision`), so every referral
+    keeps the same fields whoever opens it.
+
+    Args:
+        case: the case, its ``lead_unit`` loaded, locked by the caller's transaction.
+        clock: the clock the referral is about (``Clock`` value, or ``""`` when none ran).
+        due_at: that clock's aware deadline (``now`` when none ran).
+        now: aware time of the referral (``taken_at``).
+        cal: the ``WorkCalendar`` the clock counts on (``working_days_overdue``).
+    """
+    target = CaseClock(case_id=case.pk, clock=clock, due_at=due_at)
+    return _snapshots(targets=[(case, target)], now=now, cal_for=lambda _clock: cal)[0]
 
 
 # Field types whose Python value (aware datetimes with USE_TZ) is what the database gets.
@@ -566,6 +593,8 @@ class _Sweep:
             made = _insert(SupervisionNotice, [
                 SupervisionNotice(
                     case_id=case.pk, unit_id=case.lead_unit_id, step=step, opened_at=now,
+                    answer_due_at=notice_answer_due(unit=case.lead_unit, opened_at=now,
+                                                    days=rung.notice_answer_days, cal=self.cal_for(clock)),
                     content=content % {"clock": clock_labels.get(clock.clock, clock.clock),
                                        "unit": case.lead_unit.name},
                 )
@@ -907,8 +936,7 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = No
         due = list(_due_clocks_qs(now=sweep.now, rung=rung, cutoff=cutoff, unit_cutoffs=unit_cutoffs)
                    .values_list("pk", "case_id"))
         n = sweep.take(due, rung, TRIGGER_LADDER)
-        by_notices = list(_unit_notice_qs(now=sweep.now, rung=rung, cal=sweep.cal, unit_cals=sweep.unit_cals)
-                          .values_list("pk", "case_id"))
+        by_notices = _unit_notice_rows(now=sweep.now, rung=rung, cal=sweep.cal, unit_cals=sweep.unit_cals)
         n += sweep.take(by_notices, rung, TRIGGER_UNIT_NOTICES)
         if n or rung.level in left_over:
             sweep.digests(rung)
@@ -1009,7 +1037,7 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
         raise NoticeAnswerRefused(_("该督办单已答复,不能修改。"))
     if locked.closed_at is not None:
         raise NoticeAnswerRefused(_("该督办单已终止(%(reason)s),无需答复。") % {"reason": locked.closed_reason})
-    if case.lead_unit_id != locked.unit_id:
+    if case.lead_unit_id != locked.unit_id and not locked.to_co_unit:
         raise NoticeAnswerRefused(_("该案件已改由其他单位承办,本督办单无需再答复。"))
     now = timezone.now()
     locked.answer = answer

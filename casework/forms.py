@@ -80,3 +80,4 @@ class FollowUpForm(forms.Form):
                                choices=[("", _("—— 请选择 ——")), *FollowUp.Result.choices])
     rectification = forms.ChoiceField(label=_("整改情况"), choices=FollowUp.Rectification.choices)
     note = forms.CharField(label=_("说明"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reply_untrue = forms.BooleanField(label=_("回访发现答复不实"), required=False)

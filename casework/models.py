@@ -494,6 +494,8 @@ class FollowUp(models.Model):
         _("整改情况"), max_length=20, choices=Rectification.choices, default=Rectification.NOT_NEEDED
     )
     note = models.TextField(_("说明"), blank=True)
+    # Issue 13: the follow-up found the published reply untrue (答复不实), a quality rung's trigger.
+    reply_untrue = models.BooleanField(_("回访发现答复不实"), default=False)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     recorded_at = models.DateTimeField(_("回访时间"))
 
@@ -524,3 +526,11 @@ from casework.escalation_models import DigestLine, EscalationDigestPending  # no
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
 from casework.outbox_models import Notification, NotificationRecipient  # noqa: E402,F401
+from casework.supervision_models import (  # noqa: E402,F401
+    Origin,
+    PoorHandlingReason,
+    QualityRung,
+    QualityStep,
+    ReferralCase,
+    ReferralKind,
+)

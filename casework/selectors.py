@@ -75,6 +75,8 @@ def notices_awaiting_answer_q(*, prefix: str = "") -> Q:
       open notices are closed (``closed_reason`` 案件已退回网评办, see
       ``casework.services.case_return_to_office``); this last condition also covers any other
       path that moves the lead unit, so a notice of unit A never weighs on A once B holds the case.
+      Exception (issue 13): a notice opened by hand for a co-unit (``to_co_unit``) awaits that
+      co-unit's answer while the case is active.
 
     Args:
         prefix: the lookup from the queried model to the notice (e.g. ``"supervision_notices__"``).
@@ -83,8 +85,9 @@ def notices_awaiting_answer_q(*, prefix: str = "") -> Q:
         f"{prefix}answered_at__isnull": True,
         f"{prefix}closed_at__isnull": True,
         f"{prefix}case__state__in": ACTIVE_STATES,
-        f"{prefix}case__lead_unit_id": F(f"{prefix}unit_id"),
-    })
+    }) & (Q(**{f"{prefix}case__lead_unit_id": F(f"{prefix}unit_id")})
+          # issue 13: a notice opened by hand for a co-unit awaits it while the case is active
+          | Q(**{f"{prefix}to_co_unit": True}))
 
 
 def notices_awaiting_answer(*, queryset: QuerySet[SupervisionNotice] | None = None) -> QuerySet[SupervisionNotice]:
@@ -96,7 +99,8 @@ def notices_awaiting_answer(*, queryset: QuerySet[SupervisionNotice] | None = No
 def notice_awaits_answer(*, notice: SupervisionNotice) -> bool:
     """Tell, in memory, whether ``notice`` awaits its unit's answer (same rule as the ``Q``)."""
     return (notice.answered_at is None and notice.closed_at is None
-            and notice.case.state in ACTIVE_STATES and notice.case.lead_unit_id == notice.unit_id)
+            and notice.case.state in ACTIVE_STATES
+            and (notice.case.lead_unit_id == notice.unit_id or notice.to_co_unit))
 
 
 def notices_for_unit_staff(*, user: User) -> QuerySet[SupervisionNotice]:

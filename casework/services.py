@@ -991,8 +991,13 @@ def case_record_follow_up(
     rectification: str = FollowUp.Rectification.NOT_NEEDED,
     note: str = "",
     expected_state: str | None = None,
+    reply_untrue: bool = False,
 ) -> FollowUp:
-    """回访: record the citizen's rating and the rectification status of a replied case."""
+    """回访: record the citizen's rating and the rectification status of a replied case.
+
+    ``reply_untrue``: the follow-up found the published reply untrue (答复不实, issue 13), which a
+    quality rung (:mod:`casework.quality`) may turn into a proposed 办理不力 referral.
+    """
     if result not in FollowUp.Result.values:
         raise TransitionRefused(_("请选择回访结果。"))
     if rectification not in FollowUp.Rectification.values:
@@ -1003,13 +1008,15 @@ def case_record_follow_up(
         name="record_follow_up",
         reason=note,
         expected_state=expected_state,
-        payload={"result": result, "rectification": rectification},
+        payload={"result": result, "rectification": rectification,
+                 **({"reply_untrue": True} if reply_untrue else {})},
     )
     return FollowUp.objects.create(
         case=case,
         round=case.handling_round,
         result=result,
         rectification=rectification,
+        reply_untrue=bool(reply_untrue),
         note=note or "",
         recorded_by=acting_user,
         recorded_at=timezone.now(),

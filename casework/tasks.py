@@ -3,19 +3,20 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import audit, escalation, importing, outbox, router_service, services
+from casework import audit, escalation, importing, outbox, quality, router_service, services
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
 def escalation_sweep() -> dict[str, int]:
     """Run the escalation ladder over the cases due now (scheduled by Celery beat).
 
-    Returns the number of steps taken per level. Running it twice, or on several workers at once,
-    takes each step once: the workers share the due clocks batch by batch (``SKIP LOCKED`` on
+    Returns the number of steps taken per level (and per quality rung kind, ``quality_<kind>``,
+    :func:`casework.quality.quality_sweep`, issue 13). Running it twice, or on several workers at
+    once, takes each step once: the workers share the due clocks batch by batch (``SKIP LOCKED`` on
     PostgreSQL) and each recipient gets one digest per rung of each run (see
-    :mod:`casework.escalation`).
+    :mod:`casework.escalation`); a quality step is unique per case, round and rung.
     """
-    return escalation.escalation_sweep()
+    return {**escalation.escalation_sweep(), **quality.quality_sweep()}
 
 
 @shared_task(

@@ -20,7 +20,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 import pytest
 
-from casework import export, joint, services
+from casework import export, joint, quality, services
 from casework.models import Case, FollowUp, State
 from tests.test_publish_versions import EXACT, signed_case
 
@@ -126,13 +126,28 @@ def scenario(bureau, action):
         return _replied(bureau), bureau.dispatcher, {"result": "", "rectification": "not_needed", "note": m}
     if action in ("reopen", "archive"):
         return _replied(bureau), bureau.dispatcher, {"reason": m, "expected_state": "archived"}
+    # issue 13: the 督办与问责 panel
+    if action == "open_notice":
+        return bureau.case_in(State.HANDLING), bureau.leader, {"content": m, "answer_days": "0"}
+    if action == "refer_poor_handling":
+        return bureau.case_in(State.HANDLING), bureau.leader, {"poor_reason": "", "statement": m}
+    if action == "decide_proposal":
+        return _proposed(bureau), bureau.dispatcher, {"decision": "maybe", "note": m}
     raise KeyError(action)
+
+
+def _proposed(bureau):
+    case = _replied(bureau)
+    services.case_record_follow_up(case=case, acting_user=bureau.dispatcher, result="unsatisfied", reply_untrue=True)
+    quality.quality_sweep()
+    return case
 
 
 KEPT = ["dispatch", "reject_invalid", "merge", "arbitrate_return", "return_to_office", "save_draft",
         "submit_feedback", "assign_co_unit", "co_unit_report", "request_extension", "decide_extension",
         "office_approve", "office_send_back", "leader_approve", "leader_send_back", "publish_reply",
-        "revise_after_sign_off", "record_follow_up", "reopen", "archive", "set_type"]
+        "revise_after_sign_off", "record_follow_up", "reopen", "archive", "set_type",
+        "open_notice", "refer_poor_handling", "decide_proposal"]
 # Forms with nothing to type (a button, a choice of leader).
 NOTHING_TYPED = {"accept", "mark_key_case"}
 
@@ -164,7 +179,8 @@ def test_every_form_of_the_case_page_is_covered_by_the_kept_input_test(client, b
         for role in ("dispatcher", "reviewer", "leader", "handler_a", "handler_b", "supervisor"):
             pages.append((case, getattr(bureau, role)))
     pages += [(_with_co_unit(bureau), bureau.handler_b), (_with_extension(bureau)[0], bureau.dispatcher),
-              (_returned(bureau), bureau.dispatcher), (_replied(bureau), bureau.dispatcher)]
+              (_returned(bureau), bureau.dispatcher), (_replied(bureau), bureau.dispatcher),
+              (_proposed(bureau), bureau.dispatcher)]
     seen = set()
     for case, user in pages:
         client.force_login(user)

@@ -18,7 +18,15 @@ from django_celery_beat.models import PeriodicTask
 import pytest
 
 from accounts.models import Unit, User
-from casework.models import DeadlinePolicy, EscalationRung, Notification, Platform, State
+from casework.models import (
+    DeadlinePolicy,
+    EscalationRung,
+    Notification,
+    Platform,
+    PoorHandlingReason,
+    QualityRung,
+    State,
+)
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CATALOGUE = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES" / "django.po"
@@ -109,6 +117,12 @@ def _latin_bureau(bureau):
         rung.name = f"Rung {rung.pk}"
         rung.save(update_fields=["name"])
     DeadlinePolicy.objects.update(source="defaults")
+    for reason in PoorHandlingReason.objects.all():  # issue 13's seeded lists, data as well
+        reason.name = f"Reason {reason.pk}"
+        reason.save(update_fields=["name"])
+    for quality_rung in QualityRung.objects.all():
+        quality_rung.name = f"Quality rung {quality_rung.pk}"
+        quality_rung.save(update_fields=["name"])
     PeriodicTask.objects.update(description="")
     for task in PeriodicTask.objects.all():
         task.name = f"task {task.pk}"

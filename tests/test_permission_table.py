@@ -35,6 +35,8 @@ from casework.models import (
     EscalationRung,
     EscalationStep,
     Notification,
+    QualityRung,
+    QualityStep,
     State,
     SupervisionNotice,
     UnitCalendarDay,
@@ -63,7 +65,11 @@ MODEL_RULES = {
     "casework.Extension": ({"handler", "dispatcher", "superuser"}, NOBODY, NOBODY),
     "casework.CaseEvent": (SU, NOBODY, NOBODY),
     "casework.SupervisionNotice": (CASE_READERS, NOBODY, NOBODY),
-    "casework.DisciplineReferral": ({"dispatcher", "leader", "supervisor", "superuser"}, NOBODY, NOBODY),
+    "casework.DisciplineReferral": ({"dispatcher", "office_reviewer", "leader", "supervisor", "superuser"},
+                                    NOBODY, NOBODY),  # issue 13: the office refers for poor handling
+    "casework.PoorHandlingReason": (SU, SU, SU),  # issue 13: the configurable list of 办理不力 reasons
+    "casework.QualityRung": (SU, SU, NOBODY),  # quality rungs: deactivated, never deleted
+    "casework.QualityStep": ({"dispatcher", "office_reviewer", "leader", "superuser"}, NOBODY, NOBODY),
     "casework.CaseClock": (SU, NOBODY, NOBODY),
     "casework.EscalationStep": (SU, NOBODY, NOBODY),
     "casework.Platform": (SU, SU, SU),
@@ -113,6 +119,8 @@ def world(bureau, django_user_model):
     at = datetime(2026, 3, 10, 9, 0, tzinfo=SH)
     SupervisionNotice.objects.create(case=case, unit=bureau.unit_a, content="请立即办理", opened_at=at)
     DisciplineReferral.objects.create(case=case, unit=bureau.unit_a, reason="超期", created_at=at)
+    QualityStep.objects.create(rung=QualityRung.objects.order_by("pk").first(), case=case, round=1,
+                               unit=bureau.unit_a, count=1, happened_at=at, status="proposed")
     EscalationStep.objects.create(case=case, clock="reply", round=1, level=EscalationRung.objects.first().level,
                                   due_at=at, happened_at=at)
     Notification.objects.create(key="perm-table", subject="测试", body="正文", recipients=["a@bureau.invalid"])

@@ -11,7 +11,7 @@ from django.urls import reverse
 import pytest
 
 from accounts import roles
-from casework import joint, services
+from casework import joint, quality, services
 from casework.models import Case, FollowUp, State
 from tests.factories import make_user
 from tests.stale_helpers import form_action, form_ids, read_form, row_values
@@ -54,6 +54,13 @@ def _co_unit(bureau):
     return case
 
 
+def _proposed(bureau):
+    case = bureau.case_in(State.REPLIED)
+    services.case_record_follow_up(case=case, acting_user=bureau.dispatcher, result="unsatisfied", reply_untrue=True)
+    quality.quality_sweep()
+    return case
+
+
 # (how the case is built, who looks at it)
 SCENES = [
     (lambda b: b.case_in(State.REGISTERED), "dispatcher"),
@@ -67,6 +74,7 @@ SCENES = [
     (_returned, "dispatcher"),
     (_pending_extension, "dispatcher"),
     (_co_unit, "handler_b"),
+    (_proposed, "dispatcher"),  # issue 13: a quality rung's proposed referral to decide
 ]
 
 EXPECTED_FORMS = {
@@ -75,12 +83,14 @@ EXPECTED_FORMS = {
     "cw-form-assign_co_unit", "cw-form-office_approve", "cw-form-office_send_back", "cw-form-leader_approve",
     "cw-form-leader_send_back", "cw-form-publish", "cw-form-follow-up", "cw-form-reopen", "cw-form-archive",
     "cw-form-arbitrate_return", "cw-form-decide_extension", "cw-form-co_unit_report",
+    "cw-form-open_notice", "cw-form-refer_poor_handling", "cw-form-decide_proposal",  # issue 13
 }
 
 
 def _type_into(data, html, form_id):
     """The user's input: the first free-text field of the form gets TYPED."""
-    for name in ("reason", "note", "report", "task", "handling_report", "text", "ruling", "main_reference"):
+    for name in ("reason", "note", "report", "task", "handling_report", "text", "ruling", "main_reference",
+                 "content", "statement"):
         if name in data:
             data[name] = [TYPED]
             return name

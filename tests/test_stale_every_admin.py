@@ -41,6 +41,9 @@ from casework.models import (
     EscalationRung,
     EscalationStep,
     Notification,
+    PoorHandlingReason,
+    QualityRung,
+    QualityStep,
     State,
     SupervisionNotice,
     UnitCalendarDay,
@@ -107,6 +110,12 @@ BUILDERS = {
     "casework.CaseClock": lambda b, su: CaseClock.objects.filter(case=b.case_in(State.HANDLING)).first(),
     "casework.EscalationStep": _step,
     "casework.DisciplineReferral": _referral,
+    # issue 13: 办理不力事由 and quality rungs (superuser configuration), quality steps (records)
+    "casework.PoorHandlingReason": lambda b, su: PoorHandlingReason.objects.order_by("order").first(),
+    "casework.QualityRung": lambda b, su: QualityRung.objects.order_by("pk").first(),
+    "casework.QualityStep": lambda b, su: QualityStep.objects.create(
+        rung=QualityRung.objects.order_by("pk").first(), case=b.case_in(State.HANDLING), round=1, unit=b.unit_a,
+        count=3, happened_at=timezone.now(), status="proposed"),
     "casework.Notification": lambda b, su: Notification.objects.create(
         key="test-1", recipients=["a@bureau.invalid"], subject="测试通知", body="正文"),
     "assessment.AssessmentWeights": lambda b, su: AssessmentWeights.objects.create(),

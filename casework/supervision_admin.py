@@ -7,7 +7,7 @@ rungs); the quality steps are records read by the 网评办 and the 分管局领
 
 from django.contrib import admin
 
-from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
+from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import PoorHandlingReason, QualityRung, QualityStep
 
 

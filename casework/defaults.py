@@ -20,7 +20,7 @@ to the leaders one working day later.
 from django.db import transaction
 
 from accounts.services import roles_sync
-from casework.models import DeadlinePolicy, EscalationRung
+from casework.models import DeadlinePolicy, EscalationRung, PoorHandlingReason, QualityRung
 
 D, H = "days", "hours"
 
@@ -157,8 +157,6 @@ DEFAULT_QUALITY_RUNGS = [
 
 def quality_ensure() -> None:
     """Create the default 办理不力 reasons and quality rungs that are missing (edits are kept)."""
-    from casework.models import PoorHandlingReason, QualityRung
-
     reasons = {}
     for order, name in enumerate(DEFAULT_POOR_HANDLING_REASONS, start=1):
         reasons[name], _ = PoorHandlingReason.objects.get_or_create(name=name, defaults={"order": order})

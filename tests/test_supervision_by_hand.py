@@ -190,8 +190,7 @@ def test_a_passed_answer_deadline_feeds_the_unit_notices_rung(bureau):
     due = escalation.unit_notice_referrals_due(now=after, rung=refer, cal=cal)
     assert {c.case_id for c in first.clocks.model.objects.filter(pk__in=due)} == {first.pk, second.pk}
     assert len(due) == 2  # one clock per case
-    for clock_id in due:
-        escalation.case_escalate(clock_id=clock_id, rung=refer, now=after, trigger=escalation.TRIGGER_UNIT_NOTICES)
+    escalation.escalation_sweep(now=after)  # the set-based sweep takes the rung on them
     assert DisciplineReferral.objects.filter(trigger="unit_notices").count() == 2
     # An answered notice no longer counts.
     third = bureau.case_in(State.HANDLING)

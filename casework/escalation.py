@@ -23,11 +23,18 @@ unanswered for ``notice_answer_days`` working days.
 
 Every step is an ``EscalationStep`` row under a unique constraint (case, clock, round, level), so it
 happens at most once whatever the scheduler does (two beats, a redelivered task, two sweeps at
-once); its e-mail is queued in the outbox in the same transaction and handed to Celery after
-commit. A rung that needs another fires only once that one exists, so a case climbs one step per
+once). A rung that needs another fires only once that one exists, so a case climbs one step per
 sweep. The sweep computes the cut-offs once and selects due clocks with one indexed query per
-rung on the running clocks' deadlines, so with nothing due it runs a fixed number of queries and
-its cost grows with the clocks that are due, not with all cases.
+rung on the running clocks' deadlines, so with nothing due it runs a fixed number of queries.
+
+Set-based (issue 11): the due clocks of a rung are claimed in batches (``FOR UPDATE SKIP LOCKED``
+on the cases, so several workers share one sweep) and each batch writes its steps, 督办单,
+referrals (snapshots read for the whole batch), audit events (chained on the heads of all its
+cases, read in one query) and heads in a fixed number of statements. Each step also leaves an
+``EscalationDigestPending`` row in its transaction; at the end of the rung the sweep writes one
+digest e-mail per recipient listing all his cases (``DigestLine`` records which e-mail listed
+which step) and hands it to Celery after commit. A sweep that stops before its digests leaves
+them to the next sweep: never lost, never sent twice. Statements grow with batches, not cases.
 """
 
 from datetime import datetime

@@ -296,11 +296,18 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
     notices = _by_case(
         SupervisionNotice.objects.filter(case_id__in=ids).select_related("unit").order_by("case_id", "opened_at", "pk")
     )
+    # The e-mails without their bodies (a digest's body lists thousands of cases): each read once.
+    listed = list(DigestLine.objects.filter(case_id__in=ids).values_list("case_id", "notification_id"))
+    fields = ("pk", "case_id", "subject", "recipients", "created_at", "sent_at")
+    found = {n.pk: n for n in Notification.objects.filter(
+        Q(case_id__in=ids) | Q(pk__in={pk for _case, pk in listed})).only(*fields)}
     mails: dict[int, dict[int, Notification]] = {}
-    for n in Notification.objects.filter(case_id__in=ids):
-        mails.setdefault(n.case_id, {})[n.pk] = n
-    for line in DigestLine.objects.filter(case_id__in=ids).select_related("notification"):
-        mails.setdefault(line.case_id, {})[line.notification_id] = line.notification
+    wanted = set(ids)
+    for n in found.values():
+        if n.case_id in wanted:
+            mails.setdefault(n.case_id, {})[n.pk] = n
+    for case_id, pk in listed:
+        mails.setdefault(case_id, {})[pk] = found[pk]
     result = []
     for case, clock in targets:
         result.append({

@@ -23,11 +23,18 @@ unanswered for ``notice_answer_days`` working days.
 
 Every step is an ``EscalationStep`` row under a unique constraint (case, clock, round, level), so it
 happens at most once whatever the scheduler does (two beats, a redelivered task, two sweeps at
-once); its e-mail is queued in the outbox in the same transaction and handed to Celery after
-commit. A rung that needs another fires only once that one exists, so a case climbs one step per
+once). A rung that needs another fires only once that one exists, so a case climbs one step per
 sweep. The sweep computes the cut-offs once and selects due clocks with one indexed query per
-rung on the running clocks' deadlines, so with nothing due it runs a fixed number of queries and
-its cost grows with the clocks that are due, not with all cases.
+rung on the running clocks' deadlines, so with nothing due it runs a fixed number of queries.
+
+Set-based (issue 11): the due clocks of a rung are claimed in batches (``FOR UPDATE SKIP LOCKED``
+on the cases, so several workers share one sweep) and each batch writes its steps, 督办单,
+referrals (snapshots read for the whole batch), audit events (chained on the heads of all its
+cases, read in one query) and heads in a fixed number of statements. Each step also leaves an
+``EscalationDigestPending`` row in its transaction; at the end of the rung the sweep writes one
+digest e-mail per recipient listing all his cases (``DigestLine`` records which e-mail listed
+which step) and hands it to Celery after commit. A sweep that stops before its digests leaves
+them to the next sweep: never lost, never sent twice. Statements grow with batches, not cases.
 """
 
 from datetime import datetime
@@ -333,11 +340,18 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
     notices = _by_case(
         SupervisionNotice.objects.filter(case_id__in=ids).select_related("unit").order_by("case_id", "opened_at", "pk")
     )
+    # The e-mails without their bodies (a digest's body lists thousands of cases): each read once.
+    listed = list(DigestLine.objects.filter(case_id__in=ids).values_list("case_id", "notification_id"))
+    fields = ("pk", "case_id", "subject", "recipients", "created_at", "sent_at")
+    found = {n.pk: n for n in Notification.objects.filter(
+        Q(case_id__in=ids) | Q(pk__in={pk for _case, pk in listed})).only(*fields)}
     mails: dict[int, dict[int, Notification]] = {}
-    for n in Notification.objects.filter(case_id__in=ids):
-        mails.setdefault(n.case_id, {})[n.pk] = n
-    for line in DigestLine.objects.filter(case_id__in=ids).select_related("notification"):
-        mails.setdefault(line.case_id, {})[line.notification_id] = line.notification
+    wanted = set(ids)
+    for n in found.values():
+        if n.case_id in wanted:
+            mails.setdefault(n.case_id, {})[n.pk] = n
+    for case_id, pk in listed:
+        mails.setdefault(case_id, {})[pk] = found[pk]
     result = []
     for case, clock in targets:
         result.append({

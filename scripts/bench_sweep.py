@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--due-percent", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--profile", action="store_true", help="print the sweep's top functions (cProfile)")
+    parser.add_argument("--reuse", type=int, default=None, metavar="N",
+                        help="reuse the database built by an earlier run and sweep N working days later "
+                             "(3: the 10,000 urged cases take the 报分管局领导 step; 5: the referral)")
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                  "postgres://postgres@127.0.0.1:5432/cw_bench")
@@ -48,7 +51,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    _database_recreate(args.database_url)
+    if args.reuse is None:
+        _database_recreate(args.database_url)
 
     import django
 
@@ -64,19 +68,25 @@ def main() -> None:
     from casework import escalation, outbox
     from casework.models import DigestLine, EscalationStep, Notification
 
-    call_command("migrate", verbosity=0)
-    call_command("calendar_seed", "--from-year", "2024", stdout=StringIO(), stderr=StringIO())
-    from tests.factories import Bureau
-
-    bureau = Bureau()
-    units = [bureau.unit_a.pk, bureau.unit_b.pk]
     # A fixed working-day afternoon (Wednesday) in Beijing, so "overdue" is in working time.
     now = datetime(2026, 11, 25, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    started = time.perf_counter()
-    _cases_insert(n=args.cases, units=units, platform_id=bureau.platform.pk, now=now,
-                  due_every=max(1, round(100 / args.due_percent)))
-    build = time.perf_counter() - started
-    print(f"built {args.cases:,} cases and {2 * args.cases:,} clocks in {build:.1f} s", flush=True)
+    if args.reuse is None:
+        call_command("migrate", verbosity=0)
+        call_command("calendar_seed", "--from-year", "2024", stdout=StringIO(), stderr=StringIO())
+        from tests.factories import Bureau
+
+        bureau = Bureau()
+        units = [bureau.unit_a.pk, bureau.unit_b.pk]
+        started = time.perf_counter()
+        _cases_insert(n=args.cases, units=units, platform_id=bureau.platform.pk, now=now,
+                      due_every=max(1, round(100 / args.due_percent)))
+        build = time.perf_counter() - started
+        print(f"built {args.cases:,} cases and {2 * args.cases:,} clocks in {build:.1f} s", flush=True)
+    else:
+        from casework.calendar import work_calendar as _cal
+
+        now = _cal().add_working_days(now, args.reuse)
+        print(f"reusing the database; sweeping at {now.isoformat()}", flush=True)
 
     sent = []
     outbox.notification_handoff = lambda pk: sent.append(pk) or True  # no broker in the benchmark
@@ -88,22 +98,32 @@ def main() -> None:
     def timed(label, fn):
         count = [0]
 
+        slow = []
+
         def counter(execute, sql, params, many, context):
             count[0] += 1
-            return execute(sql, params, many, context)
+            t = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                slow.append((time.perf_counter() - t, sql[:90]))
 
         with connection.execute_wrapper(counter):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = fn()
-            elapsed = time.perf_counter() - t0
-        print(f"{label}: {elapsed:.3f} s, {count[0]} statements", flush=True)
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        # The process's own CPU time too: on a shared, loaded machine the wall time mostly waits.
+        print(f"{label}: {elapsed:.3f} s, {count[0]} statements (this process's CPU: {cpu:.3f} s)", flush=True)
         timed.last = (elapsed, count[0])
+        if os.environ.get("BENCH_STATEMENTS"):
+            for seconds, sql in sorted(slow, reverse=True)[:12]:
+                print(f"    {seconds:7.3f} s  {sql}")
         return result
 
     from casework.calendar import work_calendar
 
     cal = work_calendar()
-    urge = next(r for r in escalation.ladder_rungs() if r.level == "urge")
+    urge = next(r for r in escalation.ladder_rungs() if r.level == ("urge" if args.reuse is None else "escalate"))
     due = timed(
         "select due clocks (urge rung)",
         lambda: escalation.escalation_due_clocks(

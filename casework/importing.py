@@ -40,7 +40,9 @@ import gzip
 import io
 import itertools
 import os
+import queue
 import re
+import threading
 import time as monotonic_time
 import zipfile
 
@@ -51,7 +53,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case as SqlCase
 from django.db.models import CharField, Min, Value, When
 from django.db.models.functions import Cast, Concat, ExtractYear, LPad
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 import openpyxl
 from openpyxl.utils.cell import range_boundaries
@@ -59,6 +61,7 @@ from openpyxl.utils.datetime import from_excel
 
 from casework import audit, calendar, clocks, services
 from casework.duplicates import duplicates_index_and_flag_many
+from casework.importing_copy import cases_register_copy, existing_case_ids, first_rows_in_job, job_rows_copy
 from casework.importing_models import ImportJob, ImportJobRow
 from casework.models import Case, CaseEvent, MessageType, Platform
 from casework.text import to_half_width
@@ -1003,33 +1006,16 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
 
 def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str, now: datetime) -> list[int]:
     prefix = settings.CASEWORK_REFERENCE_PREFIX
+    if connection.vendor == "postgresql":  # COPY in PostgreSQL's text format (casework.importing_copy)
+        return cases_register_copy(
+            rows=rows, message_types=[message_type_infer(subject=r.subject, body=r.body) for r in rows],
+            platform=platform, acting_user=acting_user, source=source, reference_prefix=prefix, now=now,
+        )
     # One event object, refilled and hashed per case with CaseEvent.compute_hash (the chain's one
     # hashing function), saves building a model instance per row.
     event = CaseEvent(
         seq=1, action="register", from_state="", to_state=Case().state, actor=acting_user, reason="", prev_hash=""
     )
-    if connection.vendor == "postgresql":
-        ids = _copy_cases(rows, platform=platform, now=now, prefix=prefix)
-        event_fields = [f for f in CaseEvent._meta.concrete_fields if not f.primary_key]
-        event.case_id, event.at, event.payload, event.hash = ids[0], now, {}, ""
-        constant = {f.attname: f.get_db_prep_save(getattr(event, f.attname), connection) for f in event_fields}
-        payload_field = CaseEvent._meta.get_field("payload")
-        heads = []
-        with _copy_into(CaseEvent, event_fields) as copy:
-            for row, pk in zip(rows, ids, strict=True):
-                event.case_id, event.at = pk, timezone.now()
-                event.payload = {"source": source, "platform": platform.code, "external_id": row.external_id}
-                event.hash = event.compute_hash()
-                heads.append(CaseEvent(case_id=pk, seq=1, hash=event.hash))
-                varying = {
-                    "case_id": pk,
-                    "at": event.at,
-                    "payload": payload_field.get_db_prep_save(event.payload, connection),
-                    "hash": event.hash,
-                }
-                copy.write_row([varying.get(f.attname, constant[f.attname]) for f in event_fields])
-        audit.chain_heads_bulk_record(events=heads)  # each new chain's sealed head (tamper evidence)
-        return ids
     cases = [
         Case(
             platform=platform,
@@ -1072,74 +1058,12 @@ def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, so
     return [case.pk for case in cases]
 
 
-def _copy_cases(rows: list[MessageRow], *, platform: Platform, now: datetime, prefix: str) -> list[int]:
-    """COPY new cases into PostgreSQL with ids drawn from the table's sequence; return the ids.
-
-    Every column takes the model's default from one template instance (so a column added later
-    with a default is filled), except the ones an import sets. The reference follows
-    ``case_register``: ``PREFIX-<year of registration, Beijing time>-<id, 6 digits at least>``.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [Case._meta.db_table, len(rows)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-    template = Case(platform=platform, subject="", body="", submitted_at=now, created_at=now, updated_at=now)
-    varying = _CASE_COPY_VARYING
-    constant = {
-        f.attname: f.get_db_prep_save(getattr(template, f.attname), connection) for f in Case._meta.concrete_fields
-    }
-    # A nullable column whose default is NULL is left to the table (fewer values per row).
-    fields = [f for f in Case._meta.concrete_fields if f.attname in varying or not (f.null and constant[f.attname] is None)]
-    year = timezone.localtime(now).year
-    with _copy_into(Case, fields) as copy:
-        for row, pk in zip(rows, ids, strict=True):
-            values = {
-                "id": pk,
-                "reference": f"{prefix}-{year}-{pk:06d}",
-                "external_id": row.external_id,
-                "subject": row.subject,
-                "body": row.body,
-                "submitted_at": row.submitted_at,
-                "citizen_name": row.citizen_name,
-                "likes": row.likes,
-                "dislikes": row.dislikes,
-                "message_type": message_type_infer(subject=row.subject, body=row.body),
-                "category": row.category,
-            }
-            copy.write_row([values[f.attname] if f.attname in varying else constant[f.attname] for f in fields])
-    return ids
-
-
-# The columns an import sets per case; every other column takes the model's default.
-_CASE_COPY_VARYING = frozenset(
-    {"id", "reference", "external_id", "subject", "body", "submitted_at", "citizen_name", "likes", "dislikes",
-     "message_type", "category"}
-)
-
-
-@contextlib.contextmanager
-def _copy_into(model, fields):
-    """A PostgreSQL ``COPY … FROM STDIN`` into ``model``'s table for ``fields``; yields psycopg's copy."""
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    # Errors are raised as Django's (IntegrityError, DataError), as for any other statement.
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            yield copy
-
-
 def _job_rows_insert(job: ImportJob, rows: list[tuple]) -> None:
     """Write ``(row_number, external_id, outcome, case_id, reason)`` tuples as the job's rows."""
     if not rows:
         return
     if connection.vendor == "postgresql":
-        names = ("job", "row_number", "external_id", "outcome", "case", "reason")
-        fields = [ImportJobRow._meta.get_field(name) for name in names]
-        with _copy_into(ImportJobRow, fields) as copy:
-            for row in rows:
-                copy.write_row((job.pk, *row))
+        job_rows_copy(job_id=job.pk, rows=rows)
         return
     ImportJobRow.objects.bulk_create(
         ImportJobRow(job=job, row_number=n, external_id=i, outcome=o, case_id=c, reason=r) for n, i, o, c, r in rows
@@ -1162,6 +1086,8 @@ class _Seen:
             return {}
         if self.job is None:
             return {i: self.memory[i] for i in ids if i in self.memory}
+        if connection.vendor == "postgresql":
+            return first_rows_in_job(job_id=self.job.pk, external_ids=sorted(ids))
         return dict(
             ImportJobRow.objects.filter(job=self.job, external_id__in=ids)
             .values("external_id")
@@ -1207,11 +1133,14 @@ def _import_batch(batch: list, *, platform: Platform, acting_user, seen: _Seen, 
         else:
             pending.append(item)
     seen.remember(batch)
-    existing = dict(
-        Case.objects.filter(platform=platform, external_id__in=[row.external_id for row in pending]).values_list(
-            "external_id", "pk"
+    if connection.vendor == "postgresql":
+        existing = existing_case_ids(platform_id=platform.pk, external_ids=[row.external_id for row in pending])
+    else:
+        existing = dict(
+            Case.objects.filter(platform=platform, external_id__in=[row.external_id for row in pending]).values_list(
+                "external_id", "pk"
+            )
         )
-    )
     new = []
     for row in pending:
         if row.external_id in existing:
@@ -1255,10 +1184,65 @@ def _import_one(row: MessageRow, *, platform: Platform, acting_user, source: str
     return _imported(row, case.pk, created=True)
 
 
-def _import_items(items, *, report: ImportReport, platform: Platform, acting_user, clock, job, source) -> None:
+def _batches(items, batch_size: int) -> Iterator[list]:
+    while batch := list(itertools.islice(items, batch_size)):
+        yield batch
+
+
+def _batches_read_ahead(items, batch_size: int, depth: int = 2) -> Iterator[list]:
+    """Yield ``items`` in batches, read and parsed by a thread while the caller writes the previous one.
+
+    The file's decoding and parsing (pure Python) overlaps the database's work on the batch before
+    (the waiting thread releases the GIL). At most ``depth`` parsed batches wait in the queue, so
+    memory stays flat in the number of rows. An exception in the reader (a CSV that stops parsing)
+    is raised here, in the caller's thread; the reader runs in the caller's language, so row
+    reasons are translated as they would be without it. Closing the generator stops the reader.
+    """
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    language = translation.get_language()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            with translation.override(language):
+                for batch in _batches(items, batch_size):
+                    if not put(batch):
+                        return
+            put(done)
+        except BaseException as exc:  # handed to the caller's thread
+            put(exc)
+
+    reader = threading.Thread(target=read, name="import-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = results.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
+def _import_items(
+    items, *, report: ImportReport, platform: Platform, acting_user, clock, job, source, read_ahead: bool = False
+) -> None:
     seen = _Seen(job)
     batch_size = max(1, settings.CASEWORK_IMPORT_BATCH_SIZE)
-    while batch := list(itertools.islice(items, batch_size)):
+    for batch in (_batches_read_ahead if read_ahead else _batches)(items, batch_size):
         with transaction.atomic():  # a batch lands whole with its report rows, or not at all
             if connection.vendor == "postgresql":
                 # A batch need not wait for its WAL flush: after a crash the last batches may be
@@ -1404,7 +1388,8 @@ def messages_import(
             job.save(update_fields=["total_rows"])
             clock = _Progress(total, progress, progress_every)
             _import_items(
-                rows, report=report, platform=platform, acting_user=acting_user, clock=clock, job=job, source="import"
+                rows, report=report, platform=platform, acting_user=acting_user, clock=clock, job=job, source="import",
+                read_ahead=True,
             )
             report.seconds = clock.elapsed()
             clock.tick(final=True)

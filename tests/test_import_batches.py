@@ -266,3 +266,112 @@ def test_a_queued_job_page_refreshes_and_only_importers_see_jobs(bureau, client,
     assert importing.import_job_run(job_id=job.pk).status == "done"
     assert Case.objects.filter(external_id="Q1").exists()
     assert importing.import_job_run(job_id=job.pk).created_count == 1  # a redelivered task does nothing
+
+
+# ---------------------------------------------------------------- every batch size, the COPY path, interruptions
+
+
+BOUNDARY_ROWS = [
+    row("A"), row("B"), row("C", subject=""), row("OLD"), row("B", subject="重复"), row("C"),
+    row("D", at="明天"), row("E"), row("D"), row("F"), row("G", body=""), row("E"), row("H"),
+]
+
+
+def _outcomes(job):
+    return list(job.rows.order_by("row_number").values_list("row_number", "external_id", "outcome", "reason"))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 5, 12, 13, 2000])
+def test_every_batch_size_gives_the_same_outcomes_as_one_row_at_a_time(bureau, tmp_path, settings, batch_size):
+    # The reference is a batch of one (every boundary everywhere); every other size, a boundary
+    # falling before, on or after each bad, duplicate or earlier-imported row, must agree.
+    Case.objects.create(platform=bureau.platform, external_id="OLD", subject="s", body="b",
+                        submitted_at="2019-01-01T00:00:00+08:00")
+    path = tmp_path / "boundaries.csv"
+    path.write_text(csv_text(BOUNDARY_ROWS), encoding="utf-8")
+    expected = [
+        (2, "A", "created"), (3, "B", "created"), (4, "C", "error"), (5, "OLD", "skipped"), (6, "B", "error"),
+        (7, "C", "error"), (8, "D", "error"), (9, "E", "created"), (10, "D", "error"), (11, "F", "created"),
+        (12, "G", "error"), (13, "E", "error"), (14, "H", "created"),
+    ]
+    settings.CASEWORK_IMPORT_BATCH_SIZE = batch_size
+
+    first = messages_import(rows_source=path, platform=bureau.platform)
+    again = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert [o[:3] for o in _outcomes(first.job)] == expected
+    reasons = {n: r for n, _i, o, r in _outcomes(first.job) if o == "error"}
+    assert "第 3 行" in reasons[6] and "第 4 行" in reasons[7] and "第 8 行" in reasons[10] and "第 9 行" in reasons[13]
+    # Importing again: what was created is skipped, the same rows are refused for the same reasons.
+    assert [(n, i, "skipped" if o == "created" else o, r) for n, i, o, r in _outcomes(first.job)] == _outcomes(again.job)
+    assert sorted(Case.objects.values_list("external_id", flat=True)) == ["A", "B", "E", "F", "H", "OLD"]
+    for case in Case.objects.exclude(external_id="OLD"):
+        assert selectors.case_audit_verify(case=case)
+        assert case.events.count() == 1
+
+
+def test_text_the_copy_format_escapes_lands_exactly(bureau, tmp_path, batches_of_three):
+    # PostgreSQL's COPY text format gives tab, newline, CR and backslash a meaning; "\N" is its NULL.
+    tricky = [
+        ("T1", "制表\t符", "第一行\n第二行\r\n第三行", "反斜杠\\N\\t\\\\", None),
+        ("T2", "引号\"'", "\\N", "U\\N", "0"),
+        ("T3", "表情😀𠮷", "全角　空格\u200b零宽", "\\", "7"),
+    ]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(["message_id", "user_id", "subject", "body", "submitted_at", "likes"])
+    for message_id, subject, body, user, likes in tricky:
+        writer.writerow([message_id, user, subject, body, "2019-04-25 09:32:09", likes or ""])
+    path = tmp_path / "tricky.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+    report = messages_import(rows_source=path, platform=bureau.platform, acting_user=bureau.dispatcher)
+
+    assert (report.created, report.error_count) == (3, 0)
+    for message_id, subject, body, user, likes in tricky:
+        case = Case.objects.get(external_id=message_id)
+        assert (case.subject, case.body, case.citizen_name) == (subject, body, user)
+        assert case.likes == (None if likes is None else int(likes))
+        assert case.submitted_at == datetime(2019, 4, 25, 9, 32, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+        (event,) = case.events.all()
+        assert event.payload["external_id"] == message_id and event.actor == bureau.dispatcher
+        assert selectors.case_audit_verify(case=case)
+
+
+def test_an_import_cut_between_batches_is_finished_by_importing_again(bureau, tmp_path, batches_of_three, monkeypatch):
+    path = tmp_path / "cut.csv"
+    path.write_text(csv_text([row(f"K{n}") if n != 4 else row("K4", subject="") for n in range(10)]), encoding="utf-8")
+    real, calls = importing._import_batch, []
+
+    def crash_on_third(batch, **kwargs):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise RuntimeError("worker lost")
+        return real(batch, **kwargs)
+
+    monkeypatch.setattr(importing, "_import_batch", crash_on_third)
+    with pytest.raises(RuntimeError):
+        messages_import(rows_source=path, platform=bureau.platform)
+    job = ImportJob.objects.get()
+    assert job.status == "failed" and job.rows_done == 6  # two batches landed whole, the third not at all
+    assert sorted(Case.objects.values_list("external_id", flat=True)) == ["K0", "K1", "K2", "K3", "K5"]
+    monkeypatch.setattr(importing, "_import_batch", real)
+
+    report = messages_import(rows_source=path, platform=bureau.platform)
+
+    assert (report.created, report.skipped, report.error_count) == (4, 5, 1)
+    assert Case.objects.count() == 9 and CaseEvent.objects.count() == 9
+    assert all(selectors.case_audit_verify(case=c) for c in Case.objects.all())
+
+
+def test_reasons_are_written_in_the_importers_language_while_the_file_is_read_ahead(bureau, tmp_path, batches_of_three):
+    from django.utils import translation
+
+    path = tmp_path / "lang.csv"
+    path.write_text(csv_text([row("L1"), row("L2"), row("L3"), row("L4", subject="")]), encoding="utf-8")
+
+    with translation.override("en"):
+        report = messages_import(rows_source=path, platform=bureau.platform)
+
+    (error,) = report.job.rows.filter(outcome="error")
+    assert error.reason == "Subject missing."

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Unit
 from accounts.selectors import units_in_scope, user_is_city_wide
 from assessment.facts import AssessmentFacts, Period
-from assessment.models import AssessmentWeights, Topic, TopicAlert
+from assessment.models import AssessmentWeights, KnowledgeArticle, Topic, TopicAlert
 from assessment.topic_scope import hot_topics_for, topics_figures_for, topics_visible_to
 from casework.calendar import SHANGHAI
 from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
@@ -754,8 +754,6 @@ def knowledge_articles_for_case(*, case: Case) -> list:
     The caller checks that the user may see ``case`` (``casework.selectors.user_can_see_case``).
     A keyword matches when it appears in the case's subject; inactive articles are never returned.
     """
-    from assessment.models import KnowledgeArticle
-
     out = []
     topic = Topic.objects.filter(memberships__case=case).select_related("article").first()
     if topic and topic.article and topic.article.is_active:
@@ -766,3 +764,17 @@ def knowledge_articles_for_case(*, case: Case) -> list:
         if article not in out and any(w in text for w in words):
             out.append(article)
     return out
+
+
+def knowledge_articles_search(*, q: str, limit: int = 20) -> list:
+    """Return the active standard answers whose title, keywords or text contain ``q`` (case-insensitive).
+
+    Args:
+        q: what the handler typed (stripped; an empty string returns nothing).
+        limit: the most articles returned, ordered by title.
+    """
+    q = (q or "").strip()
+    if not q:
+        return []
+    return list(KnowledgeArticle.objects.filter(is_active=True).filter(
+        Q(title__icontains=q) | Q(keywords__icontains=q) | Q(body__icontains=q)).order_by("title")[:limit])

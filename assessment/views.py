@@ -37,6 +37,7 @@ from assessment.selectors import (
     assessment_scope_unit_ids,
     dashboard_data,
     knowledge_articles_for_case,
+    knowledge_articles_search,
     metric_case_ids,
     unit_groups,
 )
@@ -273,15 +274,19 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
 def articles_for_case_view(request: HttpRequest, case_id: int) -> JsonResponse:
     """The standard answers suggested for a case, as JSON, for inserting into a draft.
 
-    404 when the case does not exist or lies outside the user's scope.
+    ``?q=`` (up to 50 characters) searches the active articles instead of suggesting by the case's
+    topic and subject. 404 when the case does not exist or lies outside the user's scope.
     """
     case = Case.objects.filter(pk=case_id).select_related("lead_unit").first()
     if case is None or not user_can_see_case(user=request.user, case=case):
         raise Http404
+    q = (request.GET.get("q") or "").strip()[:50]
+    found = knowledge_articles_search(q=q) if q else knowledge_articles_for_case(case=case)
     return JsonResponse({
         "case": case.pk,
+        "q": q,
         "articles": [
             {"id": a.pk, "title": a.title, "body": a.body, "policy_basis": a.policy_basis}
-            for a in knowledge_articles_for_case(case=case)
+            for a in found
         ],
     })

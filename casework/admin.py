@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -22,7 +22,7 @@ from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
-from casework import escalation, export, joint, privacy, review, routing, selectors, services
+from casework import attachments, escalation, export, joint, privacy, review, routing, selectors, services
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
 from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import (
@@ -37,6 +37,7 @@ from casework.forms import (
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.learning_panels import case_learning_panels, suggestion_from_post
 from casework.models import (
+    Attachment,
     Case,
     CaseEvent,
     CoUnitTask,
@@ -374,6 +375,10 @@ class CaseAdmin(StaffModelAdmin):
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
             "notices": _notices_with_status(case),
+            "attachments": list(case.attachments.select_related("uploaded_by", "draft")),
+            "attachment_accept": attachments.ACCEPT,
+            "contact_display": self.citizen_contact_display(case),
+            "attachment_max_mb": attachments.max_bytes() // (1024 * 1024),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
             "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),
@@ -500,6 +505,8 @@ class CaseAdmin(StaffModelAdmin):
         mine = [
             path("<int:object_id>/act/<str:action>/", self.admin_site.admin_view(self.act_view),
                  name="casework_case_act"),
+            path("attachment/<int:pk>/", self.admin_site.admin_view(self.attachment_view),
+                 name="casework_attachment_download"),
         ]
         try:
             from casework.importing_admin import import_view
@@ -521,10 +528,14 @@ class CaseAdmin(StaffModelAdmin):
         url = reverse("admin:casework_case_change", args=[case.pk])
         expected = request.POST.get("expected_state") or None
         try:
-            with transaction.atomic():
-                # The page's version is checked under the case lock the services take again.
-                case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
-                message = self._perform(request, case, action, expected)
+            try:
+                with transaction.atomic():
+                    # The page's version is checked under the case lock the services take again.
+                    case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
+                    message = self._perform(request, case, action, expected)
+            except BaseException:
+                attachments.attachments_discard(paths=getattr(request, "cw_stored_attachments", []))
+                raise
         except PermissionDenied as exc:
             refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc) or _("您没有执行此操作的权限。"))
@@ -569,8 +580,12 @@ class CaseAdmin(StaffModelAdmin):
             form = VersionedDraftForm(post)
             _require(form)
             data = dict(form.cleaned_data)
+            added = self._attach(request, case)
             draft = services.draft_save(case=case, acting_user=user,
                                         expected_lock_version=data.pop("lock_version"), **data)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(draft=draft)
+            if added:
+                return _("已保存答复草稿第 %(v)s 版,附件 %(n)d 个。") % {"v": draft.version, "n": len(added)}
             return _("已保存答复草稿第 %s 版。") % draft.version
         if action == "submit_feedback" and "reply_text" in post:
             # One step: the typed draft is saved as a new version when it differs, then submitted.
@@ -578,8 +593,11 @@ class CaseAdmin(StaffModelAdmin):
             _require(form)
             data = dict(form.cleaned_data)
             lock_version = data.pop("lock_version")
+            added = self._attach(request, case)
             result = services.case_submit_feedback(case=case, acting_user=user, expected_state=expected,
                                                    draft=data, expected_lock_version=lock_version)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(
+                draft=selectors.case_current_draft(case=result))
             self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
             return _("已执行「%(action)s」,当前状态:%(state)s。") % {
                 "action": ACTIONS[action][0], "state": result.get_state_display()}
@@ -623,6 +641,45 @@ class CaseAdmin(StaffModelAdmin):
         self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
         return _("已执行「%(action)s」,当前状态:%(state)s。") % {
             "action": ACTIONS[action][0], "state": result.get_state_display()}
+
+    def _attach(self, request, case) -> list:
+        """Check and store the files sent with the draft form (all refused if one is refused).
+
+        The stored files are removed again when the rest of the action fails (the transaction
+        around the action rolls back their rows; see ``casework.attachments``).
+        """
+        uploads = request.FILES.getlist("attachments")
+        if not uploads:
+            return []
+        try:
+            checked = attachments.attachments_check(files=uploads)
+            added = attachments.attachments_add(case=services.case_lock(case=case), acting_user=request.user,
+                                                files=checked)
+        except attachments.AttachmentRefused as exc:
+            raise _FormInvalid(_("%(why)s 您填写的内容已保留,请重新选择附件。") % {"why": exc}) from exc
+        # Should the rest of the action fail, act_view removes these files with the rolled-back rows.
+        request.cw_stored_attachments = [attachments.attachment_path(a) for a in added]
+        return added
+
+    def attachment_view(self, request, pk: int):
+        """Serve one attachment as a download to those who may see its case (else a readable 404)."""
+        try:
+            attachment = selectors.attachment_get_for_user(user=request.user, pk=pk)
+        except Attachment.DoesNotExist:
+            return TemplateResponse(request, "admin/casework/attachment_missing.html",
+                                    {**self.admin_site.each_context(request), "title": _("附件不存在或无权查看")},
+                                    status=404)
+        path = attachments.attachment_path(attachment)
+        if not path.is_file():
+            return TemplateResponse(request, "admin/casework/attachment_missing.html",
+                                    {**self.admin_site.each_context(request), "title": _("附件文件已不存在")},
+                                    status=404)
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=attachment.original_name,
+                                content_type=attachment.content_type)
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     # ---------------------------------------------------------------- joint handling and friends
 

@@ -452,6 +452,7 @@ ACTION_LABELS = {
     "accept": _("签收"),
     "return_to_office": _("退回"),
     "draft_saved": _("保存答复草稿"),
+    "attachment_added": _("上传附件"),
     "submit_feedback": _("反馈(一审)"),
     "office_approve": _("网评办审核通过(二审)"),
     "office_send_back": _("网评办发回"),
@@ -1116,5 +1117,6 @@ class NotificationRecipient(models.Model):
 
 
 # Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
+from casework.attachment_models import Attachment  # noqa: E402,F401
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401

@@ -41,6 +41,7 @@ from assessment.selectors import (
     metric_case_ids,
     unit_groups,
 )
+from casework import spreadsheets
 from casework.models import Case
 from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to, user_can_see_case
@@ -236,11 +237,10 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
         hidden = len(ids) - len(cases)
     data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
                                hidden_cases=hidden, may_see_numbers=user_may_see_personal_numbers(user=request.user))
-    response = HttpResponse(
-        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    response["Content-Disposition"] = f'attachment; filename="assessment-{period.start:%Y%m%d}.xlsx"'
-    return response
+    return spreadsheets.download(
+        data, content_type=spreadsheets.XLSX,
+        filename=spreadsheets.export_filename(_("绩效考核") + f"_{period.start:%Y-%m-%d}", "xlsx"),
+        ascii_filename=spreadsheets.export_filename(f"assessment_{period.start:%Y-%m-%d}", "xlsx"))
 
 
 @_readers_only

@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -22,7 +22,18 @@ from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
-from casework import attachments, escalation, export, joint, privacy, review, routing, selectors, services
+from casework import (
+    attachments,
+    escalation,
+    export,
+    joint,
+    privacy,
+    review,
+    routing,
+    selectors,
+    services,
+    spreadsheets,
+)
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
 from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import (
@@ -747,13 +758,16 @@ class CaseAdmin(StaffModelAdmin):
     @admin.action(description=_("导出所选案件(CSV)"))
     def export_csv(self, request, queryset):
         content = export.cases_export_csv(user=request.user, queryset=queryset)
-        return _download(content, "text/csv; charset=utf-8", "cases.csv")
+        return spreadsheets.download(content, content_type=spreadsheets.CSV,
+                                     filename=spreadsheets.export_filename(_("网民留言案件"), "csv"),
+                                     ascii_filename=spreadsheets.export_filename("cases", "csv"))
 
     @admin.action(description=_("导出所选案件(Excel)"))
     def export_xlsx(self, request, queryset):
         content = export.cases_export_xlsx(user=request.user, queryset=queryset)
-        return _download(content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                         "cases.xlsx")
+        return spreadsheets.download(content, content_type=spreadsheets.XLSX,
+                                     filename=spreadsheets.export_filename(_("网民留言案件"), "xlsx"),
+                                     ascii_filename=spreadsheets.export_filename("cases", "xlsx"))
 
     # ---------------------------------------------------------------- bulk actions
 
@@ -873,13 +887,6 @@ JOINT_ACTIONS = {
     "merge": _("并入主案件"),
     "mark_key_case": _("标记重点难点"),
 }
-
-
-def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 def _require(form) -> None:

@@ -400,6 +400,10 @@ class CaseAdmin(StaffModelAdmin):
         if case.state in services.TYPE_CORRECTABLE_STATES and case.state != State.REGISTERED and may("dispatch_case"):
             context["type_form"] = MessageTypeForm(initial={"message_type": case.message_type,
                                                             "lock_version": case.lock_version})
+        if case.state == State.DISPATCHED and may("accept_case", "lead") and may("submit_feedback", "lead"):
+            # 签收并提交反馈: a unit that can answer at once signs for the case and answers in one step.
+            context["draft_form"] = VersionedDraftForm(initial={"lock_version": case.lock_version})
+            context["draft_accept_submit"] = True
         if case.state == State.HANDLING and may("submit_feedback", "lead"):
             initial = {}
             latest = draft or case.drafts.order_by("-version").first()
@@ -426,6 +430,8 @@ class CaseAdmin(StaffModelAdmin):
             "latest_opinion": review.case_latest_opinion(case=case),
             "latest_follow_up": follow_ups[-1] if follow_ups else None,
             "merge_confirm": CONFIRM_ACTIONS["merge"],
+            "archive_confirm": CONFIRM_ACTIONS["archive"],
+            "may_archive": case.state == State.REPLIED and may("archive_case"),
         }
         if case.state == State.APPROVED and may("publish_reply"):
             signed_id = review.case_signed_draft_id(case=case)
@@ -451,6 +457,7 @@ class CaseAdmin(StaffModelAdmin):
         context["kept_action"] = action
         forms_of = {
             "dispatch": "dispatch_form", "save_draft": "draft_form", "submit_feedback": "draft_form",
+            "accept_and_submit": "draft_form",
             "publish_reply": "publish_form", "revise_after_sign_off": "revise_form",
             "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
             "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
@@ -598,6 +605,21 @@ class CaseAdmin(StaffModelAdmin):
             if added:
                 return _("已保存答复草稿第 %(v)s 版,附件 %(n)d 个。") % {"v": draft.version, "n": len(added)}
             return _("已保存答复草稿第 %s 版。") % draft.version
+        if action == "accept_and_submit":
+            # 签收并提交反馈: sign for, save the typed draft (and its attachments) and submit, one step.
+            form = VersionedDraftForm(post)
+            _require(form)
+            data = dict(form.cleaned_data)
+            lock_version = data.pop("lock_version")
+            accepted = services.case_accept(case=case, acting_user=user, expected_state=expected)
+            added = self._attach(request, accepted)
+            result = services.case_submit_feedback(case=accepted, acting_user=user, expected_state=State.HANDLING,
+                                                   draft=data, expected_lock_version=accepted.lock_version
+                                                   if lock_version is not None else None)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(
+                draft=selectors.case_current_draft(case=result))
+            self.log_change(request, result, _("执行:%s") % _("签收并提交反馈"))
+            return _("已签收并提交反馈,当前状态:%(state)s。") % {"state": result.get_state_display()}
         if action == "submit_feedback" and "reply_text" in post:
             # One step: the typed draft is saved as a new version when it differs, then submitted.
             form = VersionedDraftForm(post)
@@ -639,6 +661,10 @@ class CaseAdmin(StaffModelAdmin):
             services.case_record_follow_up(case=case, acting_user=user, expected_state=expected,
                                            **form.cleaned_data)
             self.log_change(request, case, _("执行:%s") % _("回访"))
+            if "_archive" in post:  # 记录回访并归档: the loop closes with its follow-up, one step
+                services.case_archive(case=case, acting_user=user, expected_state=State.REPLIED)
+                self.log_change(request, case, _("执行:%s") % ACTIONS["archive"][0])
+                return _("已记录回访并归档。")
             return _("已记录回访。")
         if action not in services.TRANSITION_SERVICES:
             raise Http404

@@ -447,7 +447,7 @@ class CaseAdmin(StaffModelAdmin):
 
     def _refill(self, request, case: Case, context: dict) -> None:
         """Put back what the user typed into the form of a refused action (casework.kept_input)."""
-        if "draft_form" in context:
+        if "draft_form" in context and case.state == State.HANDLING:
             # Saving and submitting are one form: 提交反馈 sends the typed draft with it.
             context["buttons"] = [b for b in context["buttons"] if b["name"] != "submit_feedback"]
             context["draft_submit"] = ACTIONS["submit_feedback"][0]

@@ -699,7 +699,12 @@ class CaseAdmin(StaffModelAdmin):
         return added
 
     def attachment_view(self, request, pk: int):
-        """Serve one attachment as a download to those who may see its case (else a readable 404)."""
+        """Serve one attachment as a download to those who may see its case (else a readable 404).
+
+        A member of staff without a role that reads cases gets 403, as on the case page.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         try:
             attachment = selectors.attachment_get_for_user(user=request.user, pk=pk)
         except Attachment.DoesNotExist:

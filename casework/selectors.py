@@ -398,6 +398,6 @@ def attachment_get_for_user(*, user: User, pk: int):
         scope (indistinguishable on purpose: the download view answers 404).
     """
     attachment = Attachment.objects.select_related("case__lead_unit").get(pk=pk)
-    if not user_can_see_case(user=user, case=attachment.case):
+    if not cases_visible_to(user=user).filter(pk=attachment.case_id).exists():
         raise Attachment.DoesNotExist
     return attachment

@@ -3,7 +3,8 @@
 Citizen text (subjects) is written as typed string cells, never as formulas: a subject such as
 ``=HYPERLINK(...)`` opens as that literal text (field case C19). Characters XML cannot hold are
 removed. Rates are numbers formatted as percentages; case references are strings, so an 18-digit
-reference is never shown in scientific notation.
+reference is never shown in scientific notation; message times are datetime cells (Asia/Shanghai)
+and every table's header row is frozen and filterable (:mod:`casework.spreadsheets`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from assessment.selectors import (
     UnitFigures,
 )
 from casework.models import Case
+from casework.spreadsheets import header_row, when_cell
 from casework.text import mask_personal_numbers
 
 _CASE_HEADERS = (_lazy("案件编号"), _lazy("平台留言编号"), _lazy("留言主题"), _lazy("留言时间"), _lazy("承办单位"),
@@ -51,9 +53,7 @@ def _office_sheet(wb: Workbook, office: list) -> None:
     for name in OFFICE_METRICS:
         headers += [str(OFFICE_METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": OFFICE_METRIC_LABELS[name]}]
     headers.append(str(_("备注")))
-    for col, h in enumerate(headers, start=1):
-        _text(ws.cell(row=1, column=col), h)
-        ws.cell(row=1, column=col).font = Font(bold=True)
+    header_row(ws, 1, headers, widths={1: 20}, last_row=1 + len(office))
     for r, fig in enumerate(office, start=2):
         _text(ws.cell(row=r, column=1), fig.label)
         col, small = 2, False
@@ -94,9 +94,8 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
         headers += [str(METRIC_LABELS[name]), _("%(m)s(分子/分母)") % {"m": METRIC_LABELS[name]}]
     headers += [str(METRIC_LABELS[n]) for n in ("reply_working_days", *COUNT_COLUMNS)]
     headers += [str(_("备注"))]
-    for col, h in enumerate(headers, start=1):
-        _text(ws.cell(row=4, column=col), h)
-        ws.cell(row=4, column=col).font = Font(bold=True)
+    header_row(ws, 4, headers, widths={2: 24}, last_row=4 + len(rows))
+    for col in range(1, len(headers) + 1):
         ws.cell(row=4, column=col).alignment = Alignment(wrap_text=True)
     for r, row in enumerate(rows, start=5):
         ws.cell(row=r, column=1, value=row.rank)
@@ -117,7 +116,6 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
         if row.small:
             _text(ws.cell(row=r, column=col + len(COUNT_COLUMNS) + 1), _("样本不足(交办 %(n)s 件,少于 %(min)s 件),排在有足够样本的单位之后")
                   % {"n": row.volume, "min": MIN_VOLUME})
-    ws.column_dimensions["B"].width = 24
     if office is not None:
         _office_sheet(wb, office)
     ds = wb.create_sheet(str(_("口径说明")))
@@ -131,19 +129,17 @@ def assessment_workbook(*, rows: list[UnitFigures], period: Period, title: str,
     ds.column_dimensions["B"].width = 120
     if cases is not None:
         cs = wb.create_sheet(str(_("案件明细")))
-        for col, h in enumerate([str(h) for h in _CASE_HEADERS], start=1):
-            _text(cs.cell(row=1, column=col), h)
-            cs.cell(row=1, column=col).font = Font(bold=True)
+        header_row(cs, 1, [str(h) for h in _CASE_HEADERS], widths={1: 18, 3: 60, 4: 17, 5: 20},
+                   last_row=len(cases) + 1)
         for r, case in enumerate(cases, start=2):
             _text(cs.cell(row=r, column=1), case.reference or "")
             _text(cs.cell(row=r, column=2), case.external_id)
             _text(cs.cell(row=r, column=3), case.subject if may_see_numbers else mask_personal_numbers(case.subject))
-            _text(cs.cell(row=r, column=4), f"{case.submitted_at:%Y-%m-%d %H:%M}")
+            when_cell(cs.cell(row=r, column=4), case.submitted_at)
             _text(cs.cell(row=r, column=5), case.lead_unit.name if case.lead_unit_id else "")
             _text(cs.cell(row=r, column=6), case.get_state_display())
         if hidden_cases:
             _text(cs.cell(row=len(cases) + 2, column=1), f"另有 {hidden_cases} 件不在您的查看范围内(计入统计,不列出)")
-        cs.column_dimensions["C"].width = 60
     buf = BytesIO()
     wb.save(buf)
     return buf.getvalue()

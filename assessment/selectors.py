@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -817,3 +817,17 @@ def knowledge_articles_for_case(*, case: Case) -> list:
         if article not in out and any(w in text for w in words):
             out.append(article)
     return out
+
+
+def knowledge_articles_search(*, q: str, limit: int = 20) -> list:
+    """Return the active standard answers whose title, keywords or text contain ``q`` (case-insensitive).
+
+    Args:
+        q: what the handler typed (stripped; an empty string returns nothing).
+        limit: the most articles returned, ordered by title.
+    """
+    q = (q or "").strip()
+    if not q:
+        return []
+    return list(KnowledgeArticle.objects.filter(is_active=True).filter(
+        Q(title__icontains=q) | Q(keywords__icontains=q) | Q(body__icontains=q)).order_by("title")[:limit])

@@ -47,9 +47,11 @@ from assessment.selectors import (
     assessment_scope_unit_ids,
     dashboard_data,
     knowledge_articles_for_case,
+    knowledge_articles_search,
     metric_case_ids,
     unit_groups,
 )
+from casework import spreadsheets
 from casework.models import Case
 from casework.privacy import user_may_see_personal_numbers
 from casework.selectors import cases_visible_to, user_can_see_case
@@ -338,11 +340,10 @@ def report_export_view(request: HttpRequest) -> HttpResponse:
     data = assessment_workbook(rows=rows, period=period, title=_("网民留言办理年度绩效考核"), cases=cases,
                                hidden_cases=hidden, may_see_numbers=user_may_see_personal_numbers(user=request.user),
                                office=office_figures(period=period, as_of=as_of) if _reads_office(request) else None)
-    response = HttpResponse(
-        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    response["Content-Disposition"] = f'attachment; filename="assessment-{period.start:%Y%m%d}.xlsx"'
-    return response
+    return spreadsheets.download(
+        data, content_type=spreadsheets.XLSX,
+        filename=spreadsheets.export_filename(_("绩效考核") + f"_{period.start:%Y-%m-%d}", "xlsx"),
+        ascii_filename=spreadsheets.export_filename(f"assessment_{period.start:%Y-%m-%d}", "xlsx"))
 
 
 @_readers_only
@@ -378,15 +379,19 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
 def articles_for_case_view(request: HttpRequest, case_id: int) -> JsonResponse:
     """The standard answers suggested for a case, as JSON, for inserting into a draft.
 
-    404 when the case does not exist or lies outside the user's scope.
+    ``?q=`` (up to 50 characters) searches the active articles instead of suggesting by the case's
+    topic and subject. 404 when the case does not exist or lies outside the user's scope.
     """
     case = Case.objects.filter(pk=case_id).select_related("lead_unit").first()
     if case is None or not user_can_see_case(user=request.user, case=case):
         raise Http404
+    q = (request.GET.get("q") or "").strip()[:50]
+    found = knowledge_articles_search(q=q) if q else knowledge_articles_for_case(case=case)
     return JsonResponse({
         "case": case.pk,
+        "q": q,
         "articles": [
             {"id": a.pk, "title": a.title, "body": a.body, "policy_basis": a.policy_basis}
-            for a in knowledge_articles_for_case(case=case)
+            for a in found
         ],
     })

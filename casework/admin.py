@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -22,7 +22,18 @@ from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope, user_covers_unit
 from accounts.versioning import Change
-from casework import escalation, export, joint, privacy, review, routing, selectors, services
+from casework import (
+    attachments,
+    escalation,
+    export,
+    joint,
+    privacy,
+    review,
+    routing,
+    selectors,
+    services,
+    spreadsheets,
+)
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
 from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.case_versions import CASE_VERSION_FIELD, case_version_check
@@ -39,6 +50,7 @@ from casework.importing_admin import import_view
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.learning_panels import case_learning_panels, suggestion_from_post
 from casework.models import (
+    Attachment,
     Case,
     CaseEvent,
     CoUnitTask,
@@ -349,6 +361,10 @@ class CaseAdmin(StaffModelAdmin):
             "drafts": case.drafts.select_related("author").order_by("-version"),
             "follow_ups": case.follow_ups.select_related("recorded_by"),
             "notices": _notices_with_status(case, user),
+            "attachments": list(case.attachments.select_related("uploaded_by", "draft")),
+            "attachment_accept": attachments.ACCEPT,
+            "contact_display": self.citizen_contact_display(case),
+            "attachment_max_mb": attachments.max_bytes() // (1024 * 1024),
             "reason_form": ReasonForm(),
             "expected_state": case.state,
             "may_see_numbers": privacy.user_may_see_personal_numbers(user=user),
@@ -359,6 +375,10 @@ class CaseAdmin(StaffModelAdmin):
         if case.state in services.TYPE_CORRECTABLE_STATES and case.state != State.REGISTERED and may("dispatch_case"):
             context["type_form"] = MessageTypeForm(initial={"message_type": case.message_type,
                                                             "lock_version": case.lock_version})
+        if case.state == State.DISPATCHED and may("accept_case", "lead") and may("submit_feedback", "lead"):
+            # 签收并提交反馈: a unit that can answer at once signs for the case and answers in one step.
+            context["draft_form"] = VersionedDraftForm(initial={"lock_version": case.lock_version})
+            context["draft_accept_submit"] = True
         if case.state == State.HANDLING and may("submit_feedback", "lead"):
             initial = {}
             latest = draft or case.drafts.order_by("-version").first()
@@ -386,6 +406,8 @@ class CaseAdmin(StaffModelAdmin):
             "latest_opinion": review.case_latest_opinion(case=case),
             "latest_follow_up": follow_ups[-1] if follow_ups else None,
             "merge_confirm": CONFIRM_ACTIONS["merge"],
+            "archive_confirm": CONFIRM_ACTIONS["archive"],
+            "may_archive": case.state == State.REPLIED and may("archive_case"),
         }
         if case.state == State.APPROVED and may("publish_reply"):
             signed_id = review.case_signed_draft_id(case=case)
@@ -401,7 +423,7 @@ class CaseAdmin(StaffModelAdmin):
 
     def _refill(self, request, case: Case, context: dict) -> None:
         """Put back what the user typed into the form of a refused action (casework.kept_input)."""
-        if "draft_form" in context:
+        if "draft_form" in context and case.state == State.HANDLING:
             # Saving and submitting are one form: 提交反馈 sends the typed draft with it.
             context["buttons"] = [b for b in context["buttons"] if b["name"] != "submit_feedback"]
             context["draft_submit"] = ACTIONS["submit_feedback"][0]
@@ -411,6 +433,7 @@ class CaseAdmin(StaffModelAdmin):
         context["kept_action"] = action
         forms_of = {
             "dispatch": "dispatch_form", "save_draft": "draft_form", "submit_feedback": "draft_form",
+            "accept_and_submit": "draft_form",
             "publish_reply": "publish_form", "revise_after_sign_off": "revise_form",
             "record_follow_up": "follow_up_form", "assign_co_unit": "co_unit_form",
             "co_unit_report": "co_unit_report_form", "request_extension": "extension_form",
@@ -476,6 +499,8 @@ class CaseAdmin(StaffModelAdmin):
         mine = [
             path("<int:object_id>/act/<str:action>/", self.admin_site.admin_view(self.act_view),
                  name="casework_case_act"),
+            path("attachment/<int:pk>/", self.admin_site.admin_view(self.attachment_view),
+                 name="casework_attachment_download"),
         ]
         try:
             mine.append(path("import/", self.admin_site.admin_view(import_view),
@@ -495,10 +520,14 @@ class CaseAdmin(StaffModelAdmin):
         url = reverse("admin:casework_case_change", args=[case.pk])
         expected = request.POST.get("expected_state") or None
         try:
-            with transaction.atomic():
-                # The page's version is checked under the case lock the services take again.
-                case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
-                message = self._perform(request, case, action, expected)
+            try:
+                with transaction.atomic():
+                    # The page's version is checked under the case lock the services take again.
+                    case_version_check(case=services.case_lock(case=case), seen=request.POST.get(CASE_VERSION_FIELD))
+                    message = self._perform(request, case, action, expected)
+            except BaseException:
+                attachments.attachments_discard(paths=getattr(request, "cw_stored_attachments", []))
+                raise
         except PermissionDenied as exc:
             refused_input_keep(request, case=case, action=action)
             messages.error(request, str(exc) or _("您没有执行此操作的权限。"))
@@ -543,17 +572,39 @@ class CaseAdmin(StaffModelAdmin):
             form = VersionedDraftForm(post)
             _require(form)
             data = dict(form.cleaned_data)
+            added = self._attach(request, case)
             draft = services.draft_save(case=case, acting_user=user,
                                         expected_lock_version=data.pop("lock_version"), **data)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(draft=draft)
+            if added:
+                return _("已保存答复草稿第 %(v)s 版,附件 %(n)d 个。") % {"v": draft.version, "n": len(added)}
             return _("已保存答复草稿第 %s 版。") % draft.version
+        if action == "accept_and_submit":
+            # 签收并提交反馈: sign for, save the typed draft (and its attachments) and submit, one step.
+            form = VersionedDraftForm(post)
+            _require(form)
+            data = dict(form.cleaned_data)
+            lock_version = data.pop("lock_version")
+            accepted = services.case_accept(case=case, acting_user=user, expected_state=expected)
+            added = self._attach(request, accepted)
+            result = services.case_submit_feedback(case=accepted, acting_user=user, expected_state=State.HANDLING,
+                                                   draft=data, expected_lock_version=accepted.lock_version
+                                                   if lock_version is not None else None)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(
+                draft=selectors.case_current_draft(case=result))
+            self.log_change(request, result, _("执行:%s") % _("签收并提交反馈"))
+            return _("已签收并提交反馈,当前状态:%(state)s。") % {"state": result.get_state_display()}
         if action == "submit_feedback" and "reply_text" in post:
             # One step: the typed draft is saved as a new version when it differs, then submitted.
             form = VersionedDraftForm(post)
             _require(form)
             data = dict(form.cleaned_data)
             lock_version = data.pop("lock_version")
+            added = self._attach(request, case)
             result = services.case_submit_feedback(case=case, acting_user=user, expected_state=expected,
                                                    draft=data, expected_lock_version=lock_version)
+            Attachment.objects.filter(pk__in=[a.pk for a in added]).update(
+                draft=selectors.case_current_draft(case=result))
             self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
             return _("已执行「%(action)s」,当前状态:%(state)s。") % {
                 "action": ACTIONS[action][0], "state": result.get_state_display()}
@@ -588,6 +639,10 @@ class CaseAdmin(StaffModelAdmin):
             services.case_record_follow_up(case=case, acting_user=user, expected_state=expected,
                                            **form.cleaned_data)
             self.log_change(request, case, _("执行:%s") % _("回访"))
+            if "_archive" in post:  # 记录回访并归档: the loop closes with its follow-up, one step
+                services.case_archive(case=case, acting_user=user, expected_state=State.REPLIED)
+                self.log_change(request, case, _("执行:%s") % ACTIONS["archive"][0])
+                return _("已记录回访并归档。")
             return _("已记录回访。")
         if action not in services.TRANSITION_SERVICES:
             raise Http404
@@ -601,6 +656,50 @@ class CaseAdmin(StaffModelAdmin):
         self.log_change(request, result, _("执行:%s") % ACTIONS[action][0])
         return _("已执行「%(action)s」,当前状态:%(state)s。") % {
             "action": ACTIONS[action][0], "state": result.get_state_display()}
+
+    def _attach(self, request, case) -> list:
+        """Check and store the files sent with the draft form (all refused if one is refused).
+
+        The stored files are removed again when the rest of the action fails (the transaction
+        around the action rolls back their rows; see ``casework.attachments``).
+        """
+        uploads = request.FILES.getlist("attachments")
+        if not uploads:
+            return []
+        try:
+            checked = attachments.attachments_check(files=uploads)
+            added = attachments.attachments_add(case=services.case_lock(case=case), acting_user=request.user,
+                                                files=checked)
+        except attachments.AttachmentRefused as exc:
+            raise _FormInvalid(_("%(why)s 您填写的内容已保留,请重新选择附件。") % {"why": exc}) from exc
+        # Should the rest of the action fail, act_view removes these files with the rolled-back rows.
+        request.cw_stored_attachments = [attachments.attachment_path(a) for a in added]
+        return added
+
+    def attachment_view(self, request, pk: int):
+        """Serve one attachment as a download to those who may see its case (else a readable 404).
+
+        A member of staff without a role that reads cases gets 403, as on the case page.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            attachment = selectors.attachment_get_for_user(user=request.user, pk=pk)
+        except Attachment.DoesNotExist:
+            return TemplateResponse(request, "admin/casework/attachment_missing.html",
+                                    {**self.admin_site.each_context(request), "title": _("附件不存在或无权查看")},
+                                    status=404)
+        path = attachments.attachment_path(attachment)
+        if not path.is_file():
+            return TemplateResponse(request, "admin/casework/attachment_missing.html",
+                                    {**self.admin_site.each_context(request), "title": _("附件文件已不存在")},
+                                    status=404)
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=attachment.original_name,
+                                content_type=attachment.content_type)
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     # ---------------------------------------------------------------- joint handling and friends
 
@@ -668,13 +767,16 @@ class CaseAdmin(StaffModelAdmin):
     @admin.action(description=_("导出所选案件(CSV)"))
     def export_csv(self, request, queryset):
         content = export.cases_export_csv(user=request.user, queryset=queryset)
-        return _download(content, "text/csv; charset=utf-8", "cases.csv")
+        return spreadsheets.download(content, content_type=spreadsheets.CSV,
+                                     filename=spreadsheets.export_filename(_("网民留言案件"), "csv"),
+                                     ascii_filename=spreadsheets.export_filename("cases", "csv"))
 
     @admin.action(description=_("导出所选案件(Excel)"))
     def export_xlsx(self, request, queryset):
         content = export.cases_export_xlsx(user=request.user, queryset=queryset)
-        return _download(content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                         "cases.xlsx")
+        return spreadsheets.download(content, content_type=spreadsheets.XLSX,
+                                     filename=spreadsheets.export_filename(_("网民留言案件"), "xlsx"),
+                                     ascii_filename=spreadsheets.export_filename("cases", "xlsx"))
 
     # ---------------------------------------------------------------- bulk actions
 
@@ -794,13 +896,6 @@ JOINT_ACTIONS = {
     "merge": _("并入主案件"),
     "mark_key_case": _("标记重点难点"),
 }
-
-
-def _download(content: bytes, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 def _require(form) -> None:

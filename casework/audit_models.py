@@ -51,6 +51,7 @@ ACTION_LABELS = {
     "merged_reply": _("随主案件答复"),
     "mark_key_case": _("标记重点难点"),
     "supervision_closed": _("督办单终止"),
+    "attachment_added": _("上传附件"),
     # issue 13: supervision by hand and poor handling
     "supervision_opened": _("开具督办单"),
     "referral_poor_handling": _("移交纪检督察(办理不力)"),

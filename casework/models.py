@@ -508,6 +508,7 @@ class FollowUp(models.Model):
         return f"{self.case.reference} {self.get_result_display()}"
 
 
+from casework.attachment_models import Attachment  # noqa: E402,F401
 from casework.deadline_models import (  # noqa: E402,F401 (calendar, policies, clocks, ladder, notices, referrals)
     CalendarYear,
     CaseClock,

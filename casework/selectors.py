@@ -23,6 +23,7 @@ from casework import audit, calendar
 from casework.access import case_co_unit_task_for, user_can_see_case, user_may_act  # noqa: F401 (the rule's in-memory form)
 from casework.models import (
     ACTIVE_STATES,
+    Attachment,
     Case,
     CaseEvent,
     CoUnitTask,
@@ -351,3 +352,16 @@ def cases_followed_up(*, case_ids: list[int]) -> list[int]:
     """Return the ids among ``case_ids`` whose current handling round has a 回访 record."""
     done = FollowUp.objects.filter(case_id=OuterRef("pk"), round=OuterRef("handling_round"))
     return list(Case.objects.filter(pk__in=case_ids).filter(Exists(done)).values_list("pk", flat=True))
+
+
+def attachment_get_for_user(*, user: User, pk: int):
+    """Return attachment ``pk`` if ``user`` may see its case (the one access rule of cases).
+
+    Raises:
+        Attachment.DoesNotExist: the attachment does not exist *or* its case is outside the user's
+        scope (indistinguishable on purpose: the download view answers 404).
+    """
+    attachment = Attachment.objects.select_related("case__lead_unit").get(pk=pk)
+    if not cases_visible_to(user=user).filter(pk=attachment.case_id).exists():
+        raise Attachment.DoesNotExist
+    return attachment

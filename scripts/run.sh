@@ -28,16 +28,16 @@ stop() {
   (( stopping )) && return
   stopping=1
   trap '' INT TERM
-  echo "Stopping site, beat and worker …"
+  echo "正在停止网站、定时任务(beat)和后台任务(worker)……"
   for pid in "$site" "$beat" "$worker"; do kill -TERM "$pid" 2>/dev/null || true; done
   if ! gone_within "$worker" "$GRACE"; then
-    echo "Worker still busy after ${GRACE}s: cold shutdown (its task will be handed out again)."
+    echo "后台任务 ${GRACE} 秒内未结束:强制停止(未完成的任务下次启动时重新执行)。"
     kill -QUIT "$worker" 2>/dev/null || true
     gone_within "$worker" 5 || kill -KILL "$worker" 2>/dev/null || true
   fi
   for pid in "$site" "$beat"; do gone_within "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null
-  echo "Stopped."
+  echo "已停止。"
 }
 trap 'stop; exit 0' INT TERM
 
@@ -48,8 +48,8 @@ worker=$!
 beat=$!
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
 site=$!
-echo "Celery worker and beat started (logs: $LOG_DIR/worker.log, $LOG_DIR/beat.log)"
-echo "Site: http://127.0.0.1:${PORT}/admin/   (Ctrl-C stops site, worker and beat)"
+echo "后台任务与定时任务已启动(日志:$LOG_DIR/worker.log、$LOG_DIR/beat.log)"
+echo "网站:http://127.0.0.1:${PORT}/admin/   (按 Ctrl-C 停止网站、后台任务和定时任务)"
 # Returns when any of the three exits, or at once when a signal arrives (the trap then runs).
 wait -n
 stop

@@ -95,6 +95,10 @@ def scenario(bureau, action):
     if action == "save_draft":
         case, user = _handling(bureau)
         return case, user, {"handling_report": "", "reply_text": m, "lock_version": case.lock_version}
+    if action == "accept_and_submit":  # the report is missing: nothing is signed for, the reply is kept
+        case = bureau.case_in(State.DISPATCHED)
+        return case, bureau.handler_a, {"handling_report": "", "reply_text": m, "lock_version": case.lock_version,
+                                        "expected_state": "dispatched"}
     if action == "submit_feedback":
         case = _with_co_unit(bureau)  # the co-unit has not reported: the submission is refused
         return case, bureau.handler_a, {"handling_report": "已核实", "measures": "限期整改", "reply_text": m,
@@ -147,7 +151,7 @@ KEPT = ["dispatch", "reject_invalid", "merge", "arbitrate_return", "return_to_of
         "submit_feedback", "assign_co_unit", "co_unit_report", "request_extension", "decide_extension",
         "office_approve", "office_send_back", "leader_approve", "leader_send_back", "publish_reply",
         "revise_after_sign_off", "record_follow_up", "reopen", "archive", "set_type",
-        "open_notice", "refer_poor_handling", "decide_proposal"]
+        "open_notice", "refer_poor_handling", "decide_proposal", "accept_and_submit"]
 # Forms with nothing to type (a button, a choice of leader).
 NOTHING_TYPED = {"accept", "mark_key_case"}
 
@@ -363,3 +367,29 @@ def test_bulk_archive_asks_first_and_needs_a_reason_for_cases_without_follow_up(
                                       "confirm": "yes", "reason": "网民失联,已在平台公开答复"})
     assert Case.objects.get(pk=unfollowed.pk).state == State.ARCHIVED
     assert Case.objects.get(pk=unfollowed.pk).events.order_by("-seq").first().reason == "网民失联,已在平台公开答复"
+
+
+def test_sign_for_and_submit_in_one_step_and_follow_up_with_archive(client, bureau):
+    """The walk's shortcuts (issue 10 Done means): 签收并提交反馈 and 记录回访并归档, each one request."""
+    case = bureau.case_in(State.DISPATCHED)
+    client.force_login(bureau.handler_a)
+    page = client.get(change_url(case)).content.decode()
+    assert 'id="cw-accept-and-submit"' in forms_of(page)["draft"]
+    response = client.post(act_url(case, "accept_and_submit"), {
+        "expected_state": "dispatched", "lock_version": case.lock_version, "handling_report": "已当场核实",
+        "policy_basis": "", "measures": "", "reply_text": "网友您好!已办结。"})
+    assert response.status_code == 302 and not errors_of(response)
+    case.refresh_from_db()
+    assert case.state == State.OFFICE_REVIEW and case.drafts.get().reply_text == "网友您好!已办结。"
+    assert list(case.events.values_list("action", flat=True))[-3:] == ["accept", "draft_saved", "submit_feedback"]
+
+    replied = _replied(bureau)
+    client.force_login(bureau.dispatcher)
+    form = forms_of(client.get(change_url(replied)).content.decode())["follow-up"]
+    assert 'name="_archive"' in form and "data-confirm" in form
+    response = client.post(act_url(replied, "record_follow_up"), {
+        "expected_state": "replied", "result": "satisfied", "rectification": "not_needed", "note": "",
+        "_archive": "1"})
+    assert not errors_of(response)
+    replied.refresh_from_db()
+    assert replied.state == State.ARCHIVED and replied.follow_ups.count() == 1

@@ -72,6 +72,7 @@ def test_demo_setup_builds_bureau_and_cases_in_every_state(small_data_file, sett
     assert Extension.objects.exists()
     assert Case.objects.filter(is_key_case=True, key_case_leader__isnull=False).exists()
     assert "wpb_li" in out.getvalue()
+    assert "未能推进" not in out.getvalue(), out.getvalue()
 
 
 @pytest.mark.django_db
@@ -87,3 +88,51 @@ def test_demo_setup_twice_adds_no_duplicates(small_data_file, settings):
     assert (Case.objects.count(), User.objects.count(), Unit.objects.count(),
             Notification.objects.count(), SupervisionNotice.objects.count()) == counts
     assert sorted(Case.objects.values_list("state", flat=True)) == states
+
+
+@pytest.mark.django_db
+def test_demo_history_lies_in_the_last_twelve_months_and_keeps_each_messages_intervals(small_data_file, settings):
+    """Issue 10 item 9: re-based onto the last year, each reply as long after its message as in reality."""
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    from casework.calendar import SHANGHAI
+    from casework.models import CaseEvent
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    before = timezone.now()
+    call_command("demo_setup", file=str(small_data_file), password="pw-demo", stdout=StringIO())
+    after = timezone.now()
+    year_ago = before - timedelta(days=366)
+
+    with gzip.open(small_data_file, "rt", encoding="utf-8-sig", newline="") as fh:
+        real = {r["message_id"]: r for r in csv.DictReader(fh)}
+
+    def parse(text):
+        value = datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
+
+    cases = list(Case.objects.all())
+    assert all(year_ago <= c.submitted_at <= after for c in cases)
+    assert all(c.reference.split("-")[1] == str(timezone.localtime(c.created_at).year) for c in cases)
+    events = CaseEvent.objects.all()
+    assert events.filter(at__lt=year_ago).count() == 0 and events.filter(at__gt=after).count() == 0
+    # Registration the same day as the message, events in the order of their chain.
+    for case in cases:
+        ats = list(case.events.order_by("seq").values_list("at", flat=True))
+        assert ats == sorted(ats), list(case.events.order_by("seq").values_list("action", "at"))
+        assert timedelta(0) <= ats[0] - case.submitted_at <= timedelta(days=1)
+    # Published at the re-based reply time: the real interval message → reply is kept.
+    published = PublishedReply.objects.select_related("case")
+    assert published.exists()
+    for p in published:
+        row = real[p.case.external_id]
+        interval = max(parse(row["replied_at"]) - parse(row["submitted_at"]), timedelta(hours=1))
+        assert abs((p.published_at - p.case.submitted_at) - interval) < timedelta(seconds=2)
+        assert abs(p.case.events.get(action="publish_reply").at - p.published_at) < timedelta(seconds=1)
+    # A living bureau: open cases today, some overdue (escalated), the newest still waiting.
+    open_cases = Case.objects.exclude(state__in=[State.ARCHIVED, State.REPLIED])
+    assert open_cases.count() >= 13
+    assert SupervisionNotice.objects.filter(opened_at__lt=before - timedelta(days=1)).exists()
+    assert Case.objects.filter(state=State.ARCHIVED, archived_at__lt=before - timedelta(days=30)).exists()

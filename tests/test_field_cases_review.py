@@ -270,14 +270,17 @@ def test_c19_csv_export_neutralises_every_formula_and_keeps_numbers_readable(cli
     assert csv_cell_safe("202603020000012345") == "202603020000012345"
 
 
-def test_c19_xlsx_export_types_every_cell_as_a_string(client, bureau, hostile_cases):
+def test_c19_xlsx_export_types_every_text_cell_as_a_string(client, bureau, hostile_cases):
     client.force_login(bureau.dispatcher)
 
     response = export(client, hostile_cases, "export_xlsx")
 
     sheet = load_workbook(io.BytesIO(response.content)).active
+    # Citizen text and ids are string cells; only the time columns are datetime cells (issue 10 §11).
+    header = [c.value for c in sheet[1]]
+    when = {header.index("留言时间"), header.index("答复期限")}
     cells = [c for row in sheet.iter_rows() for c in row if c.value is not None]
-    assert cells and all(c.data_type == "s" for c in cells)
+    assert cells and all(c.data_type == ("d" if c.row > 1 and c.column - 1 in when else "s") for c in cells)
     values = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
     assert set(HOSTILE) <= {r[4] for r in values}
     phone_row = next(r for r in values if r[1] == "202603020000012345")

@@ -82,7 +82,7 @@ def test_the_dispatch_clock_is_a_seeded_policy_and_has_its_own_rungs(db):
 def test_registration_starts_the_clock_on_every_path(bureau, seeded, client, settings, tmp_path):
     settings.CASEWORK_IMPORT_BATCH_SIZE = 3
     with time_machine.travel(MONDAY_10, tick=False):
-        by_service = bureau.register()
+        bureau.register()
         # manual entry in the admin
         client.force_login(bureau.dispatcher)
         response = client.post(reverse("admin:casework_case_add"), {

@@ -24,10 +24,11 @@ import pytest
 
 from assessment.alert_models import TopicAlert, TopicAlertRule
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
-from casework import joint
+from casework import attachments, joint
 from casework.importing_models import ImportJob
 from casework.learning_models import RouterModel
 from casework.models import (
+    Attachment,
     AuditVerificationRun,
     CalendarYear,
     DeadlinePolicy,
@@ -154,7 +155,12 @@ def world(bureau, django_user_model):
     AccessFailureLog.objects.bulk_create([AccessFailureLog(
         username="x", ip_address="203.0.113.1", user_agent="t", http_accept="", path_info="/", locked_out=False)])
     assert DeadlinePolicy.objects.exists() and EscalationRung.objects.exists()
-    return {"users": users, "case": case, "dispatched": dispatched, "topic": topic}
+    stored = attachments.storage_dir() / "perm-table.png"
+    stored.write_bytes(b"\x89PNG\r\n\x1a\n")
+    attachment = Attachment.objects.create(case=case, original_name="p.png", stored_name="perm-table.png",
+                                           content_type="image/png", size=8, sha256="0" * 64,
+                                           uploaded_by=bureau.handler_a, uploaded_at=at)
+    return {"users": users, "case": case, "dispatched": dispatched, "topic": topic, "attachment": attachment}
 
 
 def an_object_in_scope(model, world):
@@ -198,6 +204,7 @@ def test_every_admin_page_of_every_model_answers_the_roles_rule(client, world, r
 CUSTOM_RULES = {
     "casework_case_act": ("post-only", 405),
     "casework_case_import": ({"dispatcher", "superuser"}, None),
+    "casework_attachment_download": (CASE_READERS, None),
     "casework_supervisionnotice_answer": (CASE_READERS, None),
     "casework_disciplinereferral_outcome": ({"supervisor", "superuser"}, None),
     "assessment_topic_split": ("post-only", 403),
@@ -225,6 +232,7 @@ def custom_url(name, world):
     args = {
         "casework_case_act": [dispatched.pk, "accept"],
         "casework_case_import": [],
+        "casework_attachment_download": [world["attachment"].pk],
         "casework_supervisionnotice_answer": [SupervisionNotice.objects.get(case=case).pk],
         "casework_disciplinereferral_outcome": [DisciplineReferral.objects.get(case=case).pk],
         "assessment_topic_split": [world["topic"].pk],

@@ -1,7 +1,10 @@
-// Case page: destructive actions ask before they are sent (forms with data-confirm).
+// Case page: destructive actions ask before they are sent (forms, or the submit button pressed,
+// with data-confirm).
 document.addEventListener("submit", function (event) {
   var form = event.target;
-  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  var button = event.submitter;
+  var question = (button && button.getAttribute && button.getAttribute("data-confirm")) ||
+    (form && form.getAttribute && form.getAttribute("data-confirm"));
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from django.conf import settings
+from django.utils import translation
 import pytest
 
 from config.celery import app as celery_app
@@ -10,6 +12,19 @@ from tests.factories import Bureau
 # Debian's chromium, headless, with nothing reaching outside this machine.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Start and end every test in the site's default language (Simplified Chinese).
+
+    The test client runs requests in the test's own thread, and ``LocaleMiddleware`` leaves the
+    language of the last request (an English page, say) active there; without this a later test
+    in the same process would render its e-mails and messages in that language.
+    """
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

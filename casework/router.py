@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import io
+from pathlib import Path
 import re
 import time
 
@@ -32,7 +33,44 @@ jieba.setLogLevel(60)
 
 _SPACE = re.compile(r"\s+")
 _WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,}")
+_PLACEHOLDER = re.compile(r"[A-Z]\d*[省市区县州镇乡村]|^[A-Za-z]?\d+$")  # anonymised places (A3区), numbers
 FORMAT_VERSION = 1
+STOPWORDS_FILE = Path(__file__).resolve().parent / "data" / "router" / "stopwords.txt"
+
+
+def stopwords_load(path: Path = STOPWORDS_FILE) -> frozenset[str]:
+    """Return the bundled stop list: words never offered as a suggestion's explanation.
+
+    The file (``casework/data/router/stopwords.txt``) has one word per line; ``#`` starts a
+    comment line. Raises OSError when the file is missing (it ships with the code).
+    """
+    words = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.add(line)
+    return frozenset(words)
+
+
+STOPWORDS = stopwords_load()
+
+
+def meaningful_term(term: str, *, message_words: set[str] | None = None) -> str | None:
+    """Return ``term`` as shown to the dispatcher if it is a meaningful explanation word, else None.
+
+    ``term`` is a feature name: jieba words joined by a space (a word or a word bigram) or a
+    character n-gram (no space). Every word of it must have at least two characters (Chinese,
+    Latin or digits), not be a number or an anonymised place (``A3区``), and not be on the stop
+    list; a character n-gram counts only if it is itself one of the message's jieba words
+    (``message_words``), so fragments such as ``的路灯`` are never shown.
+    """
+    pieces = term.split(" ")
+    if len(pieces) == 1 and message_words is not None and term not in message_words:
+        return None
+    for piece in pieces:
+        if not _WORDISH.fullmatch(piece) or piece in STOPWORDS or _PLACEHOLDER.search(piece):
+            return None
+    return "".join(pieces)
 
 
 def text_of(subject: str, body: str) -> str:

@@ -207,8 +207,12 @@ class Router:
     def suggest(self, text: str, *, k: int = 3, n_words: int = 5) -> list[dict]:
         """Return the ``k`` most likely labels for one text, best first.
 
-        Each item: ``label``, ``confidence`` (0–1) and ``words``, the features of this text that
-        weighed most for that label (largest tf-idf × SVM weight), words preferred over characters.
+        Each item: ``label``, ``confidence`` (0–1) and ``words``: up to ``n_words`` distinct
+        meaningful terms of this text that weighed most *for that label against the others*
+        (tf-idf × (the label's SVM weight − the mean weight of the other labels)), jieba words and
+        word pairs of the message only, none on the bundled stop list
+        (``casework/data/router/stopwords.txt``, see :func:`meaningful_term`), none contained in
+        an earlier one.
         """
         cut = [words_of(text)]
         X = self._matrix([text], cut)
@@ -221,20 +225,23 @@ class Router:
                 [self.chars.get_feature_names_out(), self.words.get_feature_names_out()]
             )
         row = X[0]
-        out = []
+        message_words = set(cut[0].split(" "))
         coef = self.svm.coef_
+        if coef.shape[0] == 1:  # binary: class 1 has +w, class 0 has −w
+            coef = np.vstack([-coef[0], coef[0]])
+        weights = coef[:, row.indices]
+        out = []
         for j in order:
-            c = coef[j] if coef.shape[0] > 1 else (coef[0] if j == 1 else -coef[0])
-            contrib = row.data * c[row.indices]
-            ranked = np.argsort(-contrib)
-            words = []
-            for pos in ranked:
+            others = np.delete(weights, j, axis=0).mean(axis=0) if len(weights) > 1 else 0.0
+            contrib = row.data * (weights[j] - others)
+            words: list[str] = []
+            for pos in np.argsort(-contrib):
                 if contrib[pos] <= 0 or len(words) >= n_words:
                     break
-                name = str(self.feature_names[row.indices[pos]]).replace(" ", "")
-                if not _WORDISH.fullmatch(name) or name.isdigit() or any(name in w or w in name for w in words):
+                term = meaningful_term(str(self.feature_names[row.indices[pos]]), message_words=message_words)
+                if term is None or any(term in w or w in term for w in words):
                     continue
-                words.append(name)
+                words.append(term)
             out.append({"label": self.classes[j], "confidence": float(p[j]), "words": words})
         return out
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import timedelta
+from operator import itemgetter
 import hashlib
 import re
 
@@ -53,6 +54,7 @@ PER_KEY = 50
 CHUNK = 2000
 _FIELDS = ("pk", "subject", "body", "citizen_name", "citizen_contact", "submitted_at", "state", "merged_into")
 
+_BY_COUNT_THEN_ID = itemgetter(1, 0)  # (case id, keys shared): most keys first, then the newest
 _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -215,7 +217,7 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
         citizen |= set(by_contact.get(case.citizen_contact, ()) if case.citizen_contact else ())
         citizen = sorted((i for i in citizen if i != case.pk and (i not in batch or i < case.pk)),
                          reverse=True)[:MAX_CANDIDATES]
-        wanted[case.pk] = (sorted(shared, key=lambda i: (-shared[i], -i)), citizen)
+        wanted[case.pk] = ([i for i, _n in sorted(shared.items(), key=_BY_COUNT_THEN_ID, reverse=True)], citizen)
         for k in keys:
             bucket = memory[k]
             bucket.append(case.pk)

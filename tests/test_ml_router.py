@@ -137,6 +137,7 @@ def test_router_eval_cross_validates_and_scores_a_second_file(tmp_path):
     call_command("router_eval", str(DATA), "--folds", "3", stdout=out)
     text = out.getvalue()
     assert "3-fold stratified cross-validation on 48 messages" in text
+    assert "near-duplicates kept in one fold: " in text
     for needle in ("macro-F1:", "micro-F1:", "top-3 accuracy:", "precision  recall", "confusion", "交通运输"):
         assert needle in text
     macro = float(text.split("macro-F1:")[1].split()[0])
@@ -182,3 +183,17 @@ def test_stop_list_is_bundled_and_explanations_are_distinct_meaningful_words():
             assert all(w in (filler + r["subject"] + r["body"]).replace(" ", "") for w in words), words
     top = router.suggest(text_of(rows[36]["subject"], rows[36]["body"]))[0]
     assert top["words"], top  # a real message has something to show
+
+
+def test_near_duplicate_groups_keep_copies_together_in_cross_validation():
+    from casework.router import cross_validate, near_duplicate_groups
+
+    rows = small_set()
+    texts = [text_of(r["subject"], r["body"]) for r in rows]
+    labels = [r["category"] for r in rows]
+    copies = [t.replace("。", "！", 1) + "谢谢" for t in texts[:6]]  # re-posts with tiny edits
+    groups = near_duplicate_groups(texts + copies)
+    assert all(groups[i] == groups[len(texts) + i] for i in range(6))
+    assert len(set(groups[:len(texts)].tolist())) == len(texts)  # the originals are all distinct
+    scores, decision, classes = cross_validate(texts + copies, labels + labels[:6], folds=3, groups=groups)
+    assert scores.n == len(texts) + 6 and decision.shape == (len(texts) + 6, len(classes))

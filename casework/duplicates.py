@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import timedelta
-from operator import itemgetter
 import hashlib
+from operator import itemgetter
 import re
 
 from datasketch import MinHash

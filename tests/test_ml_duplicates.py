@@ -10,11 +10,12 @@ import io
 import json
 from zoneinfo import ZoneInfo
 
+from django.test.utils import override_settings
 from django.urls import reverse
 import pytest
 
 from casework import importing
-from casework.duplicates import band_keys, jaccard, shingles
+from casework.duplicates import band_keys, duplicates_index_and_flag_many, jaccard, shingles
 from casework.models import Case, DuplicateBand, DuplicateFlag, State
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -134,13 +135,12 @@ def _flags_by_position(cases):
 @pytest.mark.django_db
 def test_set_based_batch_check_equals_registering_one_by_one(bureau, django_assert_max_num_queries):
     """The batch path (one pass per import batch) flags exactly what row-by-row registration flags."""
-    from casework.duplicates import duplicates_index_and_flag_many
-
     before = bureau.case_in(State.ARCHIVED, subject=CAMPAIGN[0], body=CAMPAIGN[1], citizen_name="UU1",
                             submitted_at=T0 - timedelta(days=3))  # archived but recent: eligible for both runs
     one_by_one = [bureau.register(subject=s, body=b, citizen_name=u, submitted_at=T0 + timedelta(hours=h))
                   for s, b, u, h in _batch_messages()]
     expected = _flags_by_position(one_by_one)
+    assert before.state == State.ARCHIVED and DuplicateFlag.objects.filter(repeats=before).exists()
     assert len(expected) >= 10 and any(p[1] == -1 for p in expected)  # the check has something to find
     assert (9, 8, DuplicateFlag.Reason.SAME_TEXT) in {p[:3] for p in expected}
     # Take the first run out of the way (merged away = never a candidate), then import the same batch at once.
@@ -148,8 +148,6 @@ def test_set_based_batch_check_equals_registering_one_by_one(bureau, django_asse
     Case.objects.filter(pk__in=[c.pk for c in one_by_one]).update(merged_into=sink)
     rows = "".join(f'B-{i},{u},{s},"{b}",{(T0 + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%S")}\n'
                    for i, (s, b, u, h) in enumerate(_batch_messages()))
-    from django.test.utils import override_settings
-
     with override_settings(CASEWORK_INTAKE_DUPLICATES=False):
         importing.messages_import(rows_source=io.BytesIO(("message_id,user_id,subject,body,submitted_at\n" + rows)
                                                          .encode("utf-8")), platform=bureau.platform,

@@ -179,7 +179,7 @@ def test_stop_list_is_bundled_and_explanations_are_distinct_meaningful_words():
         for item in router.suggest(filler + text_of(r["subject"], r["body"]) + filler):
             words = item["words"]
             assert not set(words) & STOPWORDS, words
-            assert all(not (a in b) for i, a in enumerate(words) for j, b in enumerate(words) if i != j), words
+            assert all(a not in b for i, a in enumerate(words) for j, b in enumerate(words) if i != j), words
             assert all(w in (filler + r["subject"] + r["body"]).replace(" ", "") for w in words), words
     top = router.suggest(text_of(rows[36]["subject"], rows[36]["body"]))[0]
     assert top["words"], top  # a real message has something to show

@@ -15,17 +15,28 @@ Jaccard similarity of the two shingle sets is at least
 With 32 bands of 4 rows, a pair at Jaccard 0.6 becomes a candidate with probability
 1 − (1 − 0.6⁴)³² ≈ 0.98, at 0.3 with ≈ 0.23; the same citizen's open cases are therefore also
 looked up directly (an exact match on the name or contact), so their repeats are not missed.
-At most ``MAX_FLAGS`` flags per message, the most similar first.
+Per message, the band candidates are ranked by the number of keys shared with it (an estimate of
+their similarity) and the ``MAX_CANDIDATES`` best, plus the citizen's own open cases, get the exact
+Jaccard check; at most ``MAX_FLAGS`` flags per message, the most similar first.
+
+The check is set-based (:func:`duplicates_index_and_flag_batch`): an import batch costs a fixed
+number of queries (band keys, citizens, candidate texts, two bulk inserts), not a few per row; a
+single registration is a batch of one. Per band key at most ``PER_KEY`` stored cases (the most
+recent eligible ones) are read, so a campaign with thousands of copies stays cheap.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from datetime import timedelta
 import hashlib
+from operator import itemgetter
 import re
 
 from datasketch import MinHash
-from django.db.models import Q
+from django.db import connection
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 import numpy as np
 
 from casework.models import Case, DuplicateBand, DuplicateFlag, State
@@ -38,8 +49,12 @@ SAME_TEXT_MIN = 0.6
 SAME_CITIZEN_MIN = 0.3
 RECENT_DAYS = 30
 MAX_FLAGS = 3
-MAX_CANDIDATES = 200
+MAX_CANDIDATES = 50
+PER_KEY = 50
+CHUNK = 2000
+_FIELDS = ("pk", "subject", "body", "citizen_name", "citizen_contact", "submitted_at", "state", "merged_into")
 
+_BY_COUNT_THEN_ID = itemgetter(1, 0)  # (case id, keys shared): most keys first, then the newest
 _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
@@ -84,54 +99,164 @@ def _same_citizen(a: Case, b: Case) -> bool:
                 or (a.citizen_contact and a.citizen_contact == b.citizen_contact))
 
 
+def _chunks(values: list, size: int = CHUNK):
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _eligible_for(case: Case, other: Case) -> bool:
+    """The per-case eligibility rule: not merged away, and open or submitted within RECENT_DAYS."""
+    if other.pk == case.pk or other.merged_into_id is not None:
+        return False
+    if other.state != State.ARCHIVED:
+        return True
+    return abs(other.submitted_at - case.submitted_at) <= timedelta(days=RECENT_DAYS)
+
+
+def _bands_insert(rows: list[tuple[int, int, str]]) -> None:
+    """Write ``(case id, band, key)`` rows: PostgreSQL by ``COPY`` (32 rows per case add up), else bulk_create."""
+    if connection.vendor != "postgresql":
+        DuplicateBand.objects.bulk_create([DuplicateBand(case_id=c, band=b, key=k) for c, b, k in rows],
+                                          batch_size=CHUNK)
+        return
+    meta = DuplicateBand._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in ("case", "band", "key"))
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def duplicates_index_and_flag(*, case: Case) -> list[DuplicateFlag]:
     """Index the newly registered ``case`` and flag the open or recent cases it nearly repeats.
 
-    Called by :func:`casework.services.case_register` inside its transaction (every intake path:
-    manual entry, import, platform push). Returns the flags created, most similar first.
+    Called by :func:`casework.services.case_register` inside its transaction (manual entry and
+    platform push register one case at a time). The same rule as the batch path, run on a batch of
+    one (:func:`duplicates_index_and_flag_batch`). Returns the flags created, most similar first.
     """
-    sh = shingles(case.subject, case.body)
-    if not sh:
-        return []
-    keys = band_keys(sh)
-    recent = Q(submitted_at__gte=case.submitted_at - timedelta(days=RECENT_DAYS),
-               submitted_at__lte=case.submitted_at + timedelta(days=RECENT_DAYS))
-    eligible = (Case.objects.exclude(pk=case.pk).filter(merged_into__isnull=True)
-                .filter(~Q(state=State.ARCHIVED) | recent))
-    by_band = eligible.filter(pk__in=DuplicateBand.objects.filter(key__in=keys).values("case_id"))
-    candidates = {c.pk: c for c in by_band.only("pk", "subject", "body", "citizen_name", "citizen_contact")
-                  [:MAX_CANDIDATES]}
-    citizen = Q()
-    if case.citizen_name:
-        citizen |= Q(citizen_name=case.citizen_name)
-    if case.citizen_contact:
-        citizen |= Q(citizen_contact=case.citizen_contact)
-    if citizen:
-        for c in (eligible.filter(citizen).exclude(state=State.ARCHIVED)
-                  .only("pk", "subject", "body", "citizen_name", "citizen_contact")[:MAX_CANDIDATES]):
-            candidates.setdefault(c.pk, c)
-    found = []
-    for other in candidates.values():
-        sim = jaccard(sh, shingles(other.subject, other.body))
-        reason = repeat_reason(similarity=sim, same_citizen=_same_citizen(case, other))
-        if reason is not None:
-            found.append((sim, other, reason))
-    found.sort(key=lambda x: (-x[0], x[1].pk))
-    DuplicateBand.objects.bulk_create([DuplicateBand(case=case, band=i, key=k) for i, k in enumerate(keys)])
-    return [DuplicateFlag.objects.create(case=case, repeats=other, similarity=round(sim, 4), reason=reason)
-            for sim, other, reason in found[:MAX_FLAGS]]
+    return duplicates_index_and_flag_batch(cases=[case]).get(case.pk, [])
 
 
 def duplicates_index_and_flag_many(*, case_ids: list[int]) -> int:
-    """Index and flag, as :func:`duplicates_index_and_flag`, the cases a batch import registered.
+    """Index and flag the cases a batch import registered (ids of rows already written).
 
-    The import writes its cases in bulk (``casework.importing``) rather than one ``case_register``
-    at a time; this keeps intake duplicates flagged on that path too. Cases are taken in id order,
-    so a repeat within one batch is flagged against the earlier row. Returns the flags created.
+    The import writes its cases in bulk (``casework.importing``); this loads them in one query and
+    runs :func:`duplicates_index_and_flag_batch`. Returns the number of flags created.
     """
-    flagged = 0
-    for case in Case.objects.filter(pk__in=case_ids).order_by("pk").only(
-        "pk", "subject", "body", "citizen_name", "citizen_contact", "submitted_at"
-    ):
-        flagged += len(duplicates_index_and_flag(case=case))
-    return flagged
+    cases = list(Case.objects.filter(pk__in=case_ids).order_by("pk").only(*_FIELDS))
+    return sum(len(v) for v in duplicates_index_and_flag_batch(cases=cases).values())
+
+
+def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[DuplicateFlag]]:
+    """Index ``cases`` (just registered, not yet indexed) and flag what each nearly repeats: set-based.
+
+    Args:
+        cases: saved cases with ``subject``, ``body``, ``citizen_name``, ``citizen_contact`` and
+            ``submitted_at`` loaded; taken in id order, so a repeat inside the batch is flagged
+            against the earlier case, exactly as if they had been registered one by one.
+
+    One pass for the whole batch, whatever its size: one query (per ``CHUNK`` keys) for the band
+    keys already stored, keeping per key the ``PER_KEY`` most recent eligible cases (a window
+    function, so a copy-paste campaign with thousands of members costs ``PER_KEY`` rows per key);
+    one query for the same citizens' open cases; one query for the candidates' texts; then one
+    ``bulk_create`` for the new band keys and one for the flags. Candidates inside the batch come
+    from an in-memory band index of the earlier cases. Per case, the candidates are ranked by the
+    number of band keys shared (an estimate of the Jaccard similarity), the ``MAX_CANDIDATES``
+    best get the exact Jaccard check. The result is the same as registering the cases one by one
+    (``tests/test_ml_duplicates.py`` checks this on constructed batches).
+
+    Returns:
+        ``{case id: [DuplicateFlag, …]}`` (most similar first) for the cases that got flags.
+    """
+    cases = sorted(cases, key=lambda c: c.pk)
+    items = []  # (case, shingles, keys)
+    for case in cases:
+        sh = shingles(case.subject, case.body)
+        if sh:
+            items.append((case, sh, band_keys(sh)))
+    if not items:
+        return {}
+    lo = min(c.submitted_at for c, _s, _k in items) - timedelta(days=RECENT_DAYS)
+    hi = max(c.submitted_at for c, _s, _k in items) + timedelta(days=RECENT_DAYS)
+    batch = {c.pk: c for c, _s, _k in items}
+
+    # 1. Stored band keys: per key the PER_KEY most recent cases that may be eligible for some case of the batch.
+    stored: dict[str, list[int]] = defaultdict(list)
+    all_keys = sorted({k for _c, _s, keys in items for k in keys})
+    maybe = Q(case__merged_into__isnull=True) & (~Q(case__state=State.ARCHIVED) | Q(case__submitted_at__range=(lo, hi)))
+    for chunk in _chunks(all_keys):
+        rows = (DuplicateBand.objects.filter(key__in=chunk).filter(maybe)
+                .annotate(rank=Window(RowNumber(), partition_by=[F("key")], order_by=F("case_id").desc()))
+                .filter(rank__lte=PER_KEY).values_list("key", "case_id"))
+        for key, case_id in rows:
+            stored[key].append(case_id)
+
+    # 2. The same citizens' open cases (name/id or contact), newest first.
+    names = sorted({c.citizen_name for c in batch.values() if c.citizen_name})
+    contacts = sorted({c.citizen_contact for c in batch.values() if c.citizen_contact})
+    by_name: dict[str, list[int]] = defaultdict(list)
+    by_contact: dict[str, list[int]] = defaultdict(list)
+    open_cases = Case.objects.filter(merged_into__isnull=True).exclude(state=State.ARCHIVED)
+    for field, values, target in (("citizen_name", names, by_name), ("citizen_contact", contacts, by_contact)):
+        for chunk in _chunks(values):
+            for pk, value in (open_cases.filter(**{f"{field}__in": chunk}).order_by("-pk")
+                              .values_list("pk", field)):
+                target[value].append(pk)
+
+    # 3. Candidate ids per case: band keys (stored + earlier in the batch) ranked by keys shared; the citizen's.
+    memory: dict[str, list[int]] = defaultdict(list)  # key -> earlier batch case ids
+    wanted: dict[int, tuple[list[int], list[int]]] = {}
+    for case, _sh, keys in items:
+        shared: Counter = Counter()
+        for k in keys:  # per key, the PER_KEY most recent cases (the batch's are newer than the stored ones)
+            recent = memory.get(k, [])[-PER_KEY:]
+            shared.update(recent)
+            shared.update(stored.get(k, [])[:PER_KEY - len(recent)])
+        shared.pop(case.pk, None)
+        citizen = set(by_name.get(case.citizen_name, ()) if case.citizen_name else ())
+        citizen |= set(by_contact.get(case.citizen_contact, ()) if case.citizen_contact else ())
+        citizen = sorted((i for i in citizen if i != case.pk and (i not in batch or i < case.pk)),
+                         reverse=True)[:MAX_CANDIDATES]
+        wanted[case.pk] = ([i for i, _n in sorted(shared.items(), key=_BY_COUNT_THEN_ID, reverse=True)], citizen)
+        for k in keys:
+            bucket = memory[k]
+            bucket.append(case.pk)
+            if len(bucket) > 2 * PER_KEY:  # older ones can never be among the PER_KEY most recent again
+                del bucket[:-PER_KEY]
+
+    # 4. The candidates' texts and states, one query per CHUNK ids.
+    need = sorted({i for band, citizen in wanted.values() for i in band + citizen} - set(batch))
+    others: dict[int, Case] = dict(batch)
+    for chunk in _chunks(need):
+        others.update((c.pk, c) for c in Case.objects.filter(pk__in=chunk).only(*_FIELDS))
+    texts: dict[int, set] = {c.pk: sh for c, sh, _k in items}
+
+    # 5. Exact Jaccard on the best candidates; flags.
+    flags: list[DuplicateFlag] = []
+    for case, sh, _keys in items:
+        band_ids, citizen_ids = wanted[case.pk]
+        chosen = []
+        for i in band_ids:
+            if i in others and _eligible_for(case, others[i]):
+                chosen.append(i)
+                if len(chosen) == MAX_CANDIDATES:
+                    break
+        chosen += [i for i in citizen_ids if i in others and i not in chosen and _eligible_for(case, others[i])]
+        found = []
+        for i in chosen:
+            other = others[i]
+            if i not in texts:
+                texts[i] = shingles(other.subject, other.body)
+            sim = jaccard(sh, texts[i])
+            reason = repeat_reason(similarity=sim, same_citizen=_same_citizen(case, other))
+            if reason is not None:
+                found.append((sim, other, reason))
+        found.sort(key=lambda x: (-x[0], x[1].pk))
+        flags += [DuplicateFlag(case=case, repeats=other, similarity=round(sim, 4), reason=reason)
+                  for sim, other, reason in found[:MAX_FLAGS]]
+    _bands_insert([(case.pk, i, k) for case, _sh, keys in items for i, k in enumerate(keys)])
+    DuplicateFlag.objects.bulk_create(flags, batch_size=CHUNK)
+    out: dict[int, list[DuplicateFlag]] = defaultdict(list)
+    for flag in flags:
+        out[flag.case_id].append(flag)
+    return dict(out)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import io
+from pathlib import Path
 import re
 import time
 
+from datasketch import MinHash, MinHashLSH
 import jieba
 import joblib
 import numpy as np
@@ -25,14 +27,51 @@ from scipy.optimize import minimize_scalar
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.svm import LinearSVC
 
 jieba.setLogLevel(60)
 
 _SPACE = re.compile(r"\s+")
 _WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,}")
+_PLACEHOLDER = re.compile(r"[A-Z]\d*[省市区县州镇乡村]|^[A-Za-z]?\d+$")  # anonymised places (A3区), numbers
 FORMAT_VERSION = 1
+STOPWORDS_FILE = Path(__file__).resolve().parent / "data" / "router" / "stopwords.txt"
+
+
+def stopwords_load(path: Path = STOPWORDS_FILE) -> frozenset[str]:
+    """Return the bundled stop list: words never offered as a suggestion's explanation.
+
+    The file (``casework/data/router/stopwords.txt``) has one word per line; ``#`` starts a
+    comment line. Raises OSError when the file is missing (it ships with the code).
+    """
+    words = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.add(line)
+    return frozenset(words)
+
+
+STOPWORDS = stopwords_load()
+
+
+def meaningful_term(term: str, *, message_words: set[str] | None = None) -> str | None:
+    """Return ``term`` as shown to the dispatcher if it is a meaningful explanation word, else None.
+
+    ``term`` is a feature name: jieba words joined by a space (a word or a word bigram) or a
+    character n-gram (no space). Every word of it must have at least two characters (Chinese,
+    Latin or digits), not be a number or an anonymised place (``A3区``), and not be on the stop
+    list; a character n-gram counts only if it is itself one of the message's jieba words
+    (``message_words``), so fragments such as ``的路灯`` are never shown.
+    """
+    pieces = term.split(" ")
+    if len(pieces) == 1 and message_words is not None and term not in message_words:
+        return None
+    for piece in pieces:
+        if not _WORDISH.fullmatch(piece) or piece in STOPWORDS or _PLACEHOLDER.search(piece):
+            return None
+    return "".join(pieces)
 
 
 def text_of(subject: str, body: str) -> str:
@@ -169,8 +208,12 @@ class Router:
     def suggest(self, text: str, *, k: int = 3, n_words: int = 5) -> list[dict]:
         """Return the ``k`` most likely labels for one text, best first.
 
-        Each item: ``label``, ``confidence`` (0–1) and ``words``, the features of this text that
-        weighed most for that label (largest tf-idf × SVM weight), words preferred over characters.
+        Each item: ``label``, ``confidence`` (0–1) and ``words``: up to ``n_words`` distinct
+        meaningful terms of this text that weighed most *for that label against the others*
+        (tf-idf × (the label's SVM weight − the mean weight of the other labels)), jieba words and
+        word pairs of the message only, none on the bundled stop list
+        (``casework/data/router/stopwords.txt``, see :func:`meaningful_term`), none contained in
+        an earlier one.
         """
         cut = [words_of(text)]
         X = self._matrix([text], cut)
@@ -183,20 +226,23 @@ class Router:
                 [self.chars.get_feature_names_out(), self.words.get_feature_names_out()]
             )
         row = X[0]
-        out = []
+        message_words = set(cut[0].split(" "))
         coef = self.svm.coef_
+        if coef.shape[0] == 1:  # binary: class 1 has +w, class 0 has −w
+            coef = np.vstack([-coef[0], coef[0]])
+        weights = coef[:, row.indices]
+        out = []
         for j in order:
-            c = coef[j] if coef.shape[0] > 1 else (coef[0] if j == 1 else -coef[0])
-            contrib = row.data * c[row.indices]
-            ranked = np.argsort(-contrib)
-            words = []
-            for pos in ranked:
+            others = np.delete(weights, j, axis=0).mean(axis=0) if len(weights) > 1 else 0.0
+            contrib = row.data * (weights[j] - others)
+            words: list[str] = []
+            for pos in np.argsort(-contrib):
                 if contrib[pos] <= 0 or len(words) >= n_words:
                     break
-                name = str(self.feature_names[row.indices[pos]]).replace(" ", "")
-                if not _WORDISH.fullmatch(name) or name.isdigit() or any(name in w or w in name for w in words):
+                term = meaningful_term(str(self.feature_names[row.indices[pos]]), message_words=message_words)
+                if term is None or any(term in w or w in term for w in words):
                     continue
-                words.append(name)
+                words.append(term)
             out.append({"label": self.classes[j], "confidence": float(p[j]), "words": words})
         return out
 
@@ -222,11 +268,45 @@ class Router:
         return data["router"]
 
 
+def near_duplicate_groups(texts: list[str], *, threshold: float = 0.7) -> np.ndarray:
+    """Return a group number per text; texts whose character 3-gram Jaccard ≥ ``threshold`` share one.
+
+    Used to keep near-duplicate messages (re-posts, campaigns) in the same cross-validation fold,
+    so a message is never scored by a model that saw its copy. MinHash LSH (datasketch, 64
+    permutations) finds the candidate pairs, the exact Jaccard decides; groups are the connected
+    components. Near-linear in the number of texts.
+    """
+    from_text = [re.sub(r"[\s\W_]+", "", t) for t in texts]
+    sets = [{t[i:i + 3] for i in range(max(1, len(t) - 2))} for t in from_text]
+    lsh = MinHashLSH(threshold=threshold, num_perm=64)
+    hashes = []
+    for i, sh in enumerate(sets):
+        m = MinHash(num_perm=64, seed=1)
+        m.update_batch([x.encode("utf-8") for x in sh])
+        hashes.append(m)
+        lsh.insert(i, m)
+    parent = list(range(len(texts)))
+
+    def root(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, m in enumerate(hashes):
+        for j in lsh.query(m):
+            if j > i and len(sets[i] & sets[j]) >= threshold * len(sets[i] | sets[j]):
+                parent[root(i)] = root(j)
+    return np.array([root(i) for i in range(len(texts))])
+
+
 def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C: float = 0.5,
-                   cut: list[str] | None = None) -> tuple[Scores, np.ndarray, np.ndarray]:
+                   cut: list[str] | None = None, groups=None) -> tuple[Scores, np.ndarray, np.ndarray]:
     """Stratified ``folds``-fold cross-validation; returns (scores, out-of-fold decisions, classes).
 
-    Every message is scored by a model that never saw it. Classes with fewer members than
+    Every message is scored by a model that never saw it; with ``groups`` (e.g. from
+    :func:`near_duplicate_groups`) the members of a group are always in the same fold
+    (``StratifiedGroupKFold``), so neither did it see a near-copy. Classes with fewer members than
     ``folds`` are kept in training but cannot be stratified; ``folds`` is lowered to the smallest
     class size when needed (at least 2).
     """
@@ -236,7 +316,11 @@ def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C
     smallest = min(int((y == c).sum()) for c in classes)
     folds = max(2, min(folds, smallest))
     decision = np.zeros((len(y), len(classes)))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y):
+    if groups is None:
+        splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, y)
+    else:
+        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts, y, np.asarray(groups))
+    for train, test in splits:
         r = Router(C=C).fit([texts[i] for i in train], y[train], cut=[cut[i] for i in train])
         d = r.decision([texts[i] for i in test], cut=[cut[i] for i in test])
         pos = np.searchsorted(classes, r.classes)
@@ -250,11 +334,14 @@ def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C
 def train_with_scores(texts: list[str], labels, *, folds: int = 3, C: float = 0.5) -> tuple[Router, Scores, float]:
     """Cross-validate, fit the confidence temperature on the out-of-fold decisions, train on all.
 
-    Returns (router, cross-validated scores, seconds taken). Words are cut once and reused.
+    Returns (router, cross-validated scores, seconds taken). Words are cut once and reused;
+    near-duplicate messages stay in one fold (:func:`near_duplicate_groups`), so the stored scores
+    are those of messages whose copies the model never saw.
     """
     start = time.monotonic()
     cut = [words_of(t) for t in texts]
-    scores, decision, classes = cross_validate(texts, labels, folds=folds, C=C, cut=cut)
+    scores, decision, classes = cross_validate(texts, labels, folds=folds, C=C, cut=cut,
+                                               groups=near_duplicate_groups(texts))
     router = Router(C=C).fit(texts, labels, cut=cut)
     pos = np.searchsorted(classes, router.classes)
     router.calibrate(decision[:, pos], labels)

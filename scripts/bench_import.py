@@ -8,7 +8,8 @@ Usage (from the repository root; the database is dropped and rebuilt each run):
 It writes two CSV files of generated messages (``--small`` and ``--rows`` of them, realistic
 subjects and bodies of about 150 characters, 1% bad rows and 0.5% ids repeated across batches),
 migrates the database, then imports the small file, the large one, and the large one again
-(everything skipped). For each it prints rows, seconds, messages per second and the process's
+(everything skipped), with the intake duplicate check on (default) or off (``--duplicates off``).
+For each it prints rows, seconds, messages per second and the process's
 peak RSS so far (``resource.getrusage``: it only grows, so a flat figure after the large file
 means memory does not grow with rows), the CPU seconds of this process (``msg/CPU-s`` is what one
 free core would do for the Python side), with the load average before and after: the development
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgres://postgres@127.0.0.1:5432/cw_import"))
+    parser.add_argument("--duplicates", choices=("on", "off"), default="on",
+                        help="the intake duplicate check (CASEWORK_INTAKE_DUPLICATES) on or off")
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = args.database_url
@@ -79,6 +82,7 @@ def main() -> None:
 
     from casework.importing import messages_import, platform_ensure, read_message_rows
 
+    settings.CASEWORK_INTAKE_DUPLICATES = args.duplicates == "on"
     call_command("migrate", verbosity=0)
     platform = platform_ensure()
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
@@ -103,6 +107,9 @@ def main() -> None:
         print(f"{label:<20}{report.rows_read:>9,}{report.created:>9,}{report.skipped:>9,}{report.error_count:>7,}"
               f"{seconds:>9.1f}{report.rows_read / seconds:>8,.0f}{cpu:>7.1f}{report.rows_read / cpu:>10,.0f}"
               f"{peak_rss_mb():>8.0f} MB")
+    from casework.models import DuplicateFlag
+
+    print(f"intake duplicate check: {args.duplicates}; flags written: {DuplicateFlag.objects.count():,}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for path in (small, large):
         path.unlink()

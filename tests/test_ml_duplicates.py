@@ -10,11 +10,12 @@ import io
 import json
 from zoneinfo import ZoneInfo
 
+from django.test.utils import override_settings
 from django.urls import reverse
 import pytest
 
 from casework import importing
-from casework.duplicates import band_keys, jaccard, shingles
+from casework.duplicates import band_keys, duplicates_index_and_flag_many, jaccard, shingles
 from casework.models import Case, DuplicateBand, DuplicateFlag, State
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -108,3 +109,53 @@ def test_import_and_push_paths_flag_too_and_the_dispatcher_merges_in_one_click(b
     pushed.refresh_from_db()
     assert (pushed.state, pushed.merged_into) == (State.ARCHIVED, first)
 
+
+
+def _batch_messages():
+    """Constructed intake batch: a campaign, a citizen's repeat, repeats inside the batch, strangers."""
+    out = []
+    for n in range(6):  # a copy-paste campaign from six citizens with small edits
+        out.append((CAMPAIGN[0] + "!" * (n % 2), CAMPAIGN[1].replace("1800", str(1800 + n)), f"UC{n}", n))
+    out.append((ORIGINAL[0], ORIGINAL[1], "UU0081234", 10))
+    out.append(("枫林路小区门口路灯还是没人修", "我上周反映过A3区枫林路小区门口的路灯坏了三个多月，晚上一片漆黑，"
+                "到现在还是没有人来修，老人孩子出门很不安全，请尽快处理。", "UU0081234", 11))
+    out.append((OTHER[0], OTHER[1], "UU777", 12))
+    out.append((OTHER[0], OTHER[1] + "急！", "UU778", 13))  # a repeat of the previous row, inside the batch
+    out.append(("A3区银杏路的红绿灯时间太短", "A3区银杏路与枫林路交叉口的红绿灯，行人绿灯只有十几秒，请交警部门调整信号灯时长。",
+                "UU779", 14))
+    return out
+
+
+def _flags_by_position(cases):
+    pos = {c.pk: i for i, c in enumerate(cases)}
+    return sorted((pos[f.case_id], pos.get(f.repeats_id, -1), f.reason, round(f.similarity, 4))
+                  for f in DuplicateFlag.objects.filter(case__in=cases))
+
+
+@pytest.mark.django_db
+def test_set_based_batch_check_equals_registering_one_by_one(bureau, django_assert_max_num_queries):
+    """The batch path (one pass per import batch) flags exactly what row-by-row registration flags."""
+    before = bureau.case_in(State.ARCHIVED, subject=CAMPAIGN[0], body=CAMPAIGN[1], citizen_name="UU1",
+                            submitted_at=T0 - timedelta(days=3))  # archived but recent: eligible for both runs
+    one_by_one = [bureau.register(subject=s, body=b, citizen_name=u, submitted_at=T0 + timedelta(hours=h))
+                  for s, b, u, h in _batch_messages()]
+    expected = _flags_by_position(one_by_one)
+    assert before.state == State.ARCHIVED and DuplicateFlag.objects.filter(repeats=before).exists()
+    assert len(expected) >= 10 and any(p[1] == -1 for p in expected)  # the check has something to find
+    assert (9, 8, DuplicateFlag.Reason.SAME_TEXT) in {p[:3] for p in expected}
+    # Take the first run out of the way (merged away = never a candidate), then import the same batch at once.
+    sink = bureau.register(subject="测试用并入目标", body="与本测试的留言无关的一段文字内容。", submitted_at=T0 - timedelta(days=900))
+    Case.objects.filter(pk__in=[c.pk for c in one_by_one]).update(merged_into=sink)
+    rows = "".join(f'B-{i},{u},{s},"{b}",{(T0 + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%S")}\n'
+                   for i, (s, b, u, h) in enumerate(_batch_messages()))
+    with override_settings(CASEWORK_INTAKE_DUPLICATES=False):
+        importing.messages_import(rows_source=io.BytesIO(("message_id,user_id,subject,body,submitted_at\n" + rows)
+                                                         .encode("utf-8")), platform=bureau.platform,
+                                  acting_user=bureau.dispatcher)
+    batch = list(Case.objects.filter(external_id__startswith="B-").order_by("pk"))
+    assert len(batch) == len(one_by_one) and not DuplicateBand.objects.filter(case__in=batch).exists()
+    with django_assert_max_num_queries(8):  # set-based: a fixed number of statements, not one per row
+        flagged = duplicates_index_and_flag_many(case_ids=[c.pk for c in batch])
+    assert flagged == len(expected)
+    assert _flags_by_position(batch) == expected
+    assert DuplicateBand.objects.filter(case__in=batch).count() == 32 * len(batch)

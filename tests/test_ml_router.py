@@ -137,6 +137,7 @@ def test_router_eval_cross_validates_and_scores_a_second_file(tmp_path):
     call_command("router_eval", str(DATA), "--folds", "3", stdout=out)
     text = out.getvalue()
     assert "3-fold stratified cross-validation on 48 messages" in text
+    assert "near-duplicates kept in one fold: " in text
     for needle in ("macro-F1:", "micro-F1:", "top-3 accuracy:", "precision  recall", "confusion", "交通运输"):
         assert needle in text
     macro = float(text.split("macro-F1:")[1].split()[0])
@@ -155,3 +156,44 @@ def test_router_eval_cross_validates_and_scores_a_second_file(tmp_path):
     assert "trained on 36 messages" in text and "scored 12 unseen messages" in text
     confusion = text.split("in the class order above)")[1].strip().split("\n\n")[0].splitlines()
     assert sum(int(v) for line in confusion for v in line.split()[1:]) == 12
+
+
+def test_stop_list_is_bundled_and_explanations_are_distinct_meaningful_words():
+    """The words shown with a suggestion: from the message, none on the stop list, none inside another."""
+    from casework.router import STOPWORDS, STOPWORDS_FILE, meaningful_term, stopwords_load
+
+    assert STOPWORDS_FILE.is_file() and STOPWORDS == stopwords_load()
+    assert {"尊敬", "领导", "您好", "谢谢", "问题", "希望", "我们", "部门"} <= STOPWORDS
+    assert not any(w.startswith("#") for w in STOPWORDS)
+    # The rule on single terms: filler, fragments, numbers and anonymised places are refused.
+    assert meaningful_term("路灯", message_words={"路灯"}) == "路灯"
+    assert meaningful_term("路灯 损坏") == "路灯损坏"
+    assert meaningful_term("领导") is None and meaningful_term("希望 路灯") is None
+    assert meaningful_term("的路灯", message_words={"路灯"}) is None  # a char n-gram that is no word
+    assert meaningful_term("A3区") is None and meaningful_term("2019") is None
+
+    rows = small_set()
+    router = Router().fit([text_of(r["subject"], r["body"]) for r in rows[:36]], [r["category"] for r in rows[:36]])
+    filler = "尊敬的领导您好！我们希望有关部门尽快处理这个问题，谢谢！"
+    for r in rows[36:]:
+        for item in router.suggest(filler + text_of(r["subject"], r["body"]) + filler):
+            words = item["words"]
+            assert not set(words) & STOPWORDS, words
+            assert all(a not in b for i, a in enumerate(words) for j, b in enumerate(words) if i != j), words
+            assert all(w in (filler + r["subject"] + r["body"]).replace(" ", "") for w in words), words
+    top = router.suggest(text_of(rows[36]["subject"], rows[36]["body"]))[0]
+    assert top["words"], top  # a real message has something to show
+
+
+def test_near_duplicate_groups_keep_copies_together_in_cross_validation():
+    from casework.router import cross_validate, near_duplicate_groups
+
+    rows = small_set()
+    texts = [text_of(r["subject"], r["body"]) for r in rows]
+    labels = [r["category"] for r in rows]
+    copies = [t.replace("。", "！", 1) + "谢谢" for t in texts[:6]]  # re-posts with tiny edits
+    groups = near_duplicate_groups(texts + copies)
+    assert all(groups[i] == groups[len(texts) + i] for i in range(6))
+    assert len(set(groups[:len(texts)].tolist())) == len(texts)  # the originals are all distinct
+    scores, decision, classes = cross_validate(texts + copies, labels + labels[:6], folds=3, groups=groups)
+    assert scores.n == len(texts) + 6 and decision.shape == (len(texts) + 6, len(classes))

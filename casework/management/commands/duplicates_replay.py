@@ -9,7 +9,7 @@ have been flagged, by reason, and writes a random sample of flags (``--sample``,
 ``--out`` for checking by hand. Writes nothing to the database.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 import csv
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand
 from casework.duplicates import (
     MAX_CANDIDATES,
     MAX_FLAGS,
+    PER_KEY,
     RECENT_DAYS,
     band_keys,
     jaccard,
@@ -50,21 +51,30 @@ class Command(BaseCommand):
                     rows.setdefault(row.external_id or f"{f}:{row.row_number}", row)
         ordered = sorted(rows.values(), key=lambda r: r.submitted_at)
         index: dict[str, list[int]] = defaultdict(list)
+        by_citizen: dict[str, list[int]] = defaultdict(list)
         sets = []
         flags = []
         for i, row in enumerate(ordered):
             sh = shingles(row.subject, row.body)
             sets.append(sh)
             keys = band_keys(sh) if sh else []
-            candidates = {j for k in keys for j in index[k]}
-            if row.citizen_name:
-                candidates |= {j for j in range(i) if ordered[j].citizen_name == row.citizen_name}
-            found = []
-            for j in sorted(candidates)[:MAX_CANDIDATES]:
+            # As the live rule (casework.duplicates): per key the PER_KEY most recent, ranked by keys shared,
+            # the MAX_CANDIDATES best eligible ones, plus the same citizen's cases still open then.
+            shared = Counter(j for k in keys for j in index[k][-PER_KEY:])
+            ranked = sorted(shared.items(), key=lambda x: (x[1], x[0]), reverse=True)
+
+            def eligible(j, row=row):
                 other = ordered[j]
                 open_then = other.replied_at is None or other.replied_at > row.submitted_at
-                if not (open_then or row.submitted_at - other.submitted_at <= timedelta(days=RECENT_DAYS)):
-                    continue
+                return open_then or row.submitted_at - other.submitted_at <= timedelta(days=RECENT_DAYS)
+
+            chosen = [j for j, _n in ranked if eligible(j)][:MAX_CANDIDATES]
+            if row.citizen_name:
+                chosen += [j for j in by_citizen[row.citizen_name] if j not in chosen
+                           and (ordered[j].replied_at is None or ordered[j].replied_at > row.submitted_at)]
+            found = []
+            for j in chosen:
+                other = ordered[j]
                 sim = jaccard(sh, sets[j])
                 reason = repeat_reason(similarity=sim, same_citizen=bool(row.citizen_name)
                                        and row.citizen_name == other.citizen_name)
@@ -75,6 +85,8 @@ class Command(BaseCommand):
                 flags.append((i, j, sim, str(reason)))
             for k in keys:
                 index[k].append(i)
+            if row.citizen_name:
+                by_citizen[row.citizen_name].append(i)
         flagged = {f[0] for f in flags}
         by_reason = defaultdict(set)
         for i, _j, _s, reason in flags:

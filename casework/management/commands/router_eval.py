@@ -3,7 +3,8 @@
 FILE is a CSV (optionally gzipped) with ``subject``, ``body`` and a label column (``unit`` or
 ``category``; ``--label`` names another), e.g. the bundled
 ``casework/data/messages/fj2_classified.csv.gz``. Without ``--test`` the command cross-validates
-FILE (stratified K folds, every message scored by a model that never saw it); with ``--test`` it
+FILE (stratified K folds, every message scored by a model that never saw it nor a near-copy of
+it: near-duplicates, character 3-gram Jaccard ≥ 0.7, stay in one fold); with ``--test`` it
 trains on FILE and scores FILE2. Prints macro- and micro-F1, top-3 accuracy, the per-class
 figures and the confusion table. Several FILEs may be given (joined). Writes nothing.
 """
@@ -17,7 +18,15 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 import numpy as np
 
-from casework.router import Router, cross_validate, scores_format, scores_of, text_of, words_of
+from casework.router import (
+    Router,
+    cross_validate,
+    near_duplicate_groups,
+    scores_format,
+    scores_of,
+    text_of,
+    words_of,
+)
 
 
 def labelled_rows(path: str, label: str | None) -> tuple[list[str], list[str]]:
@@ -55,8 +64,11 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         parser.add_argument("--label", default=None, help="label column (default: unit or category)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--keep-near-duplicates-apart", action="store_true",
+                            help="let near-duplicate messages fall into different folds (the default keeps "
+                                 "each group of near-duplicates, char 3-gram Jaccard >= 0.7, in one fold)")
 
-    def handle(self, *args, files, test, folds, label, seed, **options):
+    def handle(self, *args, files, test, folds, label, seed, keep_near_duplicates_apart=False, **options):
         texts, labels = [], []
         for f in files:
             t, lab = labelled_rows(f, label)
@@ -81,8 +93,13 @@ class Command(BaseCommand):
             if folds < 2:
                 raise CommandError("--folds must be at least 2")
             cut = [words_of(t) for t in texts]
-            scores, _d, _c = cross_validate(texts, labels, folds=folds, seed=seed, cut=cut)
+            groups = None if keep_near_duplicates_apart else near_duplicate_groups(texts)
+            scores, _d, _c = cross_validate(texts, labels, folds=folds, seed=seed, cut=cut, groups=groups)
             title = f"{folds}-fold stratified cross-validation on {len(texts)} messages"
+            if groups is not None:
+                n_groups = len(set(groups.tolist()))
+                title += (f"\nnear-duplicates kept in one fold: {len(texts) - n_groups} messages repeat another "
+                          f"(char 3-gram Jaccard >= 0.7), {n_groups} distinct")
         elapsed = time.monotonic() - start
         self.stdout.write(scores_format(scores, title=title))
         self.stdout.write(f"\ntime: {elapsed:.1f} s")

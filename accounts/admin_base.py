@@ -16,6 +16,7 @@ from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import Field
 from django.utils.translation import gettext as _
 
+from accounts.admin_lists import CappedPaginator
 from accounts.admin_versioning import VersionedAdminMixin
 
 
@@ -92,7 +93,11 @@ class StaffAdminMixin(ListedLookupsOnlyMixin, VersionedAdminMixin):
     :class:`ListedLookupsOnlyMixin`: a changelist accepts only its own filters' lookups.
     :class:`~accounts.admin_versioning.VersionedAdminMixin`: every change form, list edit, action
     and delete carries the version the user saw; a stale submit is refused, naming who changed what.
+    :class:`~accounts.admin_lists.CappedPaginator`: a changelist counts up to
+    ``CASEWORK_LIST_COUNT_CAP`` rows and says "1000+" beyond (issue 11 §3).
     """
+
+    paginator = CappedPaginator
 
 
 class StaffModelAdmin(StaffAdminMixin, admin.ModelAdmin):

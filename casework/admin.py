@@ -23,7 +23,6 @@ from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
 from casework import escalation, export, joint, privacy, review, routing, selectors, services
-from casework.admin_case_list import CappedPaginator
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
 from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import (
@@ -243,10 +242,6 @@ class CaseAdmin(StaffModelAdmin):
                 return [F("queue_due").asc(nulls_last=True), "submitted_at", "pk"]
             return ["submitted_at", "pk"]
         return super().get_ordering(request)
-
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        # The count stops at CASEWORK_LIST_COUNT_CAP and says "1000+" (issue 11 §3).
-        return CappedPaginator(queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_fields(self, request):
         # A phone fragment finds its message (C21), but only for those who may read contacts:

@@ -1,8 +1,11 @@
-"""The case list at a million cases (issue 11 §3): a capped count and a date drill-down without scans.
+"""Lists at a million rows (issue 11 §3): a capped count and a date drill-down without scans, for every admin.
 
 Django's changelist counts every matching row for its paginator and, for ``date_hierarchy``, reads
 the first and last date and then every distinct year, month or day of the matching rows: three
 statements that each read every visible case. Here:
+
+Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginator`` and the
+``date_hierarchy``/``pagination`` blocks of ``templates/admin/change_list.html``).
 
 * :class:`CappedPaginator` counts at most ``CASEWORK_LIST_COUNT_CAP`` + 1 rows (in the list's own
   order, so PostgreSQL walks the index of the page); past the cap the list says "1000+" and pages
@@ -23,7 +26,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
-from casework.selectors import count_capped, list_count_cap
+from accounts.counting import count_capped, list_count_cap
 
 
 class CappedPaginator(Paginator):

@@ -1,21 +1,21 @@
-"""Template tags of the case list at scale: the date drill-down and the pagination of a capped count."""
+"""Template tags of every changelist at scale: the date drill-down and the pagination of a capped count."""
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import pagination
 
-from casework.admin_case_list import date_hierarchy_context
+from accounts.admin_lists import date_hierarchy_context
 
 register = template.Library()
 
 
 @register.inclusion_tag("admin/date_hierarchy.html")
-def case_date_hierarchy(cl) -> dict:
-    """Render the date drill-down of ``cl`` from index probes (see :mod:`casework.admin_case_list`)."""
+def list_date_hierarchy(cl) -> dict:
+    """Render the date drill-down of ``cl`` from index probes (see :mod:`accounts.admin_lists`)."""
     return date_hierarchy_context(cl) or {"show": False}
 
 
-@register.inclusion_tag("admin/casework/case/pagination.html")
-def case_pagination(cl) -> dict:
+@register.inclusion_tag("admin/pagination_capped.html")
+def list_pagination(cl) -> dict:
     """Render the pagination of ``cl``; past the count's cap, 上一页/下一页 links and "1000+"."""
     context = pagination(cl)
     capped = getattr(cl.result_count, "capped", False)

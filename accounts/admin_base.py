@@ -19,7 +19,6 @@ from django.utils.translation import gettext as _
 from accounts.admin_lists import CappedPaginator
 from accounts.admin_versioning import VersionedAdminMixin
 
-
 # (admin class, model, field path, filter class) → the query parameters of that field filter.
 _FIELD_FILTER_PARAMETERS: dict[tuple, frozenset] = {}
 

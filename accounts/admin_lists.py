@@ -124,7 +124,7 @@ def date_hierarchy_context(cl) -> dict | None:
             present = _buckets_present(qs, field_name, [(datetime.date(y, 1, 1), datetime.date(y + 1, 1, 1))
                                                         for y in years])
             return {"show": True, "choices": [{"link": link({year_field: str(y)}), "title": str(y)}
-                                              for y, ok in zip(years, present) if ok]}
+                                              for y, ok in zip(years, present, strict=True) if ok]}
     if year and month and day:
         the_day = datetime.date(year, month, day)
         return {"show": True,
@@ -139,7 +139,7 @@ def date_hierarchy_context(cl) -> dict | None:
                 "back": {"link": link({year_field: year}), "title": str(year)},
                 "choices": [{"link": link({year_field: year, month_field: month, day_field: d.day}),
                              "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT"))}
-                            for d, ok in zip(days, present) if ok]}
+                            for d, ok in zip(days, present, strict=True) if ok]}
     months = [datetime.date(year, m, 1) for m in range(1, 13)]
     present = _buckets_present(qs, field_name, [
         (m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months])
@@ -147,7 +147,7 @@ def date_hierarchy_context(cl) -> dict | None:
             "back": {"link": link({}), "title": _all_dates_title()},
             "choices": [{"link": link({year_field: year, month_field: m.month}),
                          "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT"))}
-                        for m, ok in zip(months, present) if ok]}
+                        for m, ok in zip(months, present, strict=True) if ok]}
 
 
 def _all_dates_title():

@@ -32,7 +32,13 @@ from django.utils.translation import ngettext
 
 from accounts.counting import CappedCount, counts_capped
 from accounts.models import User
-from accounts.selectors import unit_scope_q, units_in_scope, units_led_by_q, user_covers_unit, user_is_city_wide
+from accounts.selectors import (
+    unit_scope_q,
+    units_in_scope,
+    units_led_by_q,
+    user_covers_unit,
+    user_is_city_wide,
+)
 from casework import audit
 from casework.models import (
     ACTIVE_STATES,
@@ -351,7 +357,6 @@ def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) 
         own_tasks = own_tasks.filter(unit_scope_q(user=user, prefix="unit__"))
     pending_ext = Extension.objects.filter(case=OuterRef("pk"), decision=Extension.Decision.PENDING)
     open_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=True)
-    done_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=False)
     followed = FollowUp.objects.filter(case=OuterRef("pk"), round=OuterRef("handling_round"))
     led = Q()
     if key == "leader_review" and not user.is_superuser:
@@ -404,7 +409,7 @@ def queue_counts(*, user: User, cap: int | None = None) -> list[tuple[QueueSpec,
     """
     specs = queues_for_user(user=user)
     counts = counts_capped(querysets=[case_queue(user=user, key=spec.key) for spec in specs], cap=cap)
-    return list(zip(specs, counts))
+    return list(zip(specs, counts, strict=True))
 
 
 def case_clock_due(*, case: Case):

@@ -82,7 +82,7 @@ def seed_cases(bureau, *, first: int, last: int) -> None:
     submitted = ts(f"-(({last} - g) * 2600 + 3600)")  # three years over 40,000 cases, newest last
     not_registered = "g % 8 <> 0"
     values = {
-        "reference": f"'JB-2026-' || substr('00000000' || g, -8, 8)" if not pg else "'JB-2026-' || lpad(g::text, 8, '0')",
+        "reference": "'JB-2026-' || substr('00000000' || g, -8, 8)" if not pg else "'JB-2026-' || lpad(g::text, 8, '0')",
         "platform_id": str(bureau.platform.pk), "external_id": "'S' || g",
         "subject": "'规模测试留言 噪音扰民'", "body": "'规模测试正文'", "submitted_at": submitted,
         "message_type": "'consult'", "state": state,
@@ -97,7 +97,7 @@ def seed_cases(bureau, *, first: int, last: int) -> None:
         "archived_at": f"CASE WHEN g % 8 = 7 THEN {ts('-60')} END",
     }
     mine = (f"FROM {Case._meta.db_table} c JOIN {series} ON c.reference = "
-            + (f"'JB-2026-' || substr('00000000' || g, -8, 8)" if not pg else "'JB-2026-' || lpad(g::text, 8, '0')"))
+            + ("'JB-2026-' || substr('00000000' || g, -8, 8)" if not pg else "'JB-2026-' || lpad(g::text, 8, '0')"))
     with connection.cursor() as cursor:
         _insert(cursor, Case, values, f"FROM {series}")
         for clock, due, stopped in [("sign_for", "c.sign_for_due_at", "c.accepted_at"),

@@ -18,9 +18,10 @@ Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginat
 import calendar as pycalendar
 import datetime
 
+from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
-from django.db.models import Max, Min
+from django.db.models import DateTimeField, Max, Min
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
@@ -70,16 +71,27 @@ def _aware(d: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(d, datetime.time.min), timezone.get_current_timezone())
 
 
+def _is_datetime_field(queryset, field: str) -> bool:
+    return isinstance(get_fields_from_path(queryset.model, field)[-1], DateTimeField)
+
+
+def _local_date(value) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
+
+
 def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, datetime.date]]) -> list[bool]:
     """Tell, in one statement, which ``[start, end)`` local-date buckets hold a row of ``queryset``."""
     if not buckets:
         return []
     parts, params = [], []
+    bound = _aware if _is_datetime_field(queryset, field) else (lambda d: d)
     for start, end in buckets:
         # Ordered by the field: the probe reads the range off the index and stops at its first row
         # (unordered, PostgreSQL may expect a sequential scan to meet a row early, and read a year).
         # A scalar subquery, not EXISTS: PostgreSQL drops the ORDER BY inside an EXISTS.
-        probe = queryset.order_by(field).filter(**{f"{field}__gte": _aware(start), f"{field}__lt": _aware(end)})
+        probe = queryset.order_by(field).filter(**{f"{field}__gte": bound(start), f"{field}__lt": bound(end)})
         sql, sql_params = probe.values(field)[:1].query.sql_with_params()
         parts.append(f"({sql}) IS NOT NULL")
         params.extend(sql_params)
@@ -89,6 +101,14 @@ def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, da
 
 
 def date_hierarchy_context(cl) -> dict | None:
+    """Return the drill-down's context, or None for a date out of range (``?…__year=9999&…__month=12``)."""
+    try:
+        return _date_hierarchy_context(cl)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _date_hierarchy_context(cl) -> dict | None:
     """Return the context of ``admin/date_hierarchy.html`` for changelist ``cl`` without a scan.
 
     The same choices as Django's ``date_hierarchy`` tag (years, the months of a year, the days of a
@@ -114,7 +134,7 @@ def date_hierarchy_context(cl) -> dict | None:
         bounds = qs.order_by().aggregate(first=Min(field_name), last=Max(field_name))
         if not bounds["first"]:
             return {"show": True, "choices": []}
-        first, last = (timezone.localtime(bounds[k]).date() for k in ("first", "last"))
+        first, last = (_local_date(bounds[k]) for k in ("first", "last"))
         if first.year == last.year:
             year = first.year
             if first.month == last.month:

@@ -213,6 +213,7 @@ def _timed(client, url: str, repeat: int) -> tuple[list[float], int, int]:
     from django.test.utils import CaptureQueriesContext
 
     times = []
+    sql_ms = []
     queries = 0
     status = 0
     client.get(url)  # warm the plan cache and the caches of this process
@@ -222,8 +223,9 @@ def _timed(client, url: str, repeat: int) -> tuple[list[float], int, int]:
             response = client.get(url)
             times.append((time.perf_counter() - t0) * 1000)
         queries = len(ctx.captured_queries)
+        sql_ms.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
         status = response.status_code
-    return times, queries, status
+    return times, queries, status, statistics.median(sql_ms)
 
 
 def pages_for(*, login: str) -> list[tuple[str, str]]:
@@ -298,11 +300,12 @@ def run(n_cases: int = 1_000_000, *, repeat: int = 7, database_url: str | None =
         client = Client()
         client.force_login(User.objects.get(username=login))
         for label, page in pages_for(login=login):
-            times, queries, status = _timed(client, page, repeat)
+            times, queries, status, sql = _timed(client, page, repeat)
             med = statistics.median(times)
             if label.startswith(("list", "queue", "filter", "search", "date")):
                 all_medians.append(med)
-            figure = f"{med:.0f} ms median ({min(times):.0f}–{max(times):.0f}), {queries} queries"
+            figure = (f"{med:.0f} ms median ({min(times):.0f}–{max(times):.0f}), {queries} queries, "
+                      f"{sql:.0f} ms in SQL")
             if status != 200:
                 figure += f", HTTP {status}"
             target = f"≤ {TARGET_MS} ms, ≤ 12 queries" if not label.startswith("dashboard") else "≤ 2000 ms"

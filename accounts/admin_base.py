@@ -8,7 +8,7 @@ here as mixins, not per admin.
 """
 
 from django.contrib import admin
-from django.contrib.admin.filters import FieldListFilter
+from django.contrib.admin.filters import FieldListFilter, SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import url_params_from_lookup_dict
@@ -16,7 +16,11 @@ from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import Field
 from django.utils.translation import gettext as _
 
+from accounts.admin_lists import CappedPaginator
 from accounts.admin_versioning import VersionedAdminMixin
+
+# (admin class, model, field path, filter class) → the query parameters of that field filter.
+_FIELD_FILTER_PARAMETERS: dict[tuple, frozenset] = {}
 
 
 class ListedLookupsOnlyMixin:
@@ -39,6 +43,11 @@ class ListedLookupsOnlyMixin:
         allowed: set[str] = set()
         for item in self.get_list_filter(request):
             if callable(item):
+                if (isinstance(item, type) and issubclass(item, SimpleListFilter)
+                        and item.expected_parameters is SimpleListFilter.expected_parameters):
+                    # Its one parameter, without building it (its lookups may query: issue 11 §3).
+                    allowed.add(item.parameter_name)
+                    continue
                 spec = item(request, {}, self.model, self)
             else:
                 field, filter_class = item if isinstance(item, (list, tuple)) else (item, FieldListFilter.create)
@@ -47,7 +56,14 @@ class ListedLookupsOnlyMixin:
                     field_path = field
                     allowed.add(field_path)  # ``?state=x`` is ``?state__exact=x`` of the listed filter
                     field = get_fields_from_path(self.model, field_path)[-1]
-                spec = filter_class(field, request, {}, self.model, self, field_path=field_path)
+                # A field filter's parameters depend on the field alone: built (and its choices
+                # queried) once per process, not on every filtered request.
+                key = (type(self).__name__, self.model._meta.label, field_path or field.name, filter_class)
+                if key not in _FIELD_FILTER_PARAMETERS:
+                    spec = filter_class(field, request, {}, self.model, self, field_path=field_path)
+                    _FIELD_FILTER_PARAMETERS[key] = frozenset(spec.expected_parameters())
+                allowed.update(_FIELD_FILTER_PARAMETERS[key])
+                continue
             allowed.update(spec.expected_parameters())
         if self.date_hierarchy:
             allowed.update(f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day"))
@@ -76,7 +92,11 @@ class StaffAdminMixin(ListedLookupsOnlyMixin, VersionedAdminMixin):
     :class:`ListedLookupsOnlyMixin`: a changelist accepts only its own filters' lookups.
     :class:`~accounts.admin_versioning.VersionedAdminMixin`: every change form, list edit, action
     and delete carries the version the user saw; a stale submit is refused, naming who changed what.
+    :class:`~accounts.admin_lists.CappedPaginator`: a changelist counts up to
+    ``CASEWORK_LIST_COUNT_CAP`` rows and says "1000+" beyond (issue 11 §3).
     """
+
+    paginator = CappedPaginator
 
 
 class StaffModelAdmin(StaffAdminMixin, admin.ModelAdmin):

@@ -165,12 +165,17 @@ def units_led_by_q(*, user: User, prefix: str = "") -> Q:
     Units with no leader in charge anywhere up their chain belong to every leader. Built from the
     unit tree in one query (the tree is small: units, not cases).
     """
-    units = list(Unit.objects.only("pk", "path"))
+    # One query (the case list's leader queue stays within its statement budget, issue 11 §3):
+    # every unit with each of its leaders and their groups, filtered here.
+    units = {}
     charge = {}
-    for row in Unit.leaders.through.objects.filter(user__is_active=True, user__groups__name=roles.LEADER).values(
-        "unit__path", "user_id"
+    for pk, path, leader, active, group in Unit.objects.values_list(
+        "pk", "path", "leaders__id", "leaders__is_active", "leaders__groups__name"
     ):
-        charge.setdefault(row["unit__path"], set()).add(row["user_id"])
+        units[pk] = path
+        if leader is not None and active and group == roles.LEADER:
+            charge.setdefault(path, set()).add(leader)
+    units = [Unit(pk=pk, path=path) for pk, path in units.items()]
     mine = []
     for unit in units:
         ancestor_paths = [unit.path[: i + 1] for i, ch in enumerate(unit.path) if ch == "."]

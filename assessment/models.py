@@ -167,3 +167,4 @@ class ImprovementAction(models.Model):
 
 
 from assessment.alert_models import TopicAlert, TopicAlertRule  # noqa: E402,F401
+from assessment.figures_models import KeptFigures  # noqa: E402,F401

@@ -591,7 +591,7 @@ def assessment_score(*, values: dict[str, object], weights: AssessmentWeights) -
 
 def assessment_annual(*, period: Period, cases: QuerySet | None = None, kind: str | None = None,
                       weights: AssessmentWeights | None = None, as_of: datetime | None = None,
-                      unit_ids: list[int] | None = None) -> list[UnitFigures]:
+                      unit_ids: list[int] | None = None, figures: dict | None = None) -> list[UnitFigures]:
     """Return the ranked annual assessment: one :class:`UnitFigures` per unit (or group) with data.
 
     Args:
@@ -601,13 +601,16 @@ def assessment_annual(*, period: Period, cases: QuerySet | None = None, kind: st
         kind: None to rank single units, or a unit kind to rank its units with their descendants
             (per district, per police type).
         weights: default :func:`assessment_weights_current`.
+        figures: the figures already computed for ``period`` and ``unit_ids`` (the kept figures of
+            :func:`assessment.figures_store.figures_kept`); default computed now.
 
     Ranking is by score, highest first; equal scores share a rank (1, 2, 2, 4); units with fewer
     than :data:`MIN_VOLUME` dispatches in the period (``UnitFigures.small``) are ranked after every
     unit with real volume, whatever their score; units without a score come last, unranked.
     """
     weights = weights or assessment_weights_current()
-    figures = assessment_figures(period=period, cases=cases, as_of=as_of, unit_ids=unit_ids)
+    if figures is None:
+        figures = assessment_figures(period=period, cases=cases, as_of=as_of, unit_ids=unit_ids)
     groups = unit_groups(kind=kind)
     rolled = {name: rollup(vals, groups) for name, vals in figures.items()}
     rows = []

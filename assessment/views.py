@@ -16,7 +16,7 @@ from functools import wraps
 from django.contrib import admin
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Unit
 from assessment.exports import assessment_workbook
 from assessment.facts import AssessmentFacts, Period
+from assessment.figures_store import figures_kept
 from assessment.office_metrics import (
     OFFICE_METRIC_DEFINITIONS,
     OFFICE_METRIC_LABELS,
@@ -146,18 +147,42 @@ def _cell(name: str, value) -> dict:
     return {"text": str(value), "num": value, "den": value, "value": value}
 
 
+def _annual(request: HttpRequest, period: Period, kind: str, *, refresh: bool = False):
+    """The ranked rows and the kept figures' row (None when computed for an explicit ``as_of``).
+
+    Without ``?as_of=`` the page reads the figures kept by :mod:`assessment.figures_store`
+    (computed in the background, issue 11 §5); with it, it computes them as they were then.
+    """
+    if request.GET.get("as_of"):
+        return assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None,
+                                 as_of=_as_of(request)), None
+    figures, kept = figures_kept(period=period, unit_ids=_scope(request), refresh=refresh)
+    return assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None,
+                             as_of=kept.computed_at, figures=figures), kept
+
+
 @_readers_only
 def report_view(request: HttpRequest) -> HttpResponse:
-    """Annual assessment: ranked units with every figure linked to its cases."""
+    """Annual assessment: ranked units with every figure linked to its cases.
+
+    A POST with ``refresh`` (the 立即更新 button) computes the kept figures of the period now and
+    comes back to the report.
+    """
     period, kind, keep = _params(request)
+    if request.method == "POST":
+        if "refresh" in request.POST:
+            _annual(request, period, kind, refresh=True)
+        return HttpResponseRedirect(request.get_full_path())
+    rows, kept = _annual(request, period, kind)
+    # The drill-down and the export read the log as of the kept figures' time: the same numbers.
+    links = {**keep, "as_of": timezone.localtime(kept.computed_at).isoformat()} if kept else keep
     as_of = _as_of(request)
-    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=as_of)
     table = []
     for row in rows:
         cells = []
         for name in COLUMNS:
             cell = _cell(name, row.values.get(name))
-            base = {**keep, "metric": name, "unit": row.unit.pk}
+            base = {**links, "metric": name, "unit": row.unit.pk}
             cell["den_url"] = reverse("assessment:report_cases") + "?" + urlencode({**base, "part": "den"})
             cell["num_url"] = reverse("assessment:report_cases") + "?" + urlencode({**base, "part": "num"})
             cells.append(cell)
@@ -172,11 +197,12 @@ def report_view(request: HttpRequest) -> HttpResponse:
         "kind": kind,
         "keep": keep,
         "year": keep.get("year", ""),
-        "export_url": reverse("assessment:report_export") + "?" + urlencode(keep),
+        "export_url": reverse("assessment:report_export") + "?" + urlencode(links),
         "can_edit_weights": request.user.is_superuser,
         "definitions": _definitions(),
         "min_volume": MIN_VOLUME,
         **_office_context(request, period=period, keep=keep, as_of=as_of),
+        "kept": kept,
     }
     return render(request, "assessment/report.html", context)
 
@@ -328,8 +354,8 @@ def report_cases_view(request: HttpRequest) -> HttpResponse:
 def report_export_view(request: HttpRequest) -> HttpResponse:
     """The ranked assessment as xlsx; with ``metric`` and ``part`` also the drill-down's cases."""
     period, kind, keep = _params(request)
+    rows, _kept = _annual(request, period, kind)
     as_of = _as_of(request)
-    rows = assessment_annual(period=period, unit_ids=_scope(request), kind=kind or None, as_of=as_of)
     cases = None
     hidden = 0
     if request.GET.get("metric"):

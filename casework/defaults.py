@@ -201,6 +201,28 @@ def defaults_ensure() -> None:
     daily_scan_schedule_ensure()
     outbox_and_audit_schedules_ensure()
     learning_schedules_ensure()
+    assessment_schedules_ensure()
+
+
+ASSESSMENT_REFRESH_TASK_NAME = "考核数据更新 assessment figures refresh"
+ASSESSMENT_REFRESH_EVERY_MINUTES = 10
+
+
+def assessment_schedules_ensure() -> None:
+    """Create the refresh of the kept assessment figures every 10 minutes (``assessment.figures_refresh``).
+
+    Issue 11 §5: the report a leader opens reads figures computed in the background
+    (:mod:`assessment.figures_store`). Idempotent; a schedule a superuser edited is left alone.
+    """
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=ASSESSMENT_REFRESH_EVERY_MINUTES, period=IntervalSchedule.MINUTES
+    )
+    PeriodicTask.objects.get_or_create(
+        name=ASSESSMENT_REFRESH_TASK_NAME,
+        defaults={"task": "assessment.figures_refresh", "interval": every, "enabled": True},
+    )
 
 
 def outbox_and_audit_schedules_ensure() -> None:

@@ -161,6 +161,15 @@ class Case(ConcurrentTransitionMixin, models.Model):
         indexes = [
             models.Index(fields=["state", "reply_due_at"], name="case_state_reply_due_idx"),
             models.Index(fields=["lead_unit", "state"], name="case_unit_state_idx"),
+            # The case list's orders (issue 11 §3): the default list (newest first, read backwards),
+            # a state or unit filter, the queues on the reply clock and the sign-for queue. Each
+            # ends on the primary key, as the list's ordering does, so a page is read off the index.
+            models.Index(fields=["submitted_at", "id"], name="case_submitted_idx"),
+            models.Index(fields=["state", "submitted_at", "id"], name="case_state_submitted_idx"),
+            models.Index(fields=["lead_unit", "submitted_at", "id"], name="case_unit_submitted_idx"),
+            models.Index(fields=["state", "reply_due_at", "submitted_at", "id"], name="case_state_reply_queue_idx"),
+            models.Index(fields=["sign_for_due_at", "submitted_at", "id"], condition=models.Q(state="dispatched"),
+                         name="case_sign_for_queue_idx"),
         ]
 
     def __str__(self) -> str:

@@ -11,14 +11,33 @@ needs the lead unit in scope.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import re
 
-from django.db.models import DateTimeField, Exists, F, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    Exists,
+    Expression,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.counting import CappedCount, counts_capped
 from accounts.models import User
-from accounts.selectors import unit_scope_q, units_led_by_q, user_is_city_wide
+from accounts.selectors import (
+    unit_scope_q,
+    units_in_scope,
+    units_led_by_q,
+    user_is_city_wide,
+)
 from casework import audit, calendar
 from casework.access import case_co_unit_task_for, user_can_see_case, user_may_act  # noqa: F401 (the rule's in-memory form)
 from casework.models import (
@@ -43,13 +62,26 @@ def case_scope_q(*, user: User) -> Q:
         return Q(pk__in=[])
     if user.is_superuser:
         return Q()
-    q = unit_scope_q(user=user, prefix="lead_unit__")
+    q = lead_unit_in_scope_q(user=user)
     if user_is_city_wide(user=user):
         q |= Q(lead_unit__isnull=True)
     # Co-units: a subquery on the few granted unit paths, never a list of case ids (C18).
     co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).values("case_id")
     q |= Q(pk__in=co_units)
     return q
+
+
+def lead_unit_in_scope_q(*, user: User) -> Q:
+    """Return the ``Q`` on ``Case`` of the cases whose lead unit lies in ``user``'s scope (superusers: all).
+
+    Written as ``lead_unit_id IN (SELECT id FROM accounts_unit WHERE path LIKE …)`` rather than a
+    join to the unit: the condition stays on the case table alone, so PostgreSQL can walk the index
+    that matches a list's order and stop after one page (issue 11 §3), and its size does not grow
+    with the data (field case C18).
+    """
+    if user.is_superuser and user.is_active:
+        return Q()
+    return Q(lead_unit_id__in=units_in_scope(user=user).values("pk"))
 
 
 def cases_visible_to(*, user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
@@ -161,6 +193,27 @@ def case_audit_verify(*, case: Case) -> bool:
     return not audit.case_chain_problems(case=case)
 
 
+# A case number as the site writes it (JB-2026-000123) or a platform's message id written the same
+# way: letters, then groups of digits joined by hyphens.
+REFERENCE_SHAPE = re.compile(r"^[A-Za-z]{1,10}(?:-\d+)+$")
+
+
+def cases_by_reference_q(*, term: str) -> Q | None:
+    """Return the ``Q`` of the case whose reference (or platform message id) is ``term``, or None.
+
+    None when ``term`` is not shaped like a case number (letters, then hyphenated digit groups,
+    e.g. ``JB-2026-000123``, or its beginning ``JB-2026-0001``); the caller then searches the text.
+    Matched as a prefix (references are stored upper-case), so PostgreSQL reads the
+    ``varchar_pattern_ops`` indexes on ``reference`` and ``external_id`` (migration 0010) instead of
+    every case (issue 11 §3).
+    """
+    term = (term or "").strip()
+    if not REFERENCE_SHAPE.match(term):
+        return None
+    return (Q(reference__startswith=term.upper()) | Q(external_id__startswith=term)
+            | Q(external_id__startswith=term.upper()))
+
+
 def cases_overdue_q(*, now: datetime) -> Q:
     """Return the ``Q`` of cases past a running clock at ``now`` (an aware datetime).
 
@@ -173,6 +226,43 @@ def cases_overdue_q(*, now: datetime) -> Q:
 
 
 # ---------------------------------------------------------------- work queues ("my work")
+
+
+class CaseIdIn(Expression):
+    """The condition "the row's primary key is one of the ``case_id`` s of ``rows``" (a filter).
+
+    On PostgreSQL it is ``id = ANY(ARRAY(SELECT case_id …))``: the few ids are read once and the
+    cases fetched through the primary key index. A plain ``id IN (SELECT …)`` lets the planner walk
+    a list's index in order hoping to meet the few matching cases early, which reads a million
+    rows when they are rare (issue 11 §3). Elsewhere it is ``id IN (SELECT …)``.
+
+    Args:
+        rows: a queryset of ``values("case_id")`` (any model with a ``case`` foreign key).
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, rows: QuerySet):
+        super().__init__(output_field=BooleanField())
+        self.lhs = F("pk")
+        self.rows = Subquery(rows)
+
+    def get_source_expressions(self):
+        return [self.lhs, self.rows]
+
+    def set_source_expressions(self, exprs):
+        self.lhs, self.rows = exprs
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = compiler.compile(self.lhs)
+        rows, rows_params = compiler.compile(self.rows)
+        return f"{lhs} IN {rows}", [*lhs_params, *rows_params]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = compiler.compile(self.lhs)
+        rows, rows_params = compiler.compile(self.rows)
+        return f"{lhs} = ANY(ARRAY{rows})", [*lhs_params, *rows_params]
 
 
 @dataclass(frozen=True)
@@ -223,33 +313,44 @@ def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) 
     """
     spec = QUEUES_BY_KEY[key]
     qs = cases_visible_to(user=user, queryset=queryset)
-    lead = Q() if user.is_superuser else unit_scope_q(user=user, prefix="lead_unit__")
+    lead = lead_unit_in_scope_q(user=user)
     own_tasks = CoUnitTask.objects.filter(case=OuterRef("pk"), reported_at__isnull=True)
     if not user.is_superuser:
         own_tasks = own_tasks.filter(unit_scope_q(user=user, prefix="unit__"))
     pending_ext = Extension.objects.filter(case=OuterRef("pk"), decision=Extension.Decision.PENDING)
     open_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=True)
-    done_ref = DisciplineReferral.objects.filter(case=OuterRef("pk"), outcome_recorded_at__isnull=False)
     followed = FollowUp.objects.filter(case=OuterRef("pk"), round=OuterRef("handling_round"))
     led = Q()
     if key == "leader_review" and not user.is_superuser:
         led = units_led_by_q(user=user, prefix="lead_unit__") | Q(key_case_leader_id=user.pk)
+    # The queues kept by a few rows of another table (co-unit tasks, pending extensions, referrals)
+    # select the cases by primary key from those rows' case ids (:class:`CaseIdIn`), so
+    # PostgreSQL starts from the small table, never checks every case against an EXISTS (issue 11 §3).
+    def case_ids(rows):
+        return CaseIdIn(rows.order_by().values("case_id"))
+
+    own_task_rows = CoUnitTask.objects.filter(reported_at__isnull=True)
+    if not user.is_superuser:
+        own_task_rows = own_task_rows.filter(unit_scope_q(user=user, prefix="unit__"))
+    pending_rows = Extension.objects.filter(decision=Extension.Decision.PENDING)
+    open_rows = DisciplineReferral.objects.filter(outcome_recorded_at__isnull=True)
+    done_rows = DisciplineReferral.objects.filter(outcome_recorded_at__isnull=False)
     filters = {
         "sign_for": lead & Q(state=State.DISPATCHED),
         "handling": lead & Q(state=State.HANDLING, feedback_at__isnull=True),
         "sent_back": lead & Q(state=State.HANDLING, feedback_at__isnull=False),
-        "co_unit": Q(Exists(own_tasks), state__in=[State.DISPATCHED, State.HANDLING]),
+        "co_unit": Q(case_ids(own_task_rows), state__in=[State.DISPATCHED, State.HANDLING]),
         "to_dispatch": Q(state=State.REGISTERED, handling_round=1),
         "returned": Q(state=State.REGISTERED, handling_round__gt=1),
-        "extension": Q(Exists(pending_ext)),
+        "extension": Q(case_ids(pending_rows)),
         "to_publish": Q(state=State.APPROVED),
         "follow_up": Q(state=State.REPLIED) & ~Q(Exists(followed)),
         "office_review": Q(state=State.OFFICE_REVIEW),
         # Tier 3 waits for the leader in charge (分管) of the lead unit, or the key case's leader.
         "leader_review": Q(state=State.LEADER_REVIEW) & led,
         "key_cases": Q(key_case_leader_id=user.pk) & ~Q(state=State.ARCHIVED),
-        "referrals_open": Q(Exists(open_ref)),
-        "referrals_done": Q(Exists(done_ref)) & ~Q(Exists(open_ref)),
+        "referrals_open": Q(case_ids(open_rows)),
+        "referrals_done": Q(case_ids(done_rows)) & ~Q(case_ids(open_rows)),
     }
     qs = qs.filter(filters[key])
     due = {
@@ -262,9 +363,15 @@ def case_queue(*, user: User, key: str, queryset: QuerySet[Case] | None = None) 
     return qs.annotate(queue_due=due)
 
 
-def queue_counts(*, user: User) -> list[tuple[QueueSpec, int]]:
-    """Return ``user``'s queues with the number of cases in each (one COUNT query per queue)."""
-    return [(spec, case_queue(user=user, key=spec.key).count()) for spec in queues_for_user(user=user)]
+def queue_counts(*, user: User, cap: int | None = None) -> list[tuple[QueueSpec, CappedCount]]:
+    """Return ``user``'s queues with the number of cases in each, counted up to ``cap`` (one query).
+
+    Each count is a :class:`CappedCount`: exact up to ``cap`` (default ``CASEWORK_LIST_COUNT_CAP``),
+    shown as "1000+" beyond it, so a tile never counts a million rows (issue 11 §3).
+    """
+    specs = queues_for_user(user=user)
+    counts = counts_capped(querysets=[case_queue(user=user, key=spec.key) for spec in specs], cap=cap)
+    return list(zip(specs, counts, strict=True))
 
 
 def case_clock_due(*, case: Case):

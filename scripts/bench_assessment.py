@@ -12,7 +12,8 @@ to the next unit instead of being archived; every 7th feedback is sent back once
 being approved by the leader). Sign-for and reply times vary so that some are late, follow-up
 results cycle through 满意/基本满意/不满意/未联系上. Prints the time of one unit-year report, of all
 units' reports one by one, of the whole annual assessment (one pass, ranked), and the topic
-grouping throughput on the 4,326 real messages.
+grouping throughput on the 4,326 real messages. Then the refresh of the kept figures (issue 11 §5,
+``assessment.figures_store``) and the report a leader opens, which reads them.
 """
 
 import argparse
@@ -98,7 +99,14 @@ def build(cases: int, units: int) -> None:
     started = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '1GB'")
-        cur.execute(BUILD % {"cases": cases, "units": units})
+        sql = BUILD
+        cur.execute("SELECT EXISTS (SELECT 1 FROM casework_caseevent)")
+        if not cur.fetchone()[0]:
+            # A fresh database: nothing to empty (the audit log refuses TRUNCATE, pgtrigger).
+            sql = sql.replace("TRUNCATE casework_caseevent, casework_case RESTART IDENTITY CASCADE;\n", "")
+        else:
+            sys.exit("The audit log refuses TRUNCATE: build into a fresh database (drop and create it).")
+        cur.execute(sql % {"cases": cases, "units": units})
         cur.execute("ANALYZE casework_case")
         cur.execute("ANALYZE casework_caseevent")
         cur.execute("SELECT count(*) FROM casework_caseevent")
@@ -139,6 +147,46 @@ def bench_metrics(units: int) -> None:
     print("    top 3:", [(r.unit.name, r.score, r.rank) for r in rows[:3]])
 
 
+def bench_kept(repeat: int = 5) -> list[tuple[str, str, str]]:
+    """Time the background refresh of the kept figures (issue 11 §5) and the report a leader opens.
+
+    Returns ``[(measure, figure, target)]`` (for ``scripts/bench.py``).
+    """
+    import statistics
+
+    from django.conf import settings
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import User
+    from assessment.facts import Period
+    from assessment.figures_store import figures_refresh
+
+    settings.ALLOWED_HOSTS = ["*"]
+    started = time.perf_counter()
+    kept = figures_refresh(period=Period.year(2025))
+    refresh = time.perf_counter() - started
+    print(f"kept figures refresh (whole year, every unit, in the background): {refresh:.1f} s")
+    leader = User.objects.filter(username="bench-leader").first() or User.objects.create_superuser(
+        "bench-leader", "bench-leader@bureau.invalid", "x")
+    client = Client()
+    client.force_login(leader)
+    url = "/admin/assessment/report/?year=2025"
+    client.get(url)
+    times, queries = [], 0
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as ctx:
+            t0 = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - t0)
+        queries = len(ctx.captured_queries)
+    med = statistics.median(times)
+    print(f"report a leader opens (kept figures of {kept.computed_at:%H:%M}): {med * 1000:.0f} ms median "
+          f"({min(times) * 1000:.0f}–{max(times) * 1000:.0f}), {queries} queries, HTTP {response.status_code}")
+    return [("assessment report a leader opens (kept figures)", f"{med * 1000:.0f} ms median", "≤ 2 s"),
+            ("kept figures refresh, whole year (background)", f"{refresh:.1f} s", "every 10 min")]
+
+
 def bench_topics() -> None:
     from assessment.management.commands.topics_report import DEFAULT_FILE, messages_read
     from assessment.topics import topics_group
@@ -165,6 +213,7 @@ def main() -> None:
             call_command("migrate", verbosity=0)
             build(args.cases, args.units)
         bench_metrics(args.units)
+        bench_kept()
     bench_topics()
 
 

@@ -245,6 +245,9 @@ LOGGING = {
 
 # Casework rules (first version; the full deadline policy lives in the database).
 CASEWORK_REFERENCE_PREFIX = os.environ.get("CASEWORK_REFERENCE_PREFIX", "JB")
+# Lists and queue tiles count rows up to this many, then say "1000+" (issue 11 §3: no count scans
+# a million cases).
+CASEWORK_LIST_COUNT_CAP = int(os.environ.get("CASEWORK_LIST_COUNT_CAP", "1000"))
 
 # Tier 3 (分管局领导审签): "any" lets every leader sign off while the queue and the e-mail go to the lead
 # unit's leaders in charge (Unit.leaders); "in_charge" lets only them (or the key case's leader) act.

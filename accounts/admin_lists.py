@@ -1,0 +1,174 @@
+"""Lists at a million rows (issue 11 §3): a capped count and a date drill-down without scans, for every admin.
+
+Django's changelist counts every matching row for its paginator and, for ``date_hierarchy``, reads
+the first and last date and then every distinct year, month or day of the matching rows: three
+statements that each read every visible case. Here:
+
+Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginator`` and the
+``date_hierarchy``/``pagination`` blocks of ``templates/admin/change_list.html``).
+
+* :class:`CappedPaginator` counts at most ``CASEWORK_LIST_COUNT_CAP`` + 1 rows (in the list's own
+  order, so PostgreSQL walks the index of the page); past the cap the list says "1000+" and pages
+  on with 上一页/下一页 links instead of numbered pages.
+* :func:`date_hierarchy_context` takes the first and last date from the index (``MIN``/``MAX``)
+  and tells which years, months or days hold a visible case with one statement of ``EXISTS``
+  probes, one per bucket, each stopping at its first row.
+"""
+
+import calendar as pycalendar
+import datetime
+
+from django.contrib.admin.utils import get_fields_from_path
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import connections
+from django.db.models import DateTimeField, Max, Min
+from django.utils import formats, timezone
+from django.utils.functional import cached_property
+from django.utils.text import capfirst
+from django.utils.translation import gettext
+
+from accounts.counting import count_capped, list_count_cap
+
+
+class CappedPaginator(Paginator):
+    """A paginator whose count stops at the cap (``count`` is a ``CappedCount``).
+
+    Below the cap it is Django's paginator. Past it, any page number is accepted and a page past
+    the last row raises ``EmptyPage`` (the changelist answers with its "invalid page" redirect).
+    """
+
+    @cached_property
+    def count(self):
+        return count_capped(queryset=self.object_list, cap=list_count_cap(), keep_order=True)
+
+    @property
+    def capped(self) -> bool:
+        return getattr(self.count, "capped", False)
+
+    def validate_number(self, number):
+        if not self.capped:
+            return super().validate_number(number)
+        try:
+            number = int(number)
+        except (TypeError, ValueError) as exc:
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from exc
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+    def page(self, number):
+        if not self.capped:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom: bottom + self.per_page])
+        if not rows and number > 1:
+            raise EmptyPage(self.error_messages["no_results"])
+        return Page(rows, number, self)
+
+
+def _aware(d: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(d, datetime.time.min), timezone.get_current_timezone())
+
+
+def _is_datetime_field(queryset, field: str) -> bool:
+    return isinstance(get_fields_from_path(queryset.model, field)[-1], DateTimeField)
+
+
+def _local_date(value) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
+
+
+def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, datetime.date]]) -> list[bool]:
+    """Tell, in one statement, which ``[start, end)`` local-date buckets hold a row of ``queryset``."""
+    if not buckets:
+        return []
+    parts, params = [], []
+    bound = _aware if _is_datetime_field(queryset, field) else (lambda d: d)
+    for start, end in buckets:
+        # Ordered by the field: the probe reads the range off the index and stops at its first row
+        # (unordered, PostgreSQL may expect a sequential scan to meet a row early, and read a year).
+        # A scalar subquery, not EXISTS: PostgreSQL drops the ORDER BY inside an EXISTS.
+        probe = queryset.order_by(field).filter(**{f"{field}__gte": bound(start), f"{field}__lt": bound(end)})
+        sql, sql_params = probe.values(field)[:1].query.sql_with_params()
+        parts.append(f"({sql}) IS NOT NULL")
+        params.extend(sql_params)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        return [bool(v) for v in cursor.fetchone()]
+
+
+def date_hierarchy_context(cl) -> dict | None:
+    """Return the drill-down's context, or None for a date out of range (``?…__year=9999&…__month=12``)."""
+    try:
+        return _date_hierarchy_context(cl)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _date_hierarchy_context(cl) -> dict | None:
+    """Return the context of ``admin/date_hierarchy.html`` for changelist ``cl`` without a scan.
+
+    The same choices as Django's ``date_hierarchy`` tag (years, the months of a year, the days of a
+    month, in the current time zone), each shown only when a row of the list falls in it.
+    """
+    field_name = cl.date_hierarchy
+    if not field_name:
+        return None
+    year_field, month_field, day_field = (f"{field_name}__{p}" for p in ("year", "month", "day"))
+    field_generic = f"{field_name}__"
+    try:
+        year = int(cl.params[year_field]) if cl.params.get(year_field) else None
+        month = int(cl.params[month_field]) if cl.params.get(month_field) else None
+        day = int(cl.params[day_field]) if cl.params.get(day_field) else None
+    except (TypeError, ValueError):
+        return None
+    qs = cl.queryset
+
+    def link(filters):
+        return cl.get_query_string(filters, [field_generic])
+
+    if year is None:
+        bounds = qs.order_by().aggregate(first=Min(field_name), last=Max(field_name))
+        if not bounds["first"]:
+            return {"show": True, "choices": []}
+        first, last = (_local_date(bounds[k]) for k in ("first", "last"))
+        if first.year == last.year:
+            year = first.year
+            if first.month == last.month:
+                month = first.month
+        else:
+            years = list(range(first.year, last.year + 1))
+            present = _buckets_present(qs, field_name, [(datetime.date(y, 1, 1), datetime.date(y + 1, 1, 1))
+                                                        for y in years])
+            return {"show": True, "choices": [{"link": link({year_field: str(y)}), "title": str(y)}
+                                              for y, ok in zip(years, present, strict=True) if ok]}
+    if year and month and day:
+        the_day = datetime.date(year, month, day)
+        return {"show": True,
+                "back": {"link": link({year_field: year, month_field: month}),
+                         "title": capfirst(formats.date_format(the_day, "YEAR_MONTH_FORMAT"))},
+                "choices": [{"title": capfirst(formats.date_format(the_day, "MONTH_DAY_FORMAT"))}]}
+    if year and month:
+        n_days = pycalendar.monthrange(year, month)[1]
+        days = [datetime.date(year, month, d) for d in range(1, n_days + 1)]
+        present = _buckets_present(qs, field_name, [(d, d + datetime.timedelta(days=1)) for d in days])
+        return {"show": True,
+                "back": {"link": link({year_field: year}), "title": str(year)},
+                "choices": [{"link": link({year_field: year, month_field: month, day_field: d.day}),
+                             "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT"))}
+                            for d, ok in zip(days, present, strict=True) if ok]}
+    months = [datetime.date(year, m, 1) for m in range(1, 13)]
+    present = _buckets_present(qs, field_name, [
+        (m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months])
+    return {"show": True,
+            "back": {"link": link({}), "title": _all_dates_title()},
+            "choices": [{"link": link({year_field: year, month_field: m.month}),
+                         "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT"))}
+                        for m, ok in zip(months, present, strict=True) if ok]}
+
+
+def _all_dates_title():
+    return gettext("All dates")  # Django's own string, translated by Django's catalogue

@@ -982,10 +982,12 @@ class EscalationStep(models.Model):
 class SupervisionNotice(models.Model):
     """A 督办单 on an active case, tracked until the unit answers it."""
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="supervision_notices")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT,
+                             related_name="supervision_notices")
     unit = models.ForeignKey("accounts.Unit", verbose_name=_("被督办单位"), on_delete=models.PROTECT)
     step = models.OneToOneField(
-        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="notice"
+        EscalationStep, verbose_name=_("催督办记录"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="notice",
     )
     content = models.TextField(_("督办内容"))
     opened_by = models.ForeignKey(
@@ -1017,10 +1019,11 @@ class SupervisionNotice(models.Model):
 class DisciplineReferral(models.Model):
     """An immutable referral of a case to 纪检督察, with a snapshot of its timeline and notices."""
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="referrals")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="referrals")
     unit = models.ForeignKey("accounts.Unit", verbose_name=_("涉及单位"), on_delete=models.PROTECT)
     step = models.OneToOneField(
-        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="referral"
+        EscalationStep, verbose_name=_("催督办记录"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="referral",
     )
     reason = models.TextField(_("移交理由"))
     snapshot = models.JSONField(_("案件材料"), default=dict)
@@ -1040,7 +1043,8 @@ class DisciplineReferral(models.Model):
     outcome = models.TextField(_("处理结果"), blank=True)
     outcome_recorded_at = models.DateTimeField(_("结果登记时间"), null=True, blank=True)
     outcome_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, verbose_name=_("结果登记人"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
     )
 
     class Meta:
@@ -1118,3 +1122,14 @@ class NotificationRecipient(models.Model):
 # Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
+# 跟踪督办: rectification rounds of a referral and their reminders (issue 13 §4).
+from casework.tracking_models import RectificationReminder, RectificationRound  # noqa: E402,F401
+
+# The audit actions of 督办单 answers, outcomes and 跟踪督办, in words (the timeline never shows a code).
+ACTION_LABELS.update({
+    "supervision_answered": _("答复督办单"),
+    "referral_outcome": _("登记移交处理结果"),
+    "rectification_set": _("下达整改报告要求"),
+    "rectification_answered": _("报送整改报告"),
+    "rectification_reminder": _("整改报告提醒"),
+})

@@ -163,7 +163,7 @@ class ScopedCaseChildAdmin(StaffModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404
-        if not privacy.user_may_see_personal_numbers(user=request.user):
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
             privacy.mask_instance_text(obj)  # these pages are read-only: the row is never saved
         return obj
 
@@ -961,13 +961,13 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
             *super().get_urls(),
         ]
 
-    def _notice(self, request, pk):
+    def _notice(self, request, pk, *, mask=True):
         notice = self.get_queryset(request).select_related("case", "unit", "opened_by").filter(pk=pk).first()
         if notice is None:
             raise Http404
         if not self.has_view_permission(request, notice):  # staff without a role read no notice
             raise PermissionDenied
-        if not privacy.user_may_see_personal_numbers(user=request.user):
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
             privacy.mask_instance_text(notice)  # shown only, never saved
         return notice
 
@@ -1011,7 +1011,7 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
         # Outside the scope the notice does not exist (404). Someone who may not answer it (the
         # office, another unit, a notice no longer awaiting) is told why on the page, and what he
         # typed is shown back; the form is offered only to the supervised unit.
-        notice = self._notice(request, pk)
+        notice = self._notice(request, pk, mask=False)  # acted on and versioned: never masked
         title = _("答复督办单:%(ref)s") % {"ref": notice.case.reference}
         back = reverse("admin:casework_supervisionnotice_change", args=[notice.pk])
         if not tracking.user_may_answer_notice(user=request.user, notice=notice):

@@ -283,13 +283,13 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
             *super().get_urls(),
         ]
 
-    def _referral(self, request, pk):
+    def _referral(self, request, pk, *, mask=True):
         referral = self.get_queryset(request).select_related("unit", "outcome_by").filter(pk=pk).first()
         if referral is None:
             raise Http404
         if not self.has_view_permission(request, referral):
             raise PermissionDenied
-        if not privacy.user_may_see_personal_numbers(user=request.user):
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
             privacy.mask_instance_text(referral)  # shown only, never saved
         return referral
 
@@ -341,6 +341,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
             "referral": referral,
             "form": form,
             "refusal": refusal,
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=request.user),
             "opts": self.model._meta,
             "back_url": reverse("admin:casework_disciplinereferral_change", args=[referral.pk]),
         }
@@ -356,7 +357,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
         return TemplateResponse(request, "admin/casework/refused.html", context, status=403)
 
     def outcome_view(self, request, pk):
-        referral = self._referral(request, pk)
+        referral = self._referral(request, pk, mask=False)  # acted on and versioned: never masked
         title = _("登记处理结果:%s") % referral.case.reference
         if not tracking.user_may_track(user=request.user, referral=referral):
             return self._refused_page(request, referral, title=title,
@@ -387,7 +388,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
                                  template_name="admin/casework/referral_outcome.html")
 
     def rectify_view(self, request, pk):
-        referral = self._referral(request, pk)
+        referral = self._referral(request, pk, mask=False)  # acted on and versioned: never masked
         title = _("下达整改报告要求:%s") % referral.case.reference
         typed = request.POST.get("requirement", "")
         if not tracking.user_may_track(user=request.user, referral=referral):

@@ -111,13 +111,13 @@ class RectificationRoundAdmin(StaffModelAdmin):
             *super().get_urls(),
         ]
 
-    def _round(self, request, pk):
+    def _round(self, request, pk, *, mask=True):
         rnd = self.get_queryset(request).select_related("set_by", "answered_by").filter(pk=pk).first()
         if rnd is None:
             raise Http404
         if not self.has_view_permission(request, rnd):
             raise PermissionDenied
-        if not privacy.user_may_see_personal_numbers(user=request.user):
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
             privacy.mask_instance_text(rnd)  # shown only, never saved
         return rnd
 
@@ -150,7 +150,7 @@ class RectificationRoundAdmin(StaffModelAdmin):
             request, rnd, title=str(rnd)))
 
     def answer_view(self, request, pk):
-        rnd = self._round(request, pk)
+        rnd = self._round(request, pk, mask=False)  # acted on and versioned: never masked
         back = reverse("admin:casework_rectificationround_change", args=[rnd.pk])
         context = self._context(request, rnd, title=_("报送整改报告:%s") % rnd, back_url=back)
         if not context["may_answer"]:

@@ -163,7 +163,7 @@ class ScopedCaseChildAdmin(StaffModelAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404
-        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
+        if not privacy.user_may_see_personal_numbers(user=request.user):
             privacy.mask_instance_text(obj)  # these pages are read-only: the row is never saved
         return obj
 
@@ -922,7 +922,7 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     @admin.display(description=_("督办单"), ordering="pk")
     def notice_no(self, obj):
-        return _("督办单 No.%(pk)s") % {"pk": obj.pk}
+        return _("督办单 #%(pk)s") % {"pk": obj.pk}
 
     @admin.display(description=_("案件"), ordering="case__reference")
     def case_cell(self, obj):

@@ -248,7 +248,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     @admin.display(description=_("移交"), ordering="pk")
     def referral_no(self, obj):
-        return _("移交 No.%(pk)s") % {"pk": obj.pk}
+        return _("移交 #%(pk)s") % {"pk": obj.pk}
 
     @admin.display(description=_("案件"), ordering="case__reference")
     def case_cell(self, obj):

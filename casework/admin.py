@@ -47,6 +47,7 @@ from casework.models import (
     State,
     SupervisionNotice,
 )
+from casework.printing import PrintableMixin
 from casework.review_forms import (
     CoUnitForm,
     CoUnitReportForm,
@@ -57,7 +58,6 @@ from casework.review_forms import (
     ReturnRulingForm,
     VersionedDraftForm,
 )
-from casework.printing import PrintableMixin
 from casework.templatetags.casework_marks import clock_mark_html
 from casework.templatetags.casework_when import when
 from casework.text import mask_contact, mask_personal_numbers, to_half_width
@@ -990,7 +990,7 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
+            raise PermissionDenied  # a read-only page: nothing to save (as Django answers)
         try:
             pk = int(object_id)
         except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -29,8 +29,6 @@ from accounts.admin_base import StaffModelAdmin, StaffTabularInline, SuperuserRe
 from accounts.admin_versioning import VersionedForm
 from casework import clocks, escalation, outbox, privacy, selectors, tracking
 from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
-from casework.printing import PrintableMixin
-from casework.templatetags.casework_when import when
 from casework.models import (
     AuditVerificationRun,
     CalendarYear,
@@ -45,6 +43,8 @@ from casework.models import (
     UnitCalendarDay,
     WorkCalendarDay,
 )
+from casework.printing import PrintableMixin
+from casework.templatetags.casework_when import when
 from casework.text import mask_personal_numbers
 
 
@@ -318,7 +318,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
+            raise PermissionDenied  # a read-only page: nothing to save (as Django answers)
         try:
             pk = int(object_id)
         except (TypeError, ValueError) as exc:

@@ -958,7 +958,7 @@ class EscalationStep(models.Model):
     The unique constraint makes every step happen at most once, whatever the scheduler does.
     """
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="escalation_steps")
+    case = models.ForeignKey(Case, verbose_name=_("案件"), on_delete=models.PROTECT, related_name="escalation_steps")
     clock = models.CharField(_("时限"), max_length=20, choices=Clock.choices)
     round = models.PositiveSmallIntegerField(_("办理轮次"))
     level = models.CharField(_("级别"), max_length=20, choices=EscalationLevel.choices)
@@ -1013,7 +1013,7 @@ class SupervisionNotice(models.Model):
         permissions = [("answer_supervision", _("答复督办单"))]
 
     def __str__(self) -> str:
-        return f"督办单 {self.case.reference} → {self.unit}"
+        return _("督办单 %(ref)s → %(unit)s") % {"ref": self.case.reference, "unit": self.unit}
 
 
 class DisciplineReferral(models.Model):
@@ -1054,7 +1054,7 @@ class DisciplineReferral(models.Model):
         permissions = [("record_referral_outcome", _("登记移交处理结果"))]
 
     def __str__(self) -> str:
-        return f"移交 {self.case.reference}"
+        return _("移交 %(ref)s") % {"ref": self.case.reference}
 
 
 class Notification(models.Model):
@@ -1122,6 +1122,7 @@ class NotificationRecipient(models.Model):
 # Import jobs and their per-row report (a module of their own; loaded here so Django sees them).
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
+
 # 跟踪督办: rectification rounds of a referral and their reminders (issue 13 §4).
 from casework.tracking_models import RectificationReminder, RectificationRound  # noqa: E402,F401
 

@@ -31,10 +31,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext as _, gettext_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import roles
-from accounts.selectors import role_emails, unit_staff_emails, user_covers_unit
+from accounts.selectors import role_emails, unit_scope_q, unit_staff_emails, user_covers_unit
 from casework import calendar, escalation
 from casework.models import (
     ACTION_LABELS,
@@ -104,6 +105,18 @@ def user_may_answer_round(*, user, rnd: RectificationRound) -> bool:
         user.is_authenticated and user.is_active
         and user.has_perm("casework.answer_supervision")
         and user_covers_unit(user=user, unit=rnd.referral.unit)
+    )
+
+
+def rounds_awaiting_for_unit_staff(*, user):
+    """Return the rounds still owed by the units in ``user``'s scope (the unit's 整改报告 tile).
+
+    Open rounds (no report, not ended) of open referrals whose referred unit lies in the scope
+    (:func:`accounts.selectors.unit_scope_q`); superusers get every open round.
+    """
+    return RectificationRound.objects.filter(
+        unit_scope_q(user=user, prefix="referral__unit__"), answered_at__isnull=True, closed_at__isnull=True,
+        referral__outcome_recorded_at__isnull=True,
     )
 
 

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -140,7 +140,7 @@ class RectificationRoundAdmin(StaffModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
+            raise PermissionDenied  # a read-only page: nothing to save (as Django answers)
         try:
             pk = int(object_id)
         except (TypeError, ValueError) as exc:

@@ -229,6 +229,8 @@ def test_the_notice_list_has_one_row_per_notice_with_its_deadline(browser, live_
     tile = page.locator("#cw-queue-unit-notices")
     assert tile.count() == 1
     assert tile.locator(".cw-count").inner_text() == "2"
+    rounds = page.locator("#cw-queue-unit-rounds")  # the 整改报告 round 2 the unit still owes
+    assert rounds.locator(".cw-count").inner_text() == "1"
     shot(page, f"unit_home_{language}_1366")
     tile.locator("a").click()
     page.wait_for_selector("#result_list")

@@ -4,8 +4,8 @@ The cycle runs on a real ladder referral, through the services and the real beat
 (``casework.rectification_reminders``), with the outbox e-mails sent by the Celery task in-process.
 """
 
-import re
 from datetime import date
+import re
 
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, pgettext_lazy
 
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
@@ -932,7 +932,7 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
     def opened_local(self, obj):
         return when(obj.opened_at)
 
-    @admin.display(description=_("答复期限"))
+    @admin.display(description=pgettext_lazy("督办单", "答复期限"))
     def due_cell(self, obj):
         due = getattr(obj, "answer_due_at", None)
         if due is None:

@@ -13,7 +13,7 @@ import json
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 import pgtrigger
 
@@ -1000,7 +1000,7 @@ class SupervisionNotice(models.Model):
     )
     opened_at = models.DateTimeField(_("督办时间"))
     answer = models.TextField(_("单位答复"), blank=True)
-    answered_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
+    answered_at = models.DateTimeField(pgettext_lazy("督办单", "答复时间"), null=True, blank=True)
     # Closed without an answer because the unit stopped being answerable for the case (it returned
     # the case to the 网评办); see casework.selectors.notices_awaiting_answer.
     closed_at = models.DateTimeField(_("终止时间"), null=True, blank=True)

@@ -24,7 +24,7 @@ import time_machine
 
 from casework import tracking
 from casework.escalation import supervision_notice_answer
-from casework.models import DisciplineReferral, SupervisionNotice
+from casework.models import DisciplineReferral, EscalationRung, SupervisionNotice
 from tests.factories import Bureau
 from tests.tracking_helpers import bj, calendar_seed, ladder_referral
 
@@ -76,6 +76,10 @@ def build_world(language):
                 unit.save(update_fields=["name"])
             b.platform.name = "Wenzheng"
             b.platform.save(update_fields=["name"])
+            # The ladder's rung names are configuration a superuser writes (seeded in Chinese).
+            for rung in EscalationRung.objects.all():
+                rung.name = f"Rung {rung.level}"
+                rung.save(update_fields=["name"])
         for attr, name in NAMES[language].items():
             user = getattr(b, attr)
             user.full_name = name

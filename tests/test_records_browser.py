@@ -179,6 +179,11 @@ def test_the_referral_page_tells_the_whole_story_in_the_page_language(browser, l
     assert page.locator("#cw-referral-rounds .cw-late").count() == 1
     assert page.locator("#cw-rectify-link").count() == 0 and page.locator("#cw-outcome-link").count() == 1
 
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    shot(page, f"referral_{language}_1920")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size({"width": 1366, "height": 768})
+
     # The outcome form: no preset, a required choice.
     page.click("#cw-outcome-link")
     assert page.locator("select[name=kind]").input_value() == ""
@@ -208,6 +213,9 @@ def test_the_notice_list_has_one_row_per_notice_with_its_deadline(browser, live_
     shot(page, f"notice_list_{language}_1366")
     assert readable(page.inner_text("#content"), language) == []
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    shot(page, f"notice_list_{language}_1920")
+    page.set_viewport_size({"width": 1366, "height": 768})
     notices = list(SupervisionNotice.objects.select_related("case"))
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == len(notices) == 3

@@ -14,10 +14,11 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline
 from accounts.admin_versioning import VERSION_FIELD
+from accounts.models import Unit
 from assessment import services
-from assessment.admin_scope import TopicRelatedScopeMixin, TopicScopeAdminMixin
+from assessment.admin_scope import OfficeAdmin, TopicRelatedScopeMixin, TopicScopeAdminMixin
 from assessment.models import AssessmentWeights, ImprovementAction, KnowledgeArticle, Topic, TopicMembership
-from assessment.rules import user_reads_assessment, user_reads_topics, user_reviews_topics
+from assessment.rules import user_reads_assessment
 from assessment.selectors import topic_weekly_volume
 from casework.selectors import cases_visible_to
 from casework.text import mask_personal_numbers
@@ -42,26 +43,6 @@ class AssessmentWeightsAdmin(StaffModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
-
-
-class OfficeAdmin(StaffModelAdmin):
-    """Rule (assessment/rules.py): read by the 网评办 and the 分管局领导, changed by the 网评办,
-    deleted by superusers only."""
-
-    def has_module_permission(self, request):
-        return user_reads_topics(user=request.user)
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return user_reviews_topics(user=request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return user_reviews_topics(user=request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
 
 
 class MembershipInline(StaffTabularInline):
@@ -189,8 +170,6 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
     def assign_view(self, request, object_id):
         from datetime import date
 
-        from accounts.models import Unit
-
         topic = self._topic_for_change(request, object_id)
         with transaction.atomic():
             if not self._topic_fresh(request, topic, "assign"):
@@ -214,8 +193,6 @@ class TopicAdmin(TopicScopeAdminMixin, OfficeAdmin):
         return redirect("admin:assessment_topic_change", topic.pk)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        from accounts.models import Unit
-
         topic = self.get_object(request, object_id)
         extra = extra_context or {}
         if topic is not None:

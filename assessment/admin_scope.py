@@ -15,6 +15,8 @@ from django.utils.formats import localize
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_base import StaffModelAdmin
+from assessment.rules import user_reads_topics, user_reviews_topics
 from assessment.topic_scope import (
     TopicFigures,
     topics_figures_for,
@@ -219,3 +221,23 @@ class TopicRelatedScopeMixin:
     @admin.display(description=_("主题"))
     def topic_shown(self, obj):
         return getattr(obj, "topic_title_shown", "")
+
+
+class OfficeAdmin(StaffModelAdmin):
+    """Rule (assessment/rules.py): read by the 网评办 and the 分管局领导, changed by the 网评办,
+    deleted by superusers only."""
+
+    def has_module_permission(self, request):
+        return user_reads_topics(user=request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return user_reviews_topics(user=request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return user_reviews_topics(user=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

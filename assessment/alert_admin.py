@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from accounts.admin_base import StaffModelAdmin
 from assessment import alerts
-from assessment.admin import OfficeAdmin
+from assessment.admin_scope import OfficeAdmin
 from assessment.models import TopicAlert, TopicAlertRule
 
 

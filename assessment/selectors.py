@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Unit
 from accounts.selectors import units_in_scope, user_is_city_wide
 from assessment.facts import AssessmentFacts, Period
-from assessment.models import AssessmentWeights, Topic, TopicAlert
+from assessment.models import AssessmentWeights, KnowledgeArticle, Topic, TopicAlert
 from assessment.topic_scope import hot_topics_for, topics_figures_for, topics_visible_to
 from casework.calendar import SHANGHAI
 from casework.models import ACTIVE_STATES, Case, DisciplineReferral, Extension, State, SupervisionNotice
@@ -754,8 +754,6 @@ def knowledge_articles_for_case(*, case: Case) -> list:
     The caller checks that the user may see ``case`` (``casework.selectors.user_can_see_case``).
     A keyword matches when it appears in the case's subject; inactive articles are never returned.
     """
-    from assessment.models import KnowledgeArticle
-
     out = []
     topic = Topic.objects.filter(memberships__case=case).select_related("article").first()
     if topic and topic.article and topic.article.is_active:

@@ -15,7 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
@@ -24,6 +25,7 @@ from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
 from casework import escalation, export, joint, privacy, review, routing, selectors, services, tracking
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
+from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.case_versions import CASE_VERSION_FIELD, case_version_check
 from casework.forms import (
     CaseRegisterForm,
@@ -34,6 +36,7 @@ from casework.forms import (
     ReasonForm,
     ReviseForm,
 )
+from casework.importing_admin import import_view
 from casework.kept_input import form_refill, input_keep, input_restore
 from casework.learning_panels import case_learning_panels, suggestion_from_post
 from casework.models import (
@@ -148,42 +151,6 @@ def _notices_with_status(case: Case, user) -> list:
         n.answer_due_at = dues.get(n.pk)
         n.may_answer = tracking.user_may_answer_notice(user=user, notice=n)
     return notices
-
-
-class ScopedCaseChildAdmin(StaffModelAdmin):
-    """Admin of a model that hangs off a case: rows follow the case's access rule; read-only."""
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("case")
-        return qs.filter(case__in=selectors.cases_visible_to(user=request.user))
-
-    def get_object(self, request, object_id, from_field=None):
-        # A row of a case outside the user's scope does not exist for them: 404 on the change,
-        # history and delete pages alike, before any model permission check (field case C01).
-        obj = super().get_object(request, object_id, from_field)
-        if obj is None:
-            raise Http404
-        if not privacy.user_may_see_personal_numbers(user=request.user):
-            privacy.mask_instance_text(obj)  # these pages are read-only: the row is never saved
-        return obj
-
-    def get_search_results(self, request, queryset, search_term):
-        # Digits would probe the personal numbers quoted in drafts, reasons or answers.
-        folded = to_half_width(search_term or "")
-        if sum(ch.isdigit() for ch in folded) >= 4 and not privacy.user_may_see_personal_numbers(user=request.user):
-            for bit in folded.split():
-                queryset = queryset.filter(case__reference__icontains=bit)
-            return queryset, False
-        return super().get_search_results(request, queryset, search_term)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Case)
@@ -508,8 +475,6 @@ class CaseAdmin(StaffModelAdmin):
                  name="casework_case_act"),
         ]
         try:
-            from casework.importing_admin import import_view
-
             mine.append(path("import/", self.admin_site.admin_view(import_view),
                              name="casework_case_import"))
         except ImportError:
@@ -1050,16 +1015,10 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
         return TemplateResponse(request, "admin/casework/notice_answer.html", context)
 
 
-class SuperuserConfigAdmin(StaffModelAdmin):
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-
 @admin.register(Platform)
 class PlatformAdmin(SuperuserConfigAdmin):
     list_display = ["name", "code", "url"]
 
 
 # calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
-from casework import admin_config, learning_admin, tracking_admin  # noqa: E402,F401
-import casework.importing_admin  # noqa: E402,F401  (upload page, import jobs)
+from casework import admin_config, importing_admin, learning_admin, tracking_admin  # noqa: E402,F401  (and the upload page, import jobs)

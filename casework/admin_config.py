@@ -28,7 +28,7 @@ from django_celery_beat.models import (
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline, SuperuserRecordAdminMixin, admin_adopt
 from accounts.admin_versioning import VersionedForm
 from casework import clocks, escalation, outbox, privacy, selectors, tracking
-from casework.admin import ScopedCaseChildAdmin, SuperuserConfigAdmin
+from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
     AuditVerificationRun,
     CalendarYear,

@@ -42,7 +42,7 @@ from django.utils.translation import gettext as _
 
 from casework import calendar
 from casework.defaults import DEFAULT_POLICY_LENGTHS
-from casework.models import Case, CaseClock, Clock, DeadlinePolicy
+from casework.models import CalendarYear, Case, CaseClock, Clock, DeadlinePolicy
 
 logger = logging.getLogger("casework")
 
@@ -329,8 +329,6 @@ def calendar_year_confirm(*, year: int, acting_user, source: str = "") -> int:
         PermissionDenied: when ``acting_user`` is not a superuser.
     """
     from django.core.exceptions import PermissionDenied
-
-    from casework.models import CalendarYear
 
     if not acting_user.is_superuser:
         raise PermissionDenied(_("只有系统管理员可以确认工作日历。"))

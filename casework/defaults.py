@@ -16,6 +16,9 @@ to the unit's head and 网评办 with a 督办单 when overdue; the 分管局领
 
 from django.db import transaction
 
+from accounts.services import roles_sync
+from casework.models import DeadlinePolicy, EscalationRung
+
 D, H = "days", "hours"
 
 # message type → {clock: (amount, unit)}. Reply = handling + office review + leader review.
@@ -120,8 +123,6 @@ def one_off_schedule_create(*, name: str, task: str, at, kwargs: str = "{}"):
 
 def ladder_ensure() -> None:
     """Create the default escalation rungs that are missing (superusers' edits are kept)."""
-    from casework.models import EscalationRung
-
     rungs = {}
     for level, name, clocks, threshold, requires, flags, notice, referral, limit in DEFAULT_LADDER:
         rung, _ = EscalationRung.objects.get_or_create(
@@ -146,9 +147,6 @@ def defaults_ensure() -> None:
         django.contrib.auth.models.Permission.DoesNotExist: when run before the permissions exist.
     """
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    from accounts.services import roles_sync
-    from casework.models import DeadlinePolicy
 
     roles_sync()
     existing = set(

@@ -41,8 +41,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import roles
-from accounts.selectors import comment_office_emails, leader_emails_for_unit, role_emails, unit_staff_emails
+from accounts.selectors import (
+    comment_office_emails,
+    leader_emails_for_unit,
+    role_emails,
+    unit_staff_emails,
+    user_covers_unit,
+)
 from casework import calendar
+from casework.access import user_can_see_case
 from casework.clocks import UNIT_CLOCKS
 from casework.models import (
     Case,
@@ -545,8 +552,6 @@ def referral_record_outcome(
     """
     from django.core.exceptions import PermissionDenied
 
-    from casework.selectors import user_can_see_case
-
     if not acting_user.has_perm("casework.record_referral_outcome") or not user_can_see_case(
         user=acting_user, case=referral.case
     ):
@@ -598,8 +603,6 @@ def supervision_notice_answer(*, notice: SupervisionNotice, acting_user, answer:
         NoticeAnswerRefused: the answer is empty or the notice was answered already.
     """
     from django.core.exceptions import PermissionDenied
-
-    from accounts.selectors import user_covers_unit
 
     if not acting_user.has_perm("casework.answer_supervision") or not user_covers_unit(
         user=acting_user, unit=notice.unit

@@ -25,7 +25,9 @@ from accounts import roles
 from accounts.models import Unit, User
 from accounts.selectors import comment_office_emails, unit_is_handling, unit_staff_emails, user_covers_unit
 from casework import calendar
-from casework.models import Case, CoUnitTask, Extension, PublishedReply, State
+from casework.access import user_can_see_case, user_may_act
+from casework.clocks import clock_extend
+from casework.models import Case, CoUnitTask, Extension, State
 from casework.services import (
     CaseConflict,
     TransitionRefused,
@@ -34,6 +36,7 @@ from casework.services import (
     case_touch,
     case_url,
     event_append,
+    merged_cases_follow_reply,  # noqa: F401 (lives with the publication it follows)
     notification_queue,
 )
 
@@ -51,8 +54,6 @@ CO_UNIT_STATES = [State.DISPATCHED, State.HANDLING]
 
 
 def _require(user: User, case: Case, perm: str, scope: str = "case") -> None:
-    from casework.selectors import user_can_see_case, user_may_act
-
     if not user_can_see_case(user=user, case=case):
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
     if not user_may_act(user=user, case=case, perm=perm, scope=scope):
@@ -227,8 +228,6 @@ def case_clock_extend(*, case: Case, clock: str, working_days: int) -> datetime:
         clock: ``"sign_for"`` or ``"reply"``.
         working_days: whole working days, >= 1.
     """
-    from casework.clocks import clock_extend
-
     field = CLOCK_FIELDS[clock]
     moved = clock_extend(case=case, clock=clock, working_days=working_days)  # the stored clock
     new_due = moved.due_at if moved else calendar.add_working_days(getattr(case, field), working_days)
@@ -451,15 +450,13 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
 
     The duplicate is archived (不予受理, closing reason "并入主案件 …") and linked by
     ``merged_into``; when the main case's reply is published, the duplicate receives the same
-    text (:func:`merged_cases_follow_reply`), to be posted on its own channel.
+    text (:func:`casework.services.merged_cases_follow_reply`), to be posted on its own channel.
 
     Raises:
         PermissionDenied: the user lacks ``casework.merge_case`` or cannot see either case.
         TransitionRefused: the duplicate is not registered, is the main case itself, or the main
             case is archived or itself merged.
     """
-    from casework.selectors import user_can_see_case
-
     first, second = sorted([case.pk, into.pk])
     locked_all = {c.pk: c for c in Case.objects.select_for_update(of=("self",))
                   .select_related("lead_unit").filter(pk__in=[first, second]).order_by("pk")}
@@ -494,55 +491,3 @@ def case_merge(*, case: Case, into: Case, acting_user: User, reason: str = "") -
     return locked
 
 
-def merged_cases_follow_reply(
-    *, case: Case, acting_user: User, publication: PublishedReply | None = None
-) -> int:
-    """Give the cases merged into ``case`` its just-published reply; return how many were updated.
-
-    Called by :func:`casework.services.case_publish_reply` inside its transaction with the
-    ``publication`` it just made (default: the case's latest). Each merged case gets a new
-    published version of its own that ``follows`` that publication, beside its earlier ones
-    (never over them), on its own channel: its ``where`` is its own platform, and its timeline
-    records the reply it follows. Cases merged into a case that was later merged itself (A into
-    B, then B into ``case``) follow too: the whole tree of duplicates under ``case`` gets the reply.
-    """
-    if publication is None:
-        publication = case.published_replies.order_by("-version").first()
-    if publication is None:
-        return 0
-    count = 0
-    parents, seen = [case.pk], {case.pk}
-    while parents:
-        batch = list(Case.objects.select_for_update(of=("self",)).select_related("platform")
-                     .filter(merged_into_id__in=parents).exclude(pk__in=seen).order_by("pk"))
-        parents = [m.pk for m in batch]
-        seen.update(parents)
-        count += _follow_reply(case=case, duplicates=batch, acting_user=acting_user,
-                               publication=publication)
-    return count
-
-
-def _follow_reply(*, case: Case, duplicates: list[Case], acting_user: User,
-                  publication: PublishedReply) -> int:
-    count = 0
-    for merged in duplicates:
-        version = (merged.published_replies.order_by("-version").values_list("version", flat=True)
-                   .first() or 0) + 1
-        merged.published_reply = publication.text
-        merged.published_at = publication.published_at
-        merged.published_where = merged.platform.name
-        case_touch(case=merged, fields=("published_reply", "published_at", "published_where"))
-        event = event_append(
-            case=merged, action="merged_reply", actor=acting_user, from_state=merged.state,
-            to_state=merged.state, payload={"main_id": case.pk, "main": case.reference,
-                                            "text": publication.text, "published_version": version,
-                                            "follows_version": publication.version,
-                                            "draft_id": publication.draft_id},
-        )
-        PublishedReply.objects.create(
-            case=merged, version=version, round=merged.handling_round, draft=publication.draft,
-            follows=publication, text=publication.text, where=merged.platform.name,
-            published_at=publication.published_at, published_by=acting_user, event=event,
-        )
-        count += 1
-    return count

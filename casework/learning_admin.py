@@ -10,7 +10,7 @@ the access rule on its own).
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from casework.admin import SuperuserConfigAdmin
+from casework.admin_common import SuperuserConfigAdmin
 from casework.models import RouterModel
 from casework.router_service import router_threshold, suggestion_acceptance
 

@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.models import User
-from accounts.selectors import unit_scope_q, units_led_by_q, user_covers_unit, user_is_city_wide
-from casework import audit
+from accounts.selectors import unit_scope_q, units_led_by_q, user_is_city_wide
+from casework import audit, calendar
+from casework.access import case_co_unit_task_for, user_can_see_case, user_may_act  # noqa: F401 (the rule's in-memory form)
 from casework.models import (
     ACTIVE_STATES,
     Case,
@@ -31,6 +32,7 @@ from casework.models import (
     ReplyDraft,
     State,
     SupervisionNotice,
+    WorkCalendarDay,
 )
 
 
@@ -53,50 +55,6 @@ def cases_visible_to(*, user: User, queryset: QuerySet[Case] | None = None) -> Q
     """Return the cases ``user`` may see, narrowing ``queryset`` (default: all cases)."""
     qs = queryset if queryset is not None else Case.objects.all()
     return qs.filter(case_scope_q(user=user))
-
-
-def user_can_see_case(*, user: User, case: Case) -> bool:
-    """Tell whether ``user`` may see ``case`` (same rule as :func:`cases_visible_to`, in memory)."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    if case.lead_unit_id is None:
-        if user_is_city_wide(user=user):
-            return True
-    elif user_covers_unit(user=user, unit=case.lead_unit):
-        return True
-    return case_co_unit_task_for(user=user, case=case) is not None
-
-
-def case_co_unit_task_for(*, user: User, case: Case) -> CoUnitTask | None:
-    """Return the co-unit sub-task of ``case`` that belongs to a unit in ``user``'s scope, or None."""
-    if not user.is_authenticated or not user.is_active or case.pk is None:
-        return None
-    return (
-        CoUnitTask.objects.filter(case_id=case.pk)
-        .filter(unit_scope_q(user=user, prefix="unit__"))
-        .select_related("unit")
-        .first()
-    )
-
-
-def user_may_act(*, user: User, case: Case, perm: str, scope: str) -> bool:
-    """Tell whether ``user`` may perform an action needing ``casework.<perm>`` on ``case``.
-
-    Args:
-        perm: codename of the role permission (e.g. ``"accept_case"``).
-        scope: ``"lead"`` to act as the lead unit, ``"case"`` to act on any case one can see.
-    """
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    if not user.has_perm(f"casework.{perm}"):
-        return False
-    if scope == "lead":
-        return case.lead_unit_id is not None and user_covers_unit(user=user, unit=case.lead_unit)
-    return user_can_see_case(user=user, case=case)
 
 
 # ---------------------------------------------------------------- 督办单: who answers for it
@@ -333,8 +291,6 @@ def clock_mark(*, due, now=None, exceptions: dict | None = None) -> ClockMark | 
         exceptions: calendar rows ``{date: is_workday}`` covering the range, when the caller loaded
             them for many cases at once (see :func:`calendar_exceptions_around`); else one query.
     """
-    from casework import calendar
-
     if due is None:
         return None
     now = now or timezone.now()
@@ -371,8 +327,6 @@ def working_time_left(*, due, now=None, exceptions: dict | None = None) -> str:
 
 def calendar_exceptions_around(*, dates) -> dict:
     """Load the work-calendar exceptions between the earliest and latest of ``dates`` (one query)."""
-    from casework.models import WorkCalendarDay
-
     dates = [d for d in dates if d is not None]
     if not dates:
         return {}

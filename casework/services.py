@@ -29,6 +29,8 @@ from accounts.selectors import (
     unit_staff_emails,
 )
 from casework import audit, calendar, clocks, review
+from casework.access import user_can_see_case, user_may_act
+from casework.clocks import clocks_on_transition, deadline_policies
 from casework.duplicates import duplicates_index_and_flag
 from casework.models import (
     ACTIVE_STATES,
@@ -43,6 +45,7 @@ from casework.models import (
     SupervisionNotice,
 )
 from casework.outbox import notification_deliver, notification_queue  # noqa: F401 (the outbox's services)
+from casework.selectors import case_current_draft
 from casework.text import find_personal_numbers, to_half_width
 
 logger = logging.getLogger("casework")
@@ -151,8 +154,6 @@ def case_deadlines(
         aware Asia/Shanghai deadlines computed on the work calendar. The stored clocks
         (:mod:`casework.clocks`) are computed the same way when the transition starts them.
     """
-    from casework.clocks import deadline_policies
-
     policies = deadline_policies(message_type=message_type, platform_id=platform_id)
     cal = calendar.work_calendar(unit=unit)
     sign_for = cal.deadline(start=start, amount=policies["sign_for"][0], unit=policies["sign_for"][1])
@@ -284,8 +285,6 @@ def _transition(
         raise TransitionRefused(_("必须填写理由。"))
     locked = case_lock(case=case)
     method = getattr(locked, name)
-    from casework.selectors import user_can_see_case
-
     if not user_can_see_case(user=acting_user, case=locked):
         # Someone outside the case's scope learns nothing about it, not even its state.
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
@@ -310,8 +309,6 @@ def _transition(
     from_state = locked.state
     before = {f.attname: getattr(locked, f.attname) for f in locked._meta.concrete_fields}
     method(**(kwargs or {}))
-    from casework.clocks import clocks_on_transition
-
     at = (kwargs or {}).get("at") or timezone.now()
     locked.lock_version += 1  # a stale edit form of this case is refused (draft_save)
     locked.save(update_fields=_changed_fields(locked, before))
@@ -517,8 +514,6 @@ def draft_save(
         TransitionRefused: the case is not in handling, or the report or reply is empty.
         PermissionDenied: the user may not submit feedback for the case's lead unit.
     """
-    from casework.selectors import user_may_act
-
     locked = case_lock(case=case)
     if not user_may_act(user=acting_user, case=locked, perm="submit_feedback", scope="lead"):
         raise PermissionDenied(_("您没有为该案件撰写反馈的权限。"))
@@ -576,8 +571,6 @@ def case_submit_feedback(
         CaseConflict: the case or its draft changed since the form was loaded.
         PermissionDenied: the user may not submit feedback for the case's lead unit.
     """
-    from casework.selectors import case_current_draft
-
     locked = case_lock(case=case)  # the round and its draft are read under the row lock
     if draft is not None:
         if expected_state is not None and locked.state != expected_state:
@@ -621,8 +614,6 @@ def case_submit_feedback(
 
 def _draft_payload(case: Case, tier: str) -> dict:
     """The payload of an approval: the tier and the draft version it signs."""
-    from casework.selectors import case_current_draft
-
     current = case_current_draft(case=case)
     return {"tier": tier, "draft_id": current.pk if current else None,
             "version": current.version if current else None}
@@ -751,8 +742,6 @@ def case_leader_send_back(
 
 def _signed_draft(case: Case) -> ReplyDraft:
     """Return the draft version tier 3 signed, if it is the round's current draft; else refuse."""
-    from casework.selectors import case_current_draft
-
     current = case_current_draft(case=case)
     signed_id = review.case_signed_draft_id(case=case)
     if current is None or signed_id is None:
@@ -846,8 +835,6 @@ def case_publish_reply(
         text=made["draft"].reply_text, where=where, published_at=at, published_by=acting_user,
         event=event,
     )
-    from casework.joint import merged_cases_follow_reply
-
     merged_cases_follow_reply(case=case, acting_user=acting_user, publication=publication)
     return case
 
@@ -881,8 +868,6 @@ def case_message_type_set(
         TransitionRefused: unknown type, a closed case, the same type, or no reason after dispatch.
         CaseConflict: the form is stale.
     """
-    from casework.selectors import user_can_see_case
-
     locked = case_lock(case=case)
     if not user_can_see_case(user=acting_user, case=locked) or not acting_user.has_perm("casework.dispatch_case"):
         raise PermissionDenied(_("您没有对该案件执行此操作的权限。"))
@@ -938,8 +923,6 @@ def case_revise_after_sign_off(
         CaseConflict: the case changed since the form was loaded.
         PermissionDenied: the user lacks ``casework.publish_reply`` on the case.
     """
-    from casework.selectors import case_current_draft
-
     reason = (reason or "").strip()
     if not reason:
         raise TransitionRefused(_("必须填写理由。"))
@@ -1105,3 +1088,57 @@ TRANSITION_SERVICES = {
     "archive": (case_archive, False),
     "reject_invalid": (case_reject_invalid, True),
 }
+
+
+def merged_cases_follow_reply(
+    *, case: Case, acting_user: User, publication: PublishedReply | None = None
+) -> int:
+    """Give the cases merged into ``case`` its just-published reply; return how many were updated.
+
+    Called by :func:`case_publish_reply` inside its transaction with the
+    ``publication`` it just made (default: the case's latest). Each merged case gets a new
+    published version of its own that ``follows`` that publication, beside its earlier ones
+    (never over them), on its own channel: its ``where`` is its own platform, and its timeline
+    records the reply it follows. Cases merged into a case that was later merged itself (A into
+    B, then B into ``case``) follow too: the whole tree of duplicates under ``case`` gets the reply.
+    """
+    if publication is None:
+        publication = case.published_replies.order_by("-version").first()
+    if publication is None:
+        return 0
+    count = 0
+    parents, seen = [case.pk], {case.pk}
+    while parents:
+        batch = list(Case.objects.select_for_update(of=("self",)).select_related("platform")
+                     .filter(merged_into_id__in=parents).exclude(pk__in=seen).order_by("pk"))
+        parents = [m.pk for m in batch]
+        seen.update(parents)
+        count += _follow_reply(case=case, duplicates=batch, acting_user=acting_user,
+                               publication=publication)
+    return count
+
+
+def _follow_reply(*, case: Case, duplicates: list[Case], acting_user: User,
+                  publication: PublishedReply) -> int:
+    count = 0
+    for merged in duplicates:
+        version = (merged.published_replies.order_by("-version").values_list("version", flat=True)
+                   .first() or 0) + 1
+        merged.published_reply = publication.text
+        merged.published_at = publication.published_at
+        merged.published_where = merged.platform.name
+        case_touch(case=merged, fields=("published_reply", "published_at", "published_where"))
+        event = event_append(
+            case=merged, action="merged_reply", actor=acting_user, from_state=merged.state,
+            to_state=merged.state, payload={"main_id": case.pk, "main": case.reference,
+                                            "text": publication.text, "published_version": version,
+                                            "follows_version": publication.version,
+                                            "draft_id": publication.draft_id},
+        )
+        PublishedReply.objects.create(
+            case=merged, version=version, round=merged.handling_round, draft=publication.draft,
+            follows=publication, text=publication.text, where=merged.platform.name,
+            published_at=publication.published_at, published_by=acting_user, event=event,
+        )
+        count += 1
+    return count

@@ -1,0 +1,228 @@
+"""The audit log of a case: its append-only events, the keyed hash chain and its verification.
+
+Each ``CaseEvent`` is sealed with a keyed HMAC (``settings.CASEWORK_AUDIT_KEY``) over its content
+and the previous event's hash; ``AuditChainHead`` seals the chain's length and last hash; PostgreSQL
+triggers (pgtrigger) refuse UPDATE, DELETE and TRUNCATE on the events. The services that append
+and verify are in :mod:`casework.audit`.
+"""
+
+import datetime as _dt
+import hashlib
+import hmac
+import json
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+import pgtrigger
+
+from casework.choices import State
+
+ACTION_LABELS = {
+    "register": _("登记"),
+    "dispatch": _("交办"),
+    "message_type_set": _("更正留言类型"),
+    "reject_invalid": _("不予受理"),
+    "accept": _("签收"),
+    "return_to_office": _("退回"),
+    "draft_saved": _("保存答复草稿"),
+    "submit_feedback": _("反馈(一审)"),
+    "office_approve": _("网评办审核通过(二审)"),
+    "office_send_back": _("网评办发回"),
+    "leader_approve": _("分管局领导审签(三审)"),
+    "leader_send_back": _("分管局领导发回"),
+    "publish_reply": _("发布答复"),
+    "revise_after_sign_off": _("发布前修改(重新审核)"),
+    "record_follow_up": _("回访"),
+    "reopen": _("重办"),
+    "archive": _("归档"),
+    "escalation_remind": _("到期提醒"),
+    "escalation_urge": _("催办·督办单"),
+    "escalation_escalate": _("报分管局领导"),
+    "escalation_refer": _("移交纪检督察"),
+    "co_unit_assign": _("指定协办单位"),
+    "co_unit_report": _("协办单位报告"),
+    "extension_request": _("申请延期"),
+    "extension_decide": _("延期审批"),
+    "return_ruling": _("退回裁定"),
+    "merge": _("并入主案件"),
+    "merge_in": _("合并重复留言"),
+    "merged_reply": _("随主案件答复"),
+    "mark_key_case": _("标记重点难点"),
+    "supervision_closed": _("督办单终止"),
+    "supervision_answered": _("答复督办单"),
+    "referral_outcome": _("登记移交处理结果"),
+    "rectification_set": _("下达整改报告要求"),
+    "rectification_answered": _("报送整改报告"),
+    "rectification_reminder": _("整改报告提醒"),
+}
+
+
+class CaseEvent(models.Model):
+    """An append-only, hash-chained audit event of a case (one per transition and side step).
+
+    ``hash`` is an HMAC-SHA256 (key outside the database) over the event's content and the previous
+    event's hash of the same case, so an edited, deleted or reordered event breaks the chain; the
+    case's ``AuditChainHead`` records its length (:mod:`casework.audit`).
+    """
+
+    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField(_("序号"))
+    action = models.CharField(_("动作"), max_length=50)
+    from_state = models.CharField(_("原状态"), max_length=20, blank=True)
+    to_state = models.CharField(_("新状态"), max_length=20, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+    )
+    at = models.DateTimeField(_("时间"))
+    reason = models.TextField(_("理由"), blank=True)
+    payload = models.JSONField(_("内容"), default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("办理记录")
+        verbose_name_plural = _("办理记录")
+        ordering = ["case", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "seq"], name="event_case_seq_unique"),
+        ]
+        indexes = [models.Index(fields=["action", "at"], name="event_action_at_idx")]
+        # Append-only in the database itself (PostgreSQL): UPDATE, DELETE and TRUNCATE are refused.
+        triggers = [
+            pgtrigger.Protect(name="caseevent_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="caseevent_no_truncate", operation=pgtrigger.Truncate, when=pgtrigger.Before,
+                level=pgtrigger.Statement,
+                func="RAISE EXCEPTION 'pgtrigger: Cannot truncate % table', TG_TABLE_NAME;",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}#{self.seq} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        """The action in words staff use (falls back to the code for actions added later)."""
+        return str(ACTION_LABELS.get(self.action, self.action))
+
+    @property
+    def from_state_label(self) -> str:
+        return str(State(self.from_state).label) if self.from_state in State.values else self.from_state
+
+    @property
+    def to_state_label(self) -> str:
+        return str(State(self.to_state).label) if self.to_state in State.values else self.to_state
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise RuntimeError("CaseEvent is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("CaseEvent is append-only.")
+
+    def compute_hash(self) -> str:
+        """Return the keyed hash (HMAC-SHA256, ``settings.CASEWORK_AUDIT_KEY``) of this event.
+
+        The one function that seals an event: :func:`casework.services.event_append` and any bulk
+        path call it on the unsaved event after setting ``seq`` and ``prev_hash``.
+        """
+        return event_hash(self)
+
+
+def audit_key() -> bytes:
+    """Return the audit chain's HMAC key from ``settings.CASEWORK_AUDIT_KEY`` (kept outside the database).
+
+    Raises:
+        ImproperlyConfigured: the setting is empty (production must set ``CASEWORK_AUDIT_KEY``).
+    """
+    key = getattr(settings, "CASEWORK_AUDIT_KEY", "")
+    if not key:
+        raise ImproperlyConfigured("CASEWORK_AUDIT_KEY is not set: the audit chain cannot be sealed.")
+    return key.encode("utf-8")
+
+
+def event_hash(event) -> str:
+    """Return the HMAC-SHA256 of an event's content chained to its ``prev_hash``.
+
+    ``event`` is a ``CaseEvent`` (or a historical model in a migration) with ``case_id``, ``seq``,
+    ``action``, ``from_state``, ``to_state``, ``actor_id``, ``at`` (aware datetime, any time zone:
+    it is sealed as UTC, so an Asia/Shanghai time verifies after the database returns it in UTC),
+    ``reason``, ``payload`` and ``prev_hash``.
+    """
+    at = event.at.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+    content = json.dumps(
+        [
+            event.case_id,
+            event.seq,
+            event.action,
+            event.from_state,
+            event.to_state,
+            event.actor_id,
+            at,
+            event.reason,
+            event.payload,
+            event.prev_hash,
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        default=str,
+    )
+    return hmac.new(audit_key(), content.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def chain_head_mac(*, case_id: int, event_count: int, head_hash: str) -> str:
+    """Return the HMAC that seals one case's chain head (count and last hash) with the audit key."""
+    content = f"head|{case_id}|{event_count}|{head_hash}"
+    return hmac.new(audit_key(), content.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """How long each case's audit chain is and how it ends, sealed with the audit key.
+
+    Written by every event append in the same transaction, so a deleted tail or an emptied chain
+    no longer matches (:mod:`casework.audit`). Not on ``Case`` itself, so a stale ``case.save()``
+    can never write an old head back.
+    """
+
+    case = models.OneToOneField("casework.Case", primary_key=True, on_delete=models.PROTECT, related_name="chain_head")
+    event_count = models.PositiveIntegerField(_("记录条数"))
+    head_hash = models.CharField(_("末条哈希"), max_length=64)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("审计链头")
+        verbose_name_plural = _("审计链头")
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.event_count}"
+
+
+class AuditVerificationRun(models.Model):
+    """One run of the audit chain check (scheduled by beat): when, how much, what failed."""
+
+    started_at = models.DateTimeField(_("开始时间"))
+    finished_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+    cases_checked = models.PositiveIntegerField(_("核验案件数"), default=0)
+    events_checked = models.PositiveIntegerField(_("核验记录数"), default=0)
+    failure_count = models.PositiveIntegerField(_("异常数"), default=0)
+    failures = models.JSONField(_("异常明细"), default=list, blank=True)
+    anchor = models.CharField(_("外部锚定文件"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("审计链核验")
+        verbose_name_plural = _("审计链核验")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} · {self.failure_count}"
+
+    @property
+    def ok(self) -> bool:
+        return self.finished_at is not None and self.failure_count == 0

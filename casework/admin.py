@@ -979,7 +979,10 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
         notice = self._notice(request, pk, mask=False)  # acted on and versioned: never masked
         title = _("答复督办单:%(ref)s") % {"ref": notice.case.reference}
         back = reverse("admin:casework_supervisionnotice_change", args=[notice.pk])
-        if not tracking.user_may_answer_notice(user=request.user, notice=notice):
+        # A POST of the unit on a notice answered or ended since its page was opened goes on to the
+        # version check, which says who changed it and keeps the answer typed.
+        may_post = request.method == "POST" and tracking.user_answers_for_unit(user=request.user, unit=notice.unit)
+        if not may_post and not tracking.user_may_answer_notice(user=request.user, notice=notice):
             if notice.answered_at:
                 reason = _("该督办单已答复,不能修改。")
             elif not selectors.notice_awaits_answer(notice=notice):

@@ -363,7 +363,8 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
             return self._refused_page(request, referral, title=title,
                                       reason=_("只有纪检督察可以登记处理结果。"),
                                       typed=request.POST.get("note", ""))
-        if tracking.referral_is_closed(referral):
+        if tracking.referral_is_closed(referral) and request.method != "POST":
+            # (a POST goes on to the version check, which says who recorded it and keeps the note)
             return self._refused_page(request, referral, title=title,
                                       reason=_("该移交已登记处理结果,不能修改。"), typed=request.POST.get("note", ""))
         form = ReferralOutcomeForm(request.POST or None, initial=self.version_initial(request, referral))

@@ -94,6 +94,16 @@ def user_may_track(*, user, referral: DisciplineReferral) -> bool:
     )
 
 
+def user_answers_for_unit(*, user, unit) -> bool:
+    """Tell whether ``user`` answers for ``unit`` (``casework.answer_supervision`` and the unit in
+    scope): the rule of 督办单 answers and 整改报告 alike, whatever the state of the record."""
+    return bool(
+        user.is_authenticated and user.is_active
+        and user.has_perm("casework.answer_supervision")
+        and user_covers_unit(user=user, unit=unit)
+    )
+
+
 def user_may_answer_round(*, user, rnd: RectificationRound) -> bool:
     """Tell whether ``user`` answers for the referred unit (the 督办单 answer rule).
 

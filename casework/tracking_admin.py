@@ -153,8 +153,11 @@ class RectificationRoundAdmin(StaffModelAdmin):
         rnd = self._round(request, pk, mask=False)  # acted on and versioned: never masked
         back = reverse("admin:casework_rectificationround_change", args=[rnd.pk])
         context = self._context(request, rnd, title=_("报送整改报告:%s") % rnd, back_url=back)
-        if not context["may_answer"]:
-            if not tracking.user_may_answer_round(user=request.user, rnd=rnd):
+        unit_may = tracking.user_may_answer_round(user=request.user, rnd=rnd)
+        # A POST of the unit on a round answered since its page was opened goes on to the version
+        # check, which says who changed it and keeps the report typed.
+        if not context["may_answer"] and not (unit_may and request.method == "POST"):
+            if not unit_may:
                 reason = _("只有被移交单位(%(unit)s)的办理员可以报送整改报告。") % {"unit": rnd.referral.unit.name}
             elif rnd.answered_at:
                 reason = _("该轮整改报告已报送,不能修改。")

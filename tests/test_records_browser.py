@@ -270,7 +270,8 @@ def test_a_notice_and_a_referral_print_on_one_a4_page_and_download_as_pdf(browse
         shot(page, f"print_{kind}_{language}_printmedia")
         page.emulate_media(media="screen")
 
-        response = page.context.request.get(f"{live_server.url}/admin/casework/{kind}/{pk}/pdf/")
+        # WeasyPrint takes a few seconds on a loaded machine (the first render loads the fonts)
+        response = page.context.request.get(f"{live_server.url}/admin/casework/{kind}/{pk}/pdf/", timeout=180000)
         assert response.status == 200
         assert response.headers["content-type"] == "application/pdf"
         assert "attachment" in response.headers["content-disposition"]

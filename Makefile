@@ -35,10 +35,13 @@ serve-production: venv
 
 ## Headless Chromium and a CJK font for the browser tests, GNU gettext for the catalogue test
 ## (Debian packages; never `playwright install`).
+# chromium: browser tests; fonts-wqy-microhei: Chinese in pages and PDFs; gettext: the catalogue;
+# libpango-1.0-0 libpangoft2-1.0-0: WeasyPrint's PDF of a 督办单 / referral; poppler-utils: tests render PDFs.
+APT_PACKAGES = chromium fonts-wqy-microhei gettext libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 browser-deps:
-	@{ command -v chromium && command -v xgettext; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei gettext; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-wqy-microhei gettext; fi; }
+	@{ command -v chromium && command -v xgettext && command -v pdftoppm && ls /usr/lib/*/libpangoft2-1.0.so.0; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $(APT_PACKAGES); fi; }
 
 ## Run the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis).
 test: venv browser-deps

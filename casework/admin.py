@@ -16,11 +16,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
 from accounts.models import Unit
-from accounts.selectors import handling_units_q, units_in_scope, user_covers_unit
+from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
 from casework import (
     attachments,
@@ -33,6 +34,7 @@ from casework import (
     selectors,
     services,
     spreadsheets,
+    tracking,
 )
 from casework.admin_case_versions import case_forms_stamp, refused_input_keep
 from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
@@ -61,6 +63,7 @@ from casework.models import (
     State,
     SupervisionNotice,
 )
+from casework.printing import PrintableMixin
 from casework.review_forms import (
     CoUnitForm,
     CoUnitReportForm,
@@ -78,6 +81,7 @@ from casework.supervision_panels import (
     supervision_perform,
 )
 from casework.templatetags.casework_marks import clock_mark_html
+from casework.templatetags.casework_when import when
 from casework.text import mask_contact, mask_personal_numbers, to_half_width
 
 admin.site.site_header = _("网民留言办理系统")
@@ -156,14 +160,15 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _notices_with_status(case: Case, user=None) -> list:
-    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer)
-    and ``may_answer`` when ``user`` is of the supervised unit (the answer link is offered only then)."""
+def _notices_with_status(case: Case, user) -> list:
+    """The case's 督办单, each with ``awaits`` set by the one rule (selectors.notice_awaits_answer),
+    its answer deadline, and ``may_answer`` (the answer is offered only to who may give it)."""
     notices = list(case.supervision_notices.select_related("unit", "case"))
+    dues = tracking.notices_answer_due(notices)
     for n in notices:
         n.awaits = selectors.notice_awaits_answer(notice=n)
-        n.may_answer = n.awaits and user is not None and (user.is_superuser or (
-            user.has_perm("casework.answer_supervision") and user_covers_unit(user=user, unit=n.unit)))
+        n.answer_due_at = dues.get(n.pk)
+        n.may_answer = tracking.user_may_answer_notice(user=user, notice=n)
     return notices
 
 
@@ -978,26 +983,47 @@ class NoticeStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(SupervisionNotice)
-class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
-    """督办单 of the cases in scope; the supervised unit answers one on its answer page."""
+class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
+    """督办单 of the cases in scope, one row each (the case, the answer deadline — red when passed —
+    and the status); the supervised unit answers one on its page, and only it is offered the answer."""
 
-    list_display = ["case", "unit", "origin", "opened_at", "answer_deadline", "answered_at", "status"]
+    list_display = ["notice_no", "case_cell", "unit", "origin", "opened_local", "due_cell", "status"]
+    list_display_links = ["notice_no"]
     list_select_related = ["case", "unit"]
     list_filter = [NoticeStatusFilter, "origin", ("answered_at", admin.EmptyFieldListFilter)]
-    readonly_fields = ["case", "unit", "origin", "to_co_unit", "content", "opened_by", "opened_at",
-                       "answer_deadline", "answer", "answered_at", "status", "answer_link"]
-    exclude = ["step", "closed_at", "closed_reason", "answer_due_at"]
+    print_template = "admin/casework/notice/print.html"
+    print_name = "notice"
 
-    @admin.display(description=_("督办单答复期限"), ordering="answer_due_at")
-    def answer_deadline(self, obj):
-        # Red when passed while the notice still awaits its answer (issue 13).
-        if obj.answer_due_at is None:
+    def get_changelist_instance(self, request):
+        cl = super().get_changelist_instance(request)
+        rows = list(cl.result_list)
+        dues = tracking.notices_answer_due(rows)
+        for notice in rows:
+            notice.answer_due_at = dues.get(notice.pk)
+        return cl
+
+    @admin.display(description=_("督办单"), ordering="pk")
+    def notice_no(self, obj):
+        return _("督办单 #%(pk)s") % {"pk": obj.pk}
+
+    @admin.display(description=_("案件"), ordering="case__reference")
+    def case_cell(self, obj):
+        return format_html("{} {}", obj.case.reference, mask_personal_numbers(obj.case.subject)[:40])
+
+    @admin.display(description=_("督办时间"), ordering="opened_at")
+    def opened_local(self, obj):
+        return when(obj.opened_at)
+
+    @admin.display(description=pgettext_lazy("督办单", "答复期限"))
+    def due_cell(self, obj):
+        due = getattr(obj, "answer_due_at", None)
+        if due is None:
             return "—"
-        text = timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M")
-        if obj.answer_due_at <= timezone.now() and selectors.notice_awaits_answer(notice=obj):
-            return format_html('<span class="cw-overdue" style="color:#ba2121;font-weight:bold">{} · {}</span>',
-                               text, _("已超期"))
-        return text
+        late = obj.answered_at is None and selectors.notice_awaits_answer(notice=obj) and due <= timezone.now()
+        if late:
+            return format_html('<span class="cw-late" style="color:#ba2121;font-weight:bold">{} · {}</span>',
+                               when(due), _("已逾期"))
+        return when(due)
 
     @admin.display(description=_("状态"))
     def status(self, obj):
@@ -1009,28 +1035,81 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
             return _("待答复")
         return _("无需答复(案件已办结或改由其他单位承办)")
 
-    @admin.display(description=_("答复"))
-    def answer_link(self, obj):
-        if not selectors.notice_awaits_answer(notice=obj):
-            return ""
-        url = reverse("admin:casework_supervisionnotice_answer", args=[obj.pk])
-        return format_html('<a class="button" href="{}">{}</a>', url, _("答复督办单"))
-
     def get_urls(self):
         return [
             path("<int:pk>/answer/", self.admin_site.admin_view(self.answer_view),
                  name="casework_supervisionnotice_answer"),
+            *self.print_urls(),
             *super().get_urls(),
         ]
 
-    def answer_view(self, request, pk):
-        # Outside the scope the notice does not exist (404); in scope but not the supervised
-        # unit (e.g. the office), the service refuses (403).
-        notice = self.get_queryset(request).select_related("case", "unit").filter(pk=pk).first()
+    def _notice(self, request, pk, *, mask=True):
+        notice = self.get_queryset(request).select_related("case", "unit", "opened_by").filter(pk=pk).first()
         if notice is None:
             raise Http404
         if not self.has_view_permission(request, notice):  # staff without a role read no notice
             raise PermissionDenied
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
+            privacy.mask_instance_text(notice)  # shown only, never saved
+        return notice
+
+    def _print_object(self, request, pk):
+        return self._notice(request, pk)
+
+    def page_context(self, request, notice) -> dict:
+        """What the notice page, its print view and its PDF show (one place)."""
+        due = tracking.notices_answer_due([notice]).get(notice.pk)
+        awaits = selectors.notice_awaits_answer(notice=notice)
+        return {
+            "notice": notice,
+            "status": self.status(notice),
+            "answer_due_at": due,
+            "late": awaits and due is not None and due <= timezone.now(),
+            "may_answer": tracking.user_may_answer_notice(user=request.user, notice=notice),
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=request.user),
+            "now": timezone.now(),
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied  # a read-only page: nothing to save (as Django answers)
+        try:
+            pk = int(object_id)
+        except (TypeError, ValueError) as exc:
+            raise Http404 from exc
+        notice = self._notice(request, pk)
+        context = {
+            **self.admin_site.each_context(request),
+            **self.page_context(request, notice),
+            "title": _("督办单:%(ref)s → %(unit)s") % {"ref": notice.case.reference, "unit": notice.unit.name},
+            "opts": self.model._meta,
+            "case_visible": selectors.user_can_see_case(user=request.user, case=notice.case),
+            "print_url": reverse("admin:casework_supervisionnotice_print", args=[notice.pk]),
+            "pdf_url": reverse("admin:casework_supervisionnotice_pdf", args=[notice.pk]),
+        }
+        return TemplateResponse(request, "admin/casework/notice/detail.html", context)
+
+    def answer_view(self, request, pk):
+        # Outside the scope the notice does not exist (404). Someone who may not answer it (the
+        # office, another unit, a notice no longer awaiting) is told why on the page, and what he
+        # typed is shown back; the form is offered only to the supervised unit.
+        notice = self._notice(request, pk, mask=False)  # acted on and versioned: never masked
+        title = _("答复督办单:%(ref)s") % {"ref": notice.case.reference}
+        back = reverse("admin:casework_supervisionnotice_change", args=[notice.pk])
+        # A POST of the unit on a notice answered or ended since its page was opened goes on to the
+        # version check, which says who changed it and keeps the answer typed.
+        may_post = request.method == "POST" and tracking.user_answers_for_unit(user=request.user, unit=notice.unit)
+        if not may_post and not tracking.user_may_answer_notice(user=request.user, notice=notice):
+            if notice.answered_at:
+                reason = _("该督办单已答复,不能修改。")
+            elif not selectors.notice_awaits_answer(notice=notice):
+                reason = _("该督办单已无需答复(案件已办结、已终止或改由其他单位承办)。")
+            else:
+                reason = _("只有被督办单位(%(unit)s)的办理员可以答复督办单。") % {"unit": notice.unit.name}
+            return TemplateResponse(request, "admin/casework/refused.html", {
+                **self.admin_site.each_context(request), "title": title, "reason": reason,
+                "typed": request.POST.get("answer", ""), "opts": self.model._meta, "back_url": back,
+            }, status=403 if request.method == "POST" else 200)
         form = NoticeAnswerForm(request.POST or None, initial=self.version_initial(request, notice))
         if request.method == "POST" and form.is_valid():
             # A refusal (stale page, answered meanwhile) re-renders the page with the answer typed.
@@ -1039,19 +1118,19 @@ class SupervisionNoticeAdmin(ScopedCaseChildAdmin):
                     try:
                         escalation.supervision_notice_answer(notice=notice, acting_user=request.user,
                                                              answer=form.cleaned_data["answer"])
-                    except escalation.NoticeAnswerRefused as exc:
+                    except (escalation.NoticeAnswerRefused, PermissionDenied) as exc:
                         form.add_error(None, str(exc))
                     else:
                         self.log_change(request, notice, _("答复督办单"))
                         messages.success(request, _("督办单已答复。"))
-                        return HttpResponseRedirect(
-                            reverse("admin:casework_supervisionnotice_change", args=[notice.pk]))
+                        return HttpResponseRedirect(back)
         context = {
             **self.admin_site.each_context(request),
-            "title": _("答复督办单:%s") % notice,
-            "notice": notice,
+            **self.page_context(request, notice),
+            "title": title,
             "form": form,
             "opts": self.model._meta,
+            "back_url": back,
         }
         return TemplateResponse(request, "admin/casework/notice_answer.html", context)
 
@@ -1062,4 +1141,4 @@ class PlatformAdmin(SuperuserConfigAdmin):
 
 
 # calendar, policies, ladder, referrals; what is learned from the archive (issue 12)
-from casework import admin_config, importing_admin, learning_admin, supervision_admin  # noqa: E402,F401  (and the upload page, import jobs)
+from casework import admin_config, importing_admin, learning_admin, supervision_admin, tracking_admin  # noqa: E402,F401  (and the upload page, import jobs)

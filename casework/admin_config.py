@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.models import (
@@ -26,7 +27,7 @@ from django_celery_beat.models import (
 
 from accounts.admin_base import StaffModelAdmin, StaffTabularInline, SuperuserRecordAdminMixin, admin_adopt
 from accounts.admin_versioning import VersionedForm
-from casework import clocks, escalation, outbox
+from casework import clocks, escalation, outbox, privacy, selectors, tracking
 from casework.admin_common import ScopedCaseChildAdmin, SuperuserConfigAdmin
 from casework.models import (
     AuditVerificationRun,
@@ -42,6 +43,8 @@ from casework.models import (
     UnitCalendarDay,
     WorkCalendarDay,
 )
+from casework.printing import PrintableMixin
+from casework.templatetags.casework_when import when
 from casework.text import mask_personal_numbers
 
 
@@ -211,105 +214,207 @@ class OpenReferralFilter(admin.SimpleListFilter):
         return queryset
 
 
+OUTCOME_BLANK = [("", _("——请选择处理方式——"))]
+
+
 class ReferralOutcomeForm(VersionedForm):
-    kind = forms.ChoiceField(label=_("处理方式"), choices=DisciplineReferral.Outcome.choices)
+    # No preset: the supervisor chooses (issue 10 §7; the form is refused without a choice).
+    kind = forms.ChoiceField(label=_("处理方式"), choices=OUTCOME_BLANK + list(DisciplineReferral.Outcome.choices))
     note = forms.CharField(label=_("处理结果说明"), widget=forms.Textarea(attrs={"rows": 4}))
 
 
-@admin.register(DisciplineReferral)
-class DisciplineReferralAdmin(ScopedCaseChildAdmin):
-    """The supervisors' view: open referrals first, the frozen material, the outcome form."""
+class RectificationSetForm(VersionedForm):
+    requirement = forms.CharField(label=_("整改要求"), widget=forms.Textarea(attrs={"rows": 4}))
+    working_days = forms.IntegerField(
+        label=_("报告期限(工作日)"), min_value=tracking.MIN_WORKING_DAYS, max_value=tracking.MAX_WORKING_DAYS,
+        initial=5, help_text=_("按被移交单位的工作日历计算。"),
+    )
 
-    list_display = ["case", "unit", "kind", "origin", "poor_reason", "created_at", "outcome_kind",
-                    "outcome_recorded_at"]
-    list_select_related = ["case", "unit", "poor_reason"]
+
+@admin.register(DisciplineReferral)
+class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
+    """The supervisors' view: open referrals first; the referral's page shows its whole timeline
+    (frozen material, 跟踪督办 rounds, reports, reminders, outcome) and offers each supervisor action
+    only to those who may take it (:func:`casework.tracking.user_may_track`)."""
+
+    list_display = ["referral_no", "case_cell", "unit", "kind", "trigger_label", "created_local", "tracking_status",
+                    "outcome_kind"]
+    list_display_links = ["referral_no"]
+    list_select_related = ["case", "unit"]
     list_filter = [OpenReferralFilter, "kind", "origin", "outcome_kind", "unit"]
     ordering = ["outcome_recorded_at", "created_at"]
-    readonly_fields = [
-        "case", "unit", "kind", "origin", "poor_reason", "statement", "referred_by", "cases_listed",
-        "trigger", "reason", "created_at", "timeline", "notices_sent",
-        "outcome_kind", "outcome", "outcome_by", "outcome_recorded_at", "outcome_link",
-    ]
-    exclude = ["snapshot", "step"]
+    print_template = "admin/casework/referral/print.html"
+    print_name = "referral"
 
-    @admin.display(description=_("涉及案件"))
-    def cases_listed(self, obj):
-        # Issue 13: a unit referred with several cases (references as text: the frozen material
-        # is in the snapshot, and no link is offered to a case the reader may not open).
-        refs = [c.case.reference for c in obj.cases_concerned.select_related("case").order_by("case_id")]
-        return "、".join(r for r in refs if r) or "—"
+    @admin.display(description=_("移交"), ordering="pk")
+    def referral_no(self, obj):
+        return _("移交 #%(pk)s") % {"pk": obj.pk}
 
-    @admin.display(description=_("办理经过(移交时冻结)"))
-    def timeline(self, obj):
-        rows = obj.snapshot.get("timeline", [])
-        return format_html(
-            "<ol>{}</ol>",
-            format_html("".join(["<li>{} {} {} {}</li>"] * len(rows)), *[
-                v for r in rows for v in (r.get("at", ""), r.get("action", ""), r.get("actor", ""),
-                                           mask_personal_numbers(r.get("reason", "")))
-            ]) if rows else "",
-        )
+    @admin.display(description=_("案件"), ordering="case__reference")
+    def case_cell(self, obj):
+        return format_html("{} {}", obj.case.reference, mask_personal_numbers(obj.case.subject)[:40])
 
-    @admin.display(description=_("已发出的通知"))
-    def notices_sent(self, obj):
-        rows = obj.snapshot.get("notifications", [])
-        return format_html(
-            "<ol>{}</ol>",
-            format_html("".join(["<li>{} {} → {}</li>"] * len(rows)), *[
-                v for r in rows for v in (r.get("created_at", ""), r.get("subject", ""),
-                                           "、".join(r.get("recipients", [])))
-            ]) if rows else "",
-        )
+    @admin.display(description=_("触发方式"), ordering="trigger")
+    def trigger_label(self, obj):
+        return tracking.trigger_label(obj.trigger)
 
-    @admin.display(description=_("登记结果"))
-    def outcome_link(self, obj):
+    @admin.display(description=_("移交时间"), ordering="created_at")
+    def created_local(self, obj):
+        return when(obj.created_at)
+
+    @admin.display(description=_("跟踪督办"))
+    def tracking_status(self, obj):
         if obj.outcome_recorded_at:
-            return ""
-        url = reverse("admin:casework_disciplinereferral_outcome", args=[obj.pk])
-        return format_html('<a class="button" href="{}">{}</a>', url, _("登记处理结果"))
+            return _("已结案")
+        rnd = tracking.referral_open_round(referral=obj)
+        if rnd is None:
+            return _("待下达整改要求")
+        late = rnd.due_at <= timezone.now()
+        text = _("第 %(n)s 轮整改报告待报送,期限 %(due)s") % {"n": rnd.number, "due": when(rnd.due_at)}
+        return format_html('<span class="{}">{}</span>', "cw-late" if late else "", text)
 
     def get_urls(self):
         return [
-            path(
-                "<int:pk>/outcome/",
-                self.admin_site.admin_view(self.outcome_view),
-                name="casework_disciplinereferral_outcome",
-            ),
+            path("<int:pk>/outcome/", self.admin_site.admin_view(self.outcome_view),
+                 name="casework_disciplinereferral_outcome"),
+            path("<int:pk>/rectify/", self.admin_site.admin_view(self.rectify_view),
+                 name="casework_disciplinereferral_rectify"),
+            *self.print_urls(),
             *super().get_urls(),
         ]
 
-    def outcome_view(self, request, pk):
-        referral = self.get_queryset(request).filter(pk=pk).first()
+    def _referral(self, request, pk, *, mask=True):
+        referral = self.get_queryset(request).select_related("unit", "outcome_by").filter(pk=pk).first()
         if referral is None:
             raise Http404
-        if not request.user.has_perm("casework.record_referral_outcome"):
+        if not self.has_view_permission(request, referral):
             raise PermissionDenied
+        if mask and not privacy.user_may_see_personal_numbers(user=request.user):
+            privacy.mask_instance_text(referral)  # shown only, never saved
+        return referral
+
+    def _print_object(self, request, pk):
+        return self._referral(request, pk)
+
+    def page_context(self, request, referral) -> dict:
+        """What the referral page, its print view and its PDF show (one place)."""
+        closed = tracking.referral_is_closed(referral)
+        open_round = tracking.referral_open_round(referral=referral)
+        may_track = tracking.user_may_track(user=request.user, referral=referral) and not closed
+        return {
+            "referral": referral,
+            "trigger": tracking.trigger_label(referral.trigger),
+            "material": tracking.snapshot_material(referral=referral),
+            "timeline": tracking.referral_timeline(referral=referral),
+            "rounds": list(referral.rectification_rounds.select_related("set_by", "answered_by")),
+            "open_round": open_round,
+            "closed": closed,
+            "may_set_round": may_track and open_round is None,
+            "may_close": may_track,
+            "case_visible": selectors.user_can_see_case(user=request.user, case=referral.case),
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=request.user),
+            "now": timezone.now(),
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied  # a read-only page: nothing to save (as Django answers)
+        try:
+            pk = int(object_id)
+        except (TypeError, ValueError) as exc:
+            raise Http404 from exc
+        referral = self._referral(request, pk)
+        context = {
+            **self.admin_site.each_context(request),
+            **self.page_context(request, referral),
+            "title": _("纪检督察移交:%(ref)s") % {"ref": referral.case.reference},
+            "opts": self.model._meta,
+            "print_url": reverse("admin:casework_disciplinereferral_print", args=[referral.pk]),
+            "pdf_url": reverse("admin:casework_disciplinereferral_pdf", args=[referral.pk]),
+        }
+        return TemplateResponse(request, "admin/casework/referral/detail.html", context)
+
+    def _action_page(self, request, referral, *, form, title, template_name, refusal="", status=200):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "referral": referral,
+            "form": form,
+            "refusal": refusal,
+            "may_see_numbers": privacy.user_may_see_personal_numbers(user=request.user),
+            "opts": self.model._meta,
+            "back_url": reverse("admin:casework_disciplinereferral_change", args=[referral.pk]),
+        }
+        return TemplateResponse(request, template_name, context, status=status)
+
+    def _refused_page(self, request, referral, *, title, reason, typed=""):
+        """A refused action: the page says why and shows what was typed; never a bare 403."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title, "reason": reason, "typed": typed, "opts": self.model._meta,
+            "back_url": reverse("admin:casework_disciplinereferral_change", args=[referral.pk]),
+        }
+        return TemplateResponse(request, "admin/casework/refused.html", context, status=403)
+
+    def outcome_view(self, request, pk):
+        referral = self._referral(request, pk, mask=False)  # acted on and versioned: never masked
+        title = _("登记处理结果:%s") % referral.case.reference
+        if not tracking.user_may_track(user=request.user, referral=referral):
+            return self._refused_page(request, referral, title=title,
+                                      reason=_("只有纪检督察可以登记处理结果。"),
+                                      typed=request.POST.get("note", ""))
+        if tracking.referral_is_closed(referral) and request.method != "POST":
+            # (a POST goes on to the version check, which says who recorded it and keeps the note)
+            return self._refused_page(request, referral, title=title,
+                                      reason=_("该移交已登记处理结果,不能修改。"), typed=request.POST.get("note", ""))
         form = ReferralOutcomeForm(request.POST or None, initial=self.version_initial(request, referral))
         if request.method == "POST" and form.is_valid():
             # A refusal (stale page, recorded meanwhile) re-renders the page with the note typed.
             with transaction.atomic():
                 if self.version_form_fresh(request, form, referral):
                     try:
-                        escalation.referral_record_outcome(
+                        tracking.referral_close(
                             referral=referral, acting_user=request.user,
                             kind=form.cleaned_data["kind"], note=form.cleaned_data["note"],
                         )
-                    except escalation.ReferralOutcomeRefused as exc:
+                    except (escalation.ReferralOutcomeRefused, PermissionDenied) as exc:
                         form.add_error(None, str(exc))
                     else:
                         self.log_change(request, referral, _("登记处理结果"))
-                        messages.success(request, _("处理结果已登记。"))
+                        messages.success(request, _("处理结果已登记,跟踪督办结束。"))
                         return HttpResponseRedirect(
                             reverse("admin:casework_disciplinereferral_change", args=[referral.pk])
                         )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("登记处理结果:%s") % referral,
-            "referral": referral,
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/casework/referral_outcome.html", context)
+        return self._action_page(request, referral, form=form, title=title,
+                                 template_name="admin/casework/referral_outcome.html")
+
+    def rectify_view(self, request, pk):
+        referral = self._referral(request, pk, mask=False)  # acted on and versioned: never masked
+        title = _("下达整改报告要求:%s") % referral.case.reference
+        typed = request.POST.get("requirement", "")
+        if not tracking.user_may_track(user=request.user, referral=referral):
+            return self._refused_page(request, referral, title=title,
+                                      reason=_("只有纪检督察可以下达整改报告要求。"), typed=typed)
+        form = RectificationSetForm(request.POST or None, initial=self.version_initial(request, referral))
+        if request.method == "POST" and form.is_valid():
+            with transaction.atomic():
+                if self.version_form_fresh(request, form, referral):
+                    try:
+                        rnd = tracking.rectification_set(
+                            referral=referral, acting_user=request.user,
+                            requirement=form.cleaned_data["requirement"],
+                            working_days=form.cleaned_data["working_days"],
+                        )
+                    except (tracking.TrackingRefused, PermissionDenied) as exc:
+                        form.add_error(None, str(exc))
+                    else:
+                        self.log_change(request, referral, _("下达整改报告要求"))
+                        messages.success(request, _("已下达第 %(n)s 轮整改报告要求,期限 %(due)s。") % {
+                            "n": rnd.number, "due": when(rnd.due_at)})
+                        return HttpResponseRedirect(
+                            reverse("admin:casework_disciplinereferral_change", args=[referral.pk]))
+        return self._action_page(request, referral, form=form, title=title,
+                                 template_name="admin/casework/referral/rectify.html")
 
 
 class NotificationStateFilter(admin.SimpleListFilter):

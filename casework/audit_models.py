@@ -57,6 +57,11 @@ ACTION_LABELS = {
     "referral_poor_handling": _("移交纪检督察(办理不力)"),
     "quality_rung": _("质量触发"),
     "quality_proposal_decided": _("确认质量触发的移交"),
+    "supervision_answered": _("答复督办单"),
+    "referral_outcome": _("登记移交处理结果"),
+    "rectification_set": _("下达整改报告要求"),
+    "rectification_answered": _("报送整改报告"),
+    "rectification_reminder": _("整改报告提醒"),
 }
 
 

@@ -8,6 +8,7 @@ Services: :mod:`casework.calendar` (working days), :mod:`casework.clocks` (polic
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from casework.choices import MessageType
 
@@ -239,7 +240,8 @@ class EscalationStep(models.Model):
     The unique constraint makes every step happen at most once, whatever the scheduler does.
     """
 
-    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="escalation_steps")
+    case = models.ForeignKey("casework.Case", verbose_name=_("案件"), on_delete=models.PROTECT,
+                             related_name="escalation_steps")
     clock = models.CharField(_("时限"), max_length=20, choices=Clock.choices)
     round = models.PositiveSmallIntegerField(_("办理轮次"))
     level = models.CharField(_("级别"), max_length=20, choices=EscalationLevel.choices)
@@ -263,10 +265,12 @@ class EscalationStep(models.Model):
 class SupervisionNotice(models.Model):
     """A 督办单 on an active case, tracked until the unit answers it."""
 
-    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="supervision_notices")
+    case = models.ForeignKey("casework.Case", verbose_name=_("案件"), on_delete=models.PROTECT,
+                             related_name="supervision_notices")
     unit = models.ForeignKey("accounts.Unit", verbose_name=_("被督办单位"), on_delete=models.PROTECT)
     step = models.OneToOneField(
-        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="notice"
+        EscalationStep, verbose_name=_("催督办记录"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="notice",
     )
     content = models.TextField(_("督办内容"))
     opened_by = models.ForeignKey(
@@ -279,7 +283,7 @@ class SupervisionNotice(models.Model):
     )
     opened_at = models.DateTimeField(_("督办时间"))
     answer = models.TextField(_("单位答复"), blank=True)
-    answered_at = models.DateTimeField(_("答复时间"), null=True, blank=True)
+    answered_at = models.DateTimeField(pgettext_lazy("督办单", "答复时间"), null=True, blank=True)
     # Closed without an answer because the unit stopped being answerable for the case (it returned
     # the case to the 网评办); see casework.selectors.notices_awaiting_answer.
     closed_at = models.DateTimeField(_("终止时间"), null=True, blank=True)
@@ -301,16 +305,18 @@ class SupervisionNotice(models.Model):
                        ("refer_poor_handling", _("移交办理不力"))]
 
     def __str__(self) -> str:
-        return f"督办单 {self.case.reference} → {self.unit}"
+        return _("督办单 %(ref)s → %(unit)s") % {"ref": self.case.reference, "unit": self.unit}
 
 
 class DisciplineReferral(models.Model):
     """An immutable referral of a case to 纪检督察, with a snapshot of its timeline and notices."""
 
-    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="referrals")
+    case = models.ForeignKey("casework.Case", verbose_name=_("案件"), on_delete=models.PROTECT,
+                             related_name="referrals")
     unit = models.ForeignKey("accounts.Unit", verbose_name=_("涉及单位"), on_delete=models.PROTECT)
     step = models.OneToOneField(
-        EscalationStep, null=True, blank=True, on_delete=models.PROTECT, related_name="referral"
+        EscalationStep, verbose_name=_("催督办记录"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="referral",
     )
     reason = models.TextField(_("移交理由"))
     snapshot = models.JSONField(_("案件材料"), default=dict)
@@ -345,7 +351,8 @@ class DisciplineReferral(models.Model):
     outcome = models.TextField(_("处理结果"), blank=True)
     outcome_recorded_at = models.DateTimeField(_("结果登记时间"), null=True, blank=True)
     outcome_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, verbose_name=_("结果登记人"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="+",
     )
 
     class Meta:
@@ -355,4 +362,4 @@ class DisciplineReferral(models.Model):
         permissions = [("record_referral_outcome", _("登记移交处理结果"))]
 
     def __str__(self) -> str:
-        return f"移交 {self.case.reference}"
+        return _("移交 %(ref)s") % {"ref": self.case.reference}

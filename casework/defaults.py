@@ -202,6 +202,27 @@ def defaults_ensure() -> None:
     outbox_and_audit_schedules_ensure()
     learning_schedules_ensure()
     assessment_schedules_ensure()
+    tracking_schedule_ensure()
+
+
+RECTIFICATION_TASK_NAME = "跟踪督办提醒 rectification reminders"
+RECTIFICATION_EVERY_MINUTES = 30
+
+
+def tracking_schedule_ensure() -> None:
+    """Create the 跟踪督办 reminder run (``casework.rectification_reminders``, every 30 minutes).
+
+    Idempotent; a schedule a superuser edited is left alone (issue 13 §4).
+    """
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=RECTIFICATION_EVERY_MINUTES, period=IntervalSchedule.MINUTES
+    )
+    PeriodicTask.objects.get_or_create(
+        name=RECTIFICATION_TASK_NAME,
+        defaults={"task": "casework.rectification_reminders", "interval": every, "enabled": True},
+    )
 
 
 ASSESSMENT_REFRESH_TASK_NAME = "考核数据更新 assessment figures refresh"

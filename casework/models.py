@@ -544,3 +544,4 @@ from casework.supervision_models import (  # noqa: E402,F401
     ReferralCase,
     ReferralKind,
 )
+from casework.tracking_models import RectificationReminder, RectificationRound  # noqa: E402,F401 (跟踪督办)

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.exceptions import ObjectDoesNotExist
 
-from casework import audit, escalation, importing, outbox, quality, router_service, services
+from casework import audit, escalation, importing, outbox, quality, router_service, services, tracking
 
 
 @shared_task(name="casework.escalation_sweep", acks_late=True)
@@ -103,3 +103,17 @@ def router_train() -> dict:
     if row is None:
         return {"skipped": 1}
     return {"model_id": row.pk, "n_cases": row.n_cases, "macro_f1": row.macro_f1}
+
+
+@shared_task(name="casework.rectification_reminders", acks_late=True)
+def rectification_reminders() -> dict[str, int]:
+    """Send the 跟踪督办 reminders due now (beat, every 30 minutes; issue 13 §4).
+
+    Each open rectification round is reminded once when one working day is left on the referred
+    unit's calendar and once when its deadline has passed (:func:`casework.tracking.rectification_reminders_send`);
+    overlapping runs and redelivered tasks send each reminder once.
+
+    Returns:
+        ``{"due_soon": n, "overdue": n}``: the reminders this run sent to the outbox.
+    """
+    return tracking.rectification_reminders_send()

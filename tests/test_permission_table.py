@@ -38,6 +38,7 @@ from casework.models import (
     Notification,
     QualityRung,
     QualityStep,
+    RectificationRound,
     State,
     SupervisionNotice,
     UnitCalendarDay,
@@ -95,6 +96,8 @@ MODEL_RULES = {
     "casework.AuditVerificationRun": (SU, NOBODY, NOBODY),
     "casework.ImportJob": ({"dispatcher", "superuser"}, NOBODY, NOBODY),  # those who import
     "casework.RouterModel": (SU, NOBODY, NOBODY),  # models are deactivated, not deleted
+    # 跟踪督办: the referred unit's handlers (who answer) and whoever reads the referral
+    "casework.RectificationRound": ({"handler", "dispatcher", "leader", "supervisor", "superuser"}, NOBODY, NOBODY),
 }
 
 
@@ -119,9 +122,11 @@ def world(bureau, django_user_model):
                             reason="需要协调")
     at = datetime(2026, 3, 10, 9, 0, tzinfo=SH)
     SupervisionNotice.objects.create(case=case, unit=bureau.unit_a, content="请立即办理", opened_at=at)
-    DisciplineReferral.objects.create(case=case, unit=bureau.unit_a, reason="超期", created_at=at)
     QualityStep.objects.create(rung=QualityRung.objects.order_by("pk").first(), case=case, round=1,
                                unit=bureau.unit_a, count=1, happened_at=at, status="proposed")
+    referral = DisciplineReferral.objects.create(case=case, unit=bureau.unit_a, reason="超期", created_at=at)
+    RectificationRound.objects.create(referral=referral, number=1, requirement="请报送整改报告", working_days=3,
+                                      due_at=at, set_by=bureau.supervisor, set_at=at)
     EscalationStep.objects.create(case=case, clock="reply", round=1, level=EscalationRung.objects.first().level,
                                   due_at=at, happened_at=at)
     Notification.objects.create(key="perm-table", subject="测试", body="正文", recipients=["a@bureau.invalid"])
@@ -207,6 +212,13 @@ CUSTOM_RULES = {
     "casework_attachment_download": (CASE_READERS, None),
     "casework_supervisionnotice_answer": (CASE_READERS, None),
     "casework_disciplinereferral_outcome": ({"supervisor", "superuser"}, None),
+    "casework_disciplinereferral_rectify": ({"supervisor", "superuser"}, None),
+    "casework_disciplinereferral_print": ({"dispatcher", "leader", "supervisor", "superuser"}, None),
+    "casework_disciplinereferral_pdf": ({"dispatcher", "leader", "supervisor", "superuser"}, None),
+    "casework_supervisionnotice_print": (CASE_READERS, None),
+    "casework_supervisionnotice_pdf": (CASE_READERS, None),
+    # GET: the answer form for the unit, the reason why not for the other readers (never a bare 403)
+    "casework_rectificationround_answer": ({"handler", "dispatcher", "leader", "supervisor", "superuser"}, None),
     "assessment_topic_split": ("post-only", 403),
     "assessment_topic_assign": ("post-only", 403),
 }
@@ -235,6 +247,12 @@ def custom_url(name, world):
         "casework_attachment_download": [world["attachment"].pk],
         "casework_supervisionnotice_answer": [SupervisionNotice.objects.get(case=case).pk],
         "casework_disciplinereferral_outcome": [DisciplineReferral.objects.get(case=case).pk],
+        "casework_disciplinereferral_rectify": [DisciplineReferral.objects.get(case=case).pk],
+        "casework_disciplinereferral_print": [DisciplineReferral.objects.get(case=case).pk],
+        "casework_disciplinereferral_pdf": [DisciplineReferral.objects.get(case=case).pk],
+        "casework_supervisionnotice_print": [SupervisionNotice.objects.get(case=case).pk],
+        "casework_supervisionnotice_pdf": [SupervisionNotice.objects.get(case=case).pk],
+        "casework_rectificationround_answer": [RectificationRound.objects.get(referral__case=case).pk],
         "assessment_topic_split": [world["topic"].pk],
         "assessment_topic_assign": [world["topic"].pk],
     }[name]

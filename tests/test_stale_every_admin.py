@@ -44,6 +44,7 @@ from casework.models import (
     PoorHandlingReason,
     QualityRung,
     QualityStep,
+    RectificationRound,
     State,
     SupervisionNotice,
     UnitCalendarDay,
@@ -73,6 +74,12 @@ def _step(bureau, superuser):
     rung = EscalationRung.objects.order_by("threshold_days").first()
     return EscalationStep.objects.create(case=case, clock="reply", level=rung.level, round=1,
                                          due_at=timezone.now(), happened_at=timezone.now())
+
+
+def _round(bureau, superuser):
+    referral = _referral(bureau, superuser)
+    return RectificationRound.objects.create(referral=referral, number=1, requirement="请报送整改报告", working_days=3,
+                                             due_at=timezone.now(), set_by=superuser, set_at=timezone.now())
 
 
 # One row per registered model, built the way the site builds it. A new admin fails
@@ -116,6 +123,7 @@ BUILDERS = {
     "casework.QualityStep": lambda b, su: QualityStep.objects.create(
         rung=QualityRung.objects.order_by("pk").first(), case=b.case_in(State.HANDLING), round=1, unit=b.unit_a,
         count=3, happened_at=timezone.now(), status="proposed"),
+    "casework.RectificationRound": _round,
     "casework.Notification": lambda b, su: Notification.objects.create(
         key="test-1", recipients=["a@bureau.invalid"], subject="测试通知", body="正文"),
     "assessment.AssessmentWeights": lambda b, su: AssessmentWeights.objects.create(),

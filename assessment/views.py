@@ -412,6 +412,8 @@ def articles_for_case_view(request: HttpRequest, case_id: int) -> JsonResponse:
     if case is None or not user_can_see_case(user=request.user, case=case):
         raise Http404
     q = (request.GET.get("q") or "").strip()[:50]
+    if "\x00" in q:  # no text field can hold a NUL: a malformed search, not a server error
+        raise BadRequest("q")
     found = knowledge_articles_search(q=q) if q else knowledge_articles_for_case(case=case)
     return JsonResponse({
         "case": case.pk,

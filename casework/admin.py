@@ -81,7 +81,7 @@ from casework.supervision_panels import (
     supervision_perform,
 )
 from casework.templatetags.casework_marks import clock_mark_html
-from casework.templatetags.casework_when import when
+from casework.templatetags.casework_when import when_short
 from casework.text import mask_contact, mask_personal_numbers, to_half_width
 
 admin.site.site_header = _("网民留言办理系统")
@@ -1012,7 +1012,7 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     @admin.display(description=_("督办时间"), ordering="opened_at")
     def opened_local(self, obj):
-        return when(obj.opened_at)
+        return when_short(obj.opened_at)
 
     @admin.display(description=pgettext_lazy("督办单", "答复期限"))
     def due_cell(self, obj):
@@ -1022,8 +1022,8 @@ class SupervisionNoticeAdmin(PrintableMixin, ScopedCaseChildAdmin):
         late = obj.answered_at is None and selectors.notice_awaits_answer(notice=obj) and due <= timezone.now()
         if late:
             return format_html('<span class="cw-late" style="color:#ba2121;font-weight:bold">{} · {}</span>',
-                               when(due), _("已逾期"))
-        return when(due)
+                               when_short(due), _("已逾期"))
+        return when_short(due)
 
     @admin.display(description=_("状态"))
     def status(self, obj):

@@ -44,7 +44,7 @@ from casework.models import (
     WorkCalendarDay,
 )
 from casework.printing import PrintableMixin
-from casework.templatetags.casework_when import when
+from casework.templatetags.casework_when import when, when_short
 from casework.text import mask_personal_numbers
 
 
@@ -260,7 +260,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
 
     @admin.display(description=_("移交时间"), ordering="created_at")
     def created_local(self, obj):
-        return when(obj.created_at)
+        return when_short(obj.created_at)
 
     @admin.display(description=_("跟踪督办"))
     def tracking_status(self, obj):
@@ -270,7 +270,7 @@ class DisciplineReferralAdmin(PrintableMixin, ScopedCaseChildAdmin):
         if rnd is None:
             return _("待下达整改要求")
         late = rnd.due_at <= timezone.now()
-        text = _("第 %(n)s 轮整改报告待报送,期限 %(due)s") % {"n": rnd.number, "due": when(rnd.due_at)}
+        text = _("第 %(n)s 轮整改报告待报送,期限 %(due)s") % {"n": rnd.number, "due": when_short(rnd.due_at)}
         return format_html('<span class="{}">{}</span>', "cw-late" if late else "", text)
 
     def get_urls(self):

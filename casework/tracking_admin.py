@@ -23,7 +23,7 @@ from accounts.admin_versioning import VersionedForm
 from accounts.selectors import unit_scope_q
 from casework import privacy, selectors, tracking
 from casework.models import RectificationRound
-from casework.templatetags.casework_when import when
+from casework.templatetags.casework_when import when_short
 
 
 class RectificationAnswerForm(VersionedForm):
@@ -87,14 +87,14 @@ class RectificationRoundAdmin(StaffModelAdmin):
 
     @admin.display(description=_("下达时间"), ordering="set_at")
     def set_local(self, obj):
-        return when(obj.set_at)
+        return when_short(obj.set_at)
 
     @admin.display(description=_("报告期限"), ordering="due_at")
     def due_cell(self, obj):
         if obj.is_open and obj.due_at <= timezone.now():
             return format_html('<span class="cw-late" style="color:#ba2121;font-weight:bold">{} · {}</span>',
-                               when(obj.due_at), _("已逾期"))
-        return when(obj.due_at)
+                               when_short(obj.due_at), _("已逾期"))
+        return when_short(obj.due_at)
 
     @admin.display(description=_("状态"))
     def status(self, obj):

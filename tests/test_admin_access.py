@@ -147,20 +147,22 @@ def test_case_page_query_count_does_not_grow_with_its_history(client, bureau):
 
 BUTTONS = [
     # (state, role, the action forms the case page offers)
+    # 督办单 by hand on any active case, 办理不力 referral on any dispatched case (issue 13), to the
+    # 网评办 and the leaders; a dispatched handler may sign for and submit at once (draft, issue 10).
     (State.REGISTERED, "dispatcher", {"dispatch", "reject_invalid", "merge", "mark_key_case"}),
     (State.REGISTERED, "reviewer", set()),
-    (State.DISPATCHED, "handler_a", {"accept", "return_to_office", "request_extension"}),
-    (State.DISPATCHED, "dispatcher", {"assign_co_unit", "mark_key_case", "set_type"}),
+    (State.DISPATCHED, "handler_a", {"accept", "draft", "return_to_office", "request_extension"}),
+    (State.DISPATCHED, "dispatcher", {"assign_co_unit", "mark_key_case", "set_type", "open_notice", "refer_poor_handling"}),
     (State.HANDLING, "handler_a", {"draft", "submit_feedback", "request_extension"}),
-    (State.HANDLING, "reviewer", set()),
-    (State.OFFICE_REVIEW, "reviewer", {"office_approve", "office_send_back"}),
+    (State.HANDLING, "reviewer", {"open_notice", "refer_poor_handling"}),
+    (State.OFFICE_REVIEW, "reviewer", {"office_approve", "office_send_back", "open_notice", "refer_poor_handling"}),
     (State.OFFICE_REVIEW, "handler_a", set()),
-    (State.LEADER_REVIEW, "leader", {"leader_approve", "leader_send_back", "mark_key_case"}),
-    (State.LEADER_REVIEW, "reviewer", set()),
+    (State.LEADER_REVIEW, "leader", {"leader_approve", "leader_send_back", "mark_key_case", "open_notice", "refer_poor_handling"}),
+    (State.LEADER_REVIEW, "reviewer", {"open_notice", "refer_poor_handling"}),
     (State.LEADER_REVIEW, "handler_a", set()),
-    (State.APPROVED, "dispatcher", {"publish", "revise", "set_type"}),
-    (State.APPROVED, "leader", set()),
-    (State.REPLIED, "dispatcher", {"follow-up", "reopen", "archive"}),
+    (State.APPROVED, "dispatcher", {"publish", "revise", "set_type", "open_notice", "refer_poor_handling"}),
+    (State.APPROVED, "leader", {"open_notice", "refer_poor_handling"}),
+    (State.REPLIED, "dispatcher", {"follow-up", "reopen", "archive", "refer_poor_handling"}),
     (State.REPLIED, "handler_a", set()),
     (State.REPLIED, "supervisor", set()),
     (State.ARCHIVED, "dispatcher", set()),

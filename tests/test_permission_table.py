@@ -213,8 +213,8 @@ CUSTOM_RULES = {
     "casework_supervisionnotice_answer": (CASE_READERS, None),
     "casework_disciplinereferral_outcome": ({"supervisor", "superuser"}, None),
     "casework_disciplinereferral_rectify": ({"supervisor", "superuser"}, None),
-    "casework_disciplinereferral_print": ({"dispatcher", "leader", "supervisor", "superuser"}, None),
-    "casework_disciplinereferral_pdf": ({"dispatcher", "leader", "supervisor", "superuser"}, None),
+    "casework_disciplinereferral_print": ({"dispatcher", "office_reviewer", "leader", "supervisor", "superuser"}, None),
+    "casework_disciplinereferral_pdf": ({"dispatcher", "office_reviewer", "leader", "supervisor", "superuser"}, None),
     "casework_supervisionnotice_print": (CASE_READERS, None),
     "casework_supervisionnotice_pdf": (CASE_READERS, None),
     # GET: the answer form for the unit, the reason why not for the other readers (never a bare 403)

@@ -165,13 +165,13 @@ def test_the_notice_list_shows_each_deadline_red_when_passed(client, bureau):
                                                answer_days=1, now=datetime(2026, 3, 2, 9, 0, tzinfo=SH))[0]
     client.force_login(bureau.dispatcher)
     html = client.get(reverse("admin:casework_supervisionnotice_changelist")).content.decode()
-    assert "cw-overdue" in html and "2026-03-03 09:00" in html
+    assert "cw-late" in html and "2026年3月3日 09:00" in html
     assert "人工开具" in html
     past.answered_at = past.opened_at
     past.answer = "已答复"
     past.save()
     html = client.get(reverse("admin:casework_supervisionnotice_changelist")).content.decode()
-    assert "cw-overdue" not in html
+    assert "cw-late" not in html
 
 
 def test_a_passed_answer_deadline_feeds_the_unit_notices_rung(bureau):

@@ -42,3 +42,14 @@ def when_date(value) -> str:
     if isinstance(value, (datetime, date)):
         return formats.date_format(value, "DATE_FORMAT")
     return "—"
+
+
+@register.filter
+def when_short(value) -> str:
+    """Return ``value`` as a compact local date and time for list columns (2026年3月10日 09:00 / 03/10/2026 9 a.m.)."""
+    value = _aware(value)
+    if isinstance(value, datetime):
+        return formats.date_format(value, "SHORT_DATETIME_FORMAT")
+    if isinstance(value, date):
+        return formats.date_format(value, "SHORT_DATE_FORMAT")
+    return "—"

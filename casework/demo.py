@@ -135,17 +135,24 @@ def demo_walk(*, replies: dict[str, tuple[str, datetime | None]], seed: int = 20
                      reply=reply_of(case), **people)
         walks.append((case.reference, stage, walk.run(stage)))
         report.walked[stage] += 1
-    if sweeps:
-        walks.append(("", "", _sweeps(now=now, taken=report.escalation)))
-    report.refused += _steps_in_time_order(walks)
+    # Messages outside the police's remit are declined by the 网评办 within the day, in time order
+    # with everything else, so the 交办 clock's sweeps see them closed (issue 13 §5).
     others.sort(key=lambda c: c.submitted_at)
     for case in others[: max(len(others) - KEEP_REGISTERED_OTHERS, 0)]:
         at = _registered_at(case) + min(timedelta(hours=20), (now - _registered_at(case)) / 2)
-        with clock_at(at):
-            services.case_reject_invalid(case=case, acting_user=people["dispatcher"],
-                                         reason="非公安机关职责范围,已告知网民向属地政府反映。")
+        walks.append((case.reference, "out_of_scope", _decline(case=case, at=at, dispatcher=people["dispatcher"])))
         report.walked["out_of_scope"] += 1
+    if sweeps:
+        walks.append(("", "", _sweeps(now=now, taken=report.escalation)))
+    report.refused += _steps_in_time_order(walks)
     return report
+
+
+def _decline(*, case: Case, at: datetime, dispatcher: User):
+    """Yield the moment a message outside the police's remit is declined, then decline it (不予受理)."""
+    yield at
+    services.case_reject_invalid(case=case, acting_user=dispatcher,
+                                 reason="非公安机关职责范围,已告知网民向属地政府反映。")
 
 
 SWEEP_EVERY_DAYS = 4

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 import pytest
 
+from assessment.office_metrics import OFFICE_METRIC_DEFINITIONS
 from assessment.selectors import METRIC_DEFINITIONS
 from tests.factories import Bureau
 
@@ -40,7 +41,8 @@ def test_the_reader_moves_the_weekly_window_and_reads_each_definition(browser, l
     page = login(browser, live_server, b.leader)
     page.goto(f"{live_server.url}/admin/assessment/dashboard/")
     page.wait_for_selector("#cw-dashboard[data-ready='1']")
-    assert page.locator("#cw-dash-definitions dd").count() == len(METRIC_DEFINITIONS)
+    # The units' definitions, then the office's and the leaders' own (issue 13 §5) for a reader of every unit.
+    assert page.locator("#cw-dash-definitions dd").count() == len(METRIC_DEFINITIONS) + len(OFFICE_METRIC_DEFINITIONS)
     assert str(METRIC_DEFINITIONS["handled_on_time"]) in page.locator("#cw-dash-definitions").inner_text()
     # The default window is the current week and the eleven before it, not the newest message's.
     window = page.locator(".cw-dash-window").inner_text()
@@ -78,6 +80,7 @@ def test_the_report_marks_small_denominators_and_explains_each_figure(browser, l
     assert rows.nth(0).get_attribute("data-unit") == str(b.unit_a.pk)
     assert rows.nth(1).get_attribute("data-small") == "1"
     assert "样本不足" in rows.nth(1).inner_text() and "样本不足" not in rows.nth(0).inner_text()
-    assert page.locator("#assessment-definitions dd").count() == 9
+    # Nine units' figures, the two parts for 督办单 by hand and 办理不力 referrals (issue 13 §6).
+    assert page.locator("#assessment-definitions dd").count() == 11
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report_small_marked.png"), full_page=True)

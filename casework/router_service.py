@@ -39,7 +39,9 @@ MIN_UNIT_CASES = 3
 DEFAULT_THRESHOLD = 0.5
 FOLDS = 3
 
-_cache: dict[int, Router] = {}
+# Keyed by the row's id and training time: an id may come back (SQLite reuses the highest rowid
+# after a delete, a rolled-back test's rows), a trained model never changes.
+_cache: dict[tuple, Router] = {}
 _cache_lock = threading.Lock()
 
 
@@ -105,7 +107,7 @@ def router_active() -> tuple[RouterModel | None, Router | None]:
     if row is None:
         return None, None
     with _cache_lock:
-        router = _cache.get(row.pk)
+        router = _cache.get((row.pk, row.trained_at))
     if router is None:
         blob = RouterModel.objects.filter(pk=row.pk).values_list("blob", flat=True).first()
         try:
@@ -115,7 +117,7 @@ def router_active() -> tuple[RouterModel | None, Router | None]:
             return row, None
         with _cache_lock:
             _cache.clear()
-            _cache[row.pk] = router
+            _cache[(row.pk, row.trained_at)] = router
     return row, router
 
 

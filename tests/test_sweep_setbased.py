@@ -366,16 +366,19 @@ def test_two_real_celery_workers_share_one_sweep_and_take_each_step_once(calenda
     cases += seed_handling_cases(bureau, 100, unit=bureau.unit_b, started_at=then - timedelta(days=1),
                                  due_at=then, tag="B")
     db = connection.settings_dict
+    queue = f"sweep-test-{os.getpid()}-{time.monotonic_ns()}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "CASEWORK_SWEEP_BATCH_SIZE": "10",
+        # A queue of this test's own: another test process on the same Redis runs workers too.
+        "CASEWORK_CELERY_QUEUE": queue,
         "CASEWORK_LOG_LEVEL": "INFO",
     }
     app._after_fork()
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(app.conf.task_default_queue)
+        conn.default_channel.queue_purge(queue)
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
     workers = [_worker(env, "sweep1", logs[0]), _worker(env, "sweep2", logs[1])]
     try:
@@ -385,7 +388,7 @@ def test_two_real_celery_workers_share_one_sweep_and_take_each_step_once(calenda
         assert all("ready" in log.read_text() for log in logs), [log.read_text()[-2000:] for log in logs]
         sweep = app.tasks["casework.escalation_sweep"]
         for _ in range(2):  # two beats at once: one task for each worker
-            sweep.apply_async(retry=False)
+            sweep.apply_async(retry=False, queue=queue)
         deadline = time.monotonic() + 120
         done = re.compile(r"casework\.escalation_sweep\[[^\]]+\] succeeded in [0-9.]+s: (\{.*\})")
         while time.monotonic() < deadline:

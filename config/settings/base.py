@@ -157,6 +157,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "casework@bureau.inval
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport (no server needed).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The queue this site's tasks go to and its workers read (default "celery"): sites, or test runs,
+# sharing one Redis database keep their tasks apart by naming their own.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CASEWORK_CELERY_QUEUE", "celery")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}

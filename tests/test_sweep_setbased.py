@@ -376,6 +376,10 @@ def test_two_real_celery_workers_share_one_sweep_and_take_each_step_once(calenda
         "CASEWORK_CELERY_QUEUE": queue,
         "CASEWORK_LOG_LEVEL": "INFO",
     }
+    # This process's app may have been configured by an earlier test (eager mode, another broker):
+    # send for real, to the broker the workers read.
+    saved = app.conf.task_always_eager, app.conf.broker_url
+    app.conf.task_always_eager, app.conf.broker_url = False, os.environ["REDIS_URL"]
     app._after_fork()
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge(queue)
@@ -398,6 +402,7 @@ def test_two_real_celery_workers_share_one_sweep_and_take_each_step_once(calenda
             time.sleep(0.5)
         found = [done.findall(log.read_text()) for log in logs]
     finally:
+        app.conf.task_always_eager, app.conf.broker_url = saved
         for worker in workers:
             worker.terminate()
         for worker in workers:

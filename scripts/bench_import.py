@@ -8,12 +8,13 @@ Usage (from the repository root; the database is dropped and rebuilt each run):
 It writes two CSV files of generated messages (``--small`` and ``--rows`` of them, realistic
 subjects and bodies of about 150 characters, 1% bad rows and 0.5% ids repeated across batches),
 migrates the database, then imports the small file, the large one, and the large one again
-(everything skipped), with the intake duplicate check on (default) or off (``--duplicates off``).
-For each it prints rows, seconds, messages per second and the process's
+(everything skipped). For each it prints rows, seconds, messages per second and the process's
 peak RSS so far (``resource.getrusage``: it only grows, so a flat figure after the large file
-means memory does not grow with rows), the CPU seconds of this process (``msg/CPU-s`` is what one
-free core would do for the Python side), with the load average before and after: the development
-machine has 2 cores shared by other work.
+means memory does not grow with rows), the CPU seconds of this process and of its PostgreSQL backend (``msg/CPU-s`` = rows / both: what
+free cores would do), with the load average before and after: the development machine has 2 cores
+shared by other work. The first runs have the intake duplicate check off (the importer's own cost);
+a last one imports ``--duplicates-rows`` new messages with it on. ``run(**kw)`` is the part of
+``scripts/bench.py``.
 """
 
 import argparse
@@ -56,20 +57,31 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
-                                                                 "postgres://postgres@127.0.0.1:5432/cw_import"))
-    parser.add_argument("--duplicates", choices=("on", "off"), default="on",
-                        help="the intake duplicate check (CASEWORK_INTAKE_DUPLICATES) on or off")
-    args = parser.parse_args()
+def _backend_cpu_seconds(connection) -> float | None:
+    """CPU seconds used so far by this connection's PostgreSQL backend (local server, Linux), or None."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
-    os.environ["DATABASE_URL"] = args.database_url
+
+def measure(*, rows: int = 100_000, small: int = 10_000, database_url: str | None = None,
+            duplicates_rows: int = 1_000, out=print) -> list[dict]:
+    """Build the database and files, import them, return one dict per run (and print the table).
+
+    Runs: parse only; the small file; the large file; the large file again (all skipped) — with
+    the intake duplicate check off (``CASEWORK_INTAKE_DUPLICATES=0``: the importer's own cost);
+    then ``duplicates_rows`` new messages with the check on (its cost, measured separately).
+    """
+    database_url = database_url or os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cw_import")
+    os.environ["DATABASE_URL"] = database_url
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    _database_recreate(args.database_url)
+    _database_recreate(database_url)
 
     import django
 
@@ -79,41 +91,92 @@ def main() -> None:
     logging.getLogger("casework").setLevel(logging.WARNING)
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     from casework.importing import messages_import, platform_ensure, read_message_rows
 
-    settings.CASEWORK_INTAKE_DUPLICATES = args.duplicates == "on"
     call_command("migrate", verbosity=0)
     platform = platform_ensure()
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
-    small, large = folder / "small.csv", folder / "large.csv"
-    write_csv(small, args.small, seed=1)
-    write_csv(large, args.rows, seed=2)
-    print(f"files: {args.small:,} rows ({small.stat().st_size / 2**20:.1f} MB), "
-          f"{args.rows:,} rows ({large.stat().st_size / 2**20:.1f} MB); batch {settings.CASEWORK_IMPORT_BATCH_SIZE}")
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    print(f"peak RSS after setup: {peak_rss_mb():.0f} MB")
-    print(f"{'run':<20}{'rows':>9}{'created':>9}{'skipped':>9}{'errors':>7}{'seconds':>9}{'msg/s':>8}"
-          f"{'CPU s':>7}{'msg/CPU-s':>10}{'peak RSS':>10}")
+    small_file, large_file, dup_file = folder / "small.csv", folder / "large.csv", folder / "dup.csv"
+    write_csv(small_file, small, seed=1)
+    write_csv(large_file, rows, seed=2)
+    write_csv(dup_file, duplicates_rows, seed=3)
+    out(f"files: {small:,} rows ({small_file.stat().st_size / 2**20:.1f} MB), "
+        f"{rows:,} rows ({large_file.stat().st_size / 2**20:.1f} MB); batch {settings.CASEWORK_IMPORT_BATCH_SIZE}")
+    out(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    out(f"peak RSS after setup: {peak_rss_mb():.0f} MB")
+    out(f"{'run':<24}{'rows':>9}{'created':>9}{'skipped':>9}{'errors':>7}{'seconds':>9}{'msg/s':>8}"
+        f"{'CPU s':>7}{'PG CPU s':>9}{'msg/CPU-s':>10}{'peak RSS':>10}")
+    results = []
     started, cpu = time.perf_counter(), time.process_time()
-    rows = sum(1 for _ in read_message_rows(large))
+    parsed = sum(1 for _ in read_message_rows(large_file))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(f"{'parse only (large)':<20}{rows:>9,}{'':>9}{'':>9}{'':>7}{seconds:>9.1f}{rows / seconds:>8,.0f}"
-          f"{cpu:>7.1f}{rows / cpu:>10,.0f}{peak_rss_mb():>8.0f} MB")
-    for label, path in (("small file", small), ("large file", large), ("large file again", large)):
+    out(f"{'parse only (large)':<24}{parsed:>9,}{'':>9}{'':>9}{'':>7}{seconds:>9.1f}{parsed / seconds:>8,.0f}"
+        f"{cpu:>7.1f}{'':>9}{parsed / cpu:>10,.0f}{peak_rss_mb():>8.0f} MB")
+    runs = (("small file", small_file, False), ("large file", large_file, False),
+            ("large file again", large_file, False), ("duplicate check on", dup_file, True))
+    for label, path, duplicates in runs:
+        settings.CASEWORK_INTAKE_DUPLICATES = duplicates
+        load_before = os.getloadavg()[0]
+        pg_cpu = _backend_cpu_seconds(connection)
         started, cpu = time.perf_counter(), time.process_time()
         report = messages_import(rows_source=path, platform=platform)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        print(f"{label:<20}{report.rows_read:>9,}{report.created:>9,}{report.skipped:>9,}{report.error_count:>7,}"
-              f"{seconds:>9.1f}{report.rows_read / seconds:>8,.0f}{cpu:>7.1f}{report.rows_read / cpu:>10,.0f}"
-              f"{peak_rss_mb():>8.0f} MB")
-    from casework.models import DuplicateFlag
-
-    print(f"intake duplicate check: {args.duplicates}; flags written: {DuplicateFlag.objects.count():,}")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for path in (small, large):
+        pg_after = _backend_cpu_seconds(connection)
+        pg = (pg_after - pg_cpu) if pg_cpu is not None and pg_after is not None else float("nan")
+        result = {"run": label, "rows": report.rows_read, "created": report.created, "skipped": report.skipped,
+                  "errors": report.error_count, "seconds": seconds, "rate": report.rows_read / seconds,
+                  "cpu": cpu, "pg_cpu": pg, "rate_cpu": report.rows_read / (cpu + (pg if pg == pg else 0)),
+                  "rss_mb": peak_rss_mb(), "load": (load_before, os.getloadavg()[0])}
+        results.append(result)
+        out(f"{label:<24}{report.rows_read:>9,}{report.created:>9,}{report.skipped:>9,}{report.error_count:>7,}"
+            f"{seconds:>9.1f}{result['rate']:>8,.0f}{cpu:>7.1f}{pg:>9.1f}{result['rate_cpu']:>10,.0f}"
+            f"{result['rss_mb']:>8.0f} MB")
+    out(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    out("msg/CPU-s = rows / (this process's CPU + its PostgreSQL backend's CPU): the rate on free cores")
+    for path in (small_file, large_file, dup_file):
         path.unlink()
     folder.rmdir()
+    return results
+
+
+def run(*, import_rows: int | None = None, quick: bool = False, database_url: str | None = None,
+        **_ignored) -> list[tuple[str, str, str]]:
+    """Benchmark part for ``scripts/bench.py``: ``(measure, figure, target)`` rows.
+
+    ``import_rows`` (default 100,000; 20,000 with ``quick``) rows in the large file, a tenth of
+    that in the small one; ``database_url`` the scratch database (dropped and rebuilt).
+    """
+    rows = import_rows or (20_000 if quick else 100_000)
+    url = database_url or os.environ.get("BENCH_IMPORT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cw_bench_import")
+    results = {r["run"]: r for r in measure(rows=rows, small=max(1, rows // 10), database_url=url,
+                                            duplicates_rows=200 if quick else 1_000, out=lambda *a: print(*a, file=sys.stderr))}
+    large, again, small_run, dup = (results[k] for k in ("large file", "large file again", "small file",
+                                                       "duplicate check on"))
+    return [
+        (f"import from CSV, {large['rows']:,} rows (duplicate check off), wall",
+         f"{large['rate']:,.0f} msg/s ({large['seconds']:.1f} s, load {large['load'][0]:.1f})", "≥ 5,000 msg/s"),
+        ("import from CSV, per CPU-second (importer + its PostgreSQL backend)",
+         f"{large['rate_cpu']:,.0f} msg/CPU-s", "≥ 5,000 msg/s"),
+        ("import again, everything skipped", f"{again['rate']:,.0f} msg/s", "—"),
+        (f"import memory, peak RSS after {small_run['rows']:,} / {large['rows']:,} rows",
+         f"{small_run['rss_mb']:.0f} / {large['rss_mb']:.0f} MB", "flat"),
+        (f"import with the intake duplicate check on ({dup['rows']:,} rows into {large['created']:,})",
+         f"{dup['rate']:,.0f} msg/s", "(helper router)"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--duplicates-rows", type=int, default=1_000,
+                        help="rows imported with the intake duplicate check on, after the others")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                                                                 "postgres://postgres@127.0.0.1:5432/cw_import"))
+    args = parser.parse_args()
+    measure(rows=args.rows, small=args.small, database_url=args.database_url, duplicates_rows=args.duplicates_rows)
 
 
 def _database_recreate(url: str) -> None:

@@ -1,5 +1,6 @@
 """Admin for people and the work matrix. Superusers configure; every write goes through services."""
 
+from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
@@ -176,6 +177,12 @@ class SignInRecordAdminMixin:
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        # axes' own action "clean up expired attempts" reads the attempt time that axes' middleware
+        # sets only on sign-in paths; without it the action was a 500.
+        AxesProxyHandler.update_request(request)
+        return super().changelist_view(request, extra_context)
 
 
 for _model in (AccessAttempt, AccessLog, AccessFailureLog):

@@ -11,8 +11,10 @@ of the site has it. What the user saw travels with each submit as a version toke
 - changelist: one hidden ``_row_version`` (``pk:token``) per listed row (``admin/change_list.html``);
   a list edit with a stale row saves nothing and re-renders the input; an action leaves out the
   rows changed since they were listed (and any selected row that was not listed), with a warning
-  per row naming who changed it; a second step (the delete confirmation) keeps the first step's
-  versions in the session;
+  per row naming who changed it; the second step of any intermediate page (Django's delete
+  confirmation, the bulk archive's confirmation, the bulk dispatch's unit choice) keeps the first
+  step's versions in the session and is checked against them, so a row changed while the page was
+  open is left out too;
 - delete page: the version shown on the confirmation is checked when deleting.
 
 A submit without a version (an old client, a script posting by hand) is not checked.
@@ -276,7 +278,9 @@ class VersionedAdminMixin:
         def run(modeladmin, request, queryset):
             key = _SESSION_ACTION.format(label=model_admin.model._meta.label, action=name)
             posted = model_admin._posted_row_versions(request)
-            if not posted and request.POST.get("post"):
+            if not posted:
+                # The second step of an intermediate page (Django's ``post``, our ``confirm`` or
+                # ``apply``): it carries no row versions, so check the rows the first step saw.
                 posted = request.session.pop(key, None) or {}
             if not posted:
                 return func(modeladmin, request, queryset)

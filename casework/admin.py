@@ -20,7 +20,6 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.admin_base import StaffModelAdmin
 from accounts.admin_versioning import VersionedForm
-from accounts.models import Unit
 from accounts.selectors import handling_units_q, units_in_scope
 from accounts.versioning import Change
 from casework import (
@@ -50,7 +49,7 @@ from casework.forms import (
 )
 from casework.importing_admin import import_view
 from casework.kept_input import form_refill, input_keep, input_restore
-from casework.learning_panels import case_learning_panels, suggestion_from_post
+from casework.learning_panels import case_learning_panels, suggestion_from_post, suggestion_seen_form
 from casework.models import (
     Attachment,
     Case,
@@ -74,6 +73,7 @@ from casework.review_forms import (
     ReturnRulingForm,
     VersionedDraftForm,
 )
+from casework.router_service import dispatch_suggestion
 from casework.supervision_panels import (
     SUPERVISION_ACTIONS,
     SUPERVISION_FORMS,
@@ -800,22 +800,27 @@ class CaseAdmin(StaffModelAdmin):
         """交办 many registered messages in one step, each to the unit chosen on its row.
 
         The first post shows the selected messages still waiting for dispatch, each with the
-        catalogue's suggestion preselected and its reason; the second (``apply``) dispatches each row
-        through :func:`casework.services.case_dispatch` with ``expected_state`` registered, so a
-        message dispatched or merged meanwhile is refused, not dispatched twice. Rows left without
-        a unit are skipped; a refused row keeps the dispatcher's choices on the page.
+        suggestion of the case page (:func:`casework.router_service.dispatch_suggestion`: the
+        learned model's top three with confidence and words, or the keyword catalogue's unit,
+        labelled as such) preselected; the second (``apply``) dispatches each row through
+        :func:`casework.services.case_dispatch` with ``expected_state`` registered, so a message
+        dispatched or merged meanwhile is refused, not dispatched twice, and records with each
+        dispatch the suggestion shown and whether it was taken. Rows left without a unit are
+        skipped; a refused row keeps the dispatcher's choices on the page.
         """
         cases = list(queryset.filter(state=State.REGISTERED).select_related("platform").order_by("pk"))
         skipped = queryset.exclude(state=State.REGISTERED).count()
         units = list(units_in_scope(user=request.user).filter(handling_units_q()).order_by("path"))
         by_pk = {u.pk: u for u in units}
-        catalogue = list(Unit.objects.filter(handling_units_q()).exclude(keywords="").order_by("path"))
         rows = []
         for case in cases:
-            suggested, keywords = routing.unit_suggestion(case=case, units=catalogue)
+            suggestion = dispatch_suggestion(case=case, units=units)
+            keywords = (routing.unit_suggestion(case=case, units=[suggestion.unit])[1]
+                        if suggestion.source == "catalogue" else [])
             chosen = request.POST.get(f"unit_{case.pk}") if "apply" in request.POST else (
-                str(suggested.pk) if suggested and suggested.pk in by_pk else "")
-            rows.append({"case": case, "suggested": suggested, "keywords": keywords, "chosen": chosen or ""})
+                str(suggestion.unit.pk) if suggestion.unit and suggestion.unit.pk in by_pk else "")
+            rows.append({"case": case, "suggestion": suggestion, "keywords": keywords, "chosen": chosen or "",
+                         "seen": suggestion_seen_form(suggestion, prefix=f"s{case.pk}")})
         if "apply" in request.POST:
             note = (request.POST.get("note") or "").strip()
             done, refused = [], []
@@ -826,7 +831,9 @@ class CaseAdmin(StaffModelAdmin):
                     continue
                 try:
                     services.case_dispatch(case=row["case"], acting_user=request.user, unit=unit, note=note,
-                                           expected_state=State.REGISTERED)
+                                           expected_state=State.REGISTERED,
+                                           suggestion=suggestion_from_post(request.POST,
+                                                                           prefix=f"s{row['case'].pk}"))
                 except (PermissionDenied, services.TransitionRefused) as exc:
                     refused.append((row, str(exc)))
                     continue

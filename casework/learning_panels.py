@@ -28,9 +28,28 @@ class SuggestionSeenForm(forms.Form):
     suggestion_model_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
-def suggestion_from_post(post) -> dict | None:
-    """Return the suggestion recorded with a dispatch from the dispatch form's hidden fields, or None."""
-    form = SuggestionSeenForm(post)
+def suggestion_seen_form(suggestion, *, prefix: str | None = None) -> SuggestionSeenForm:
+    """The hidden fields carrying ``suggestion`` (a :class:`~casework.router_service.Suggestion`).
+
+    ``prefix`` tells the rows of the bulk dispatch page apart (one form per message).
+    """
+    return SuggestionSeenForm(prefix=prefix, initial={
+        "suggested_unit_id": suggestion.unit.pk if suggestion.unit else None,
+        "suggestion_source": suggestion.source,
+        "suggestion_confidence": round(suggestion.confidence, 4) if suggestion.confidence is not None else None,
+        "suggestion_model_id": suggestion.model_id,
+    })
+
+
+def suggestion_from_post(post, *, prefix: str | None = None) -> dict | None:
+    """Return the suggestion recorded with a dispatch from the dispatch form's hidden fields, or None.
+
+    Args:
+        post: the submitted data (``request.POST``).
+        prefix: the row's prefix on the bulk dispatch page (as given to :func:`suggestion_seen_form`).
+    Malformed hidden fields (a hand-made post) give None: the dispatch is recorded without a suggestion.
+    """
+    form = SuggestionSeenForm(post, prefix=prefix)
     if not form.is_valid() or not form.cleaned_data.get("suggested_unit_id"):
         return None
     d = form.cleaned_data
@@ -50,12 +69,7 @@ def case_learning_panels(*, user: User, case: Case, context: dict, units) -> dic
     if context.get("dispatch_form") is not None:
         suggestion = dispatch_suggestion(case=case, units=units)
         extra["dispatch_suggestion"] = suggestion
-        extra["suggestion_form"] = SuggestionSeenForm(initial={
-            "suggested_unit_id": suggestion.unit.pk if suggestion.unit else None,
-            "suggestion_source": suggestion.source,
-            "suggestion_confidence": round(suggestion.confidence, 4) if suggestion.confidence is not None else None,
-            "suggestion_model_id": suggestion.model_id,
-        })
+        extra["suggestion_form"] = suggestion_seen_form(suggestion)
         if suggestion.unit is not None:
             extra["dispatch_form"] = DispatchForm(units=units, initial={"unit": suggestion.unit.pk})
     if case.state == State.REGISTERED:

@@ -1,6 +1,8 @@
 """交办 as the 网评办 works it: only handling units, the type corrected with its clocks, many at once."""
 
+import csv
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
@@ -11,8 +13,9 @@ import pytest
 
 from accounts.models import Unit
 from accounts.selectors import handling_units_q, unit_is_handling
-from casework import calendar, joint, services
+from casework import calendar, joint, router_service, services
 from casework.models import CaseClock, CaseEvent, MessageType, State
+from tests.stale_helpers import read_form
 
 pytestmark = pytest.mark.django_db
 
@@ -148,7 +151,8 @@ def test_bulk_dispatch_dispatches_each_row_to_its_unit_and_keeps_refused_rows(bu
     assert page.status_code == 200
     rows = {r["case"].pk: r for r in page.context["rows"]}
     assert set(rows) == {lamp.pk, other.pk, gone.pk} and page.context["skipped"] == 1
-    assert rows[lamp.pk]["suggested"] == bureau.unit_b and rows[lamp.pk]["keywords"] == ["路灯"]
+    assert rows[lamp.pk]["suggestion"].unit == bureau.unit_b and rows[lamp.pk]["suggestion"].source == "catalogue"
+    assert rows[lamp.pk]["keywords"] == ["路灯"]
     assert rows[lamp.pk]["chosen"] == str(bureau.unit_b.pk)
     assert "路灯" in page.content.decode()
 
@@ -167,6 +171,41 @@ def test_bulk_dispatch_dispatches_each_row_to_its_unit_and_keeps_refused_rows(bu
     told = [str(m) for m in get_messages(page.wsgi_request)]
     assert any("已交办 2 件" in m for m in told) and any("2 件已不是待交办状态" in m for m in told)
     assert CaseEvent.objects.filter(case=lamp, action="dispatch").count() == 1
+
+
+def test_bulk_dispatch_shows_the_learned_top_three_and_records_whether_each_was_taken(bureau, settings):
+    """Issue 12 §1: bulk dispatch shows what the case page shows (the model's top three with their
+    confidence and words) and each dispatch records the suggestion and whether it was taken."""
+    settings.CASEWORK_ROUTER_MIN_HISTORY = 12
+    with (Path(__file__).parent / "data" / "router_small.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_cat = {c: [r for r in rows if r["category"] == c] for c in ("交通运输", "卫生计生")}
+    for cat, unit in (("交通运输", bureau.unit_a), ("卫生计生", bureau.unit_b)):
+        for r in by_cat[cat][:8]:
+            bureau.case_in(State.REPLIED, unit=unit, subject=r["subject"], body=r["body"])
+    assert router_service.router_train() is not None
+    traffic = bureau.register(subject=by_cat["交通运输"][9]["subject"], body=by_cat["交通运输"][9]["body"])
+    health = bureau.register(subject=by_cat["卫生计生"][9]["subject"], body=by_cat["卫生计生"][9]["body"])
+    client = _client(bureau.dispatcher)
+    url = reverse("admin:casework_case_changelist")
+    page = client.post(url, {"action": "bulk_dispatch", ACTION_CHECKBOX_NAME: [traffic.pk, health.pk]})
+    shown = {r["case"].pk: r for r in page.context["rows"]}
+    suggestion = shown[traffic.pk]["suggestion"]
+    assert suggestion.source == "model" and suggestion.unit == bureau.unit_a
+    assert shown[traffic.pk]["chosen"] == str(bureau.unit_a.pk)  # preselected
+    body = page.content.decode()
+    assert body.count('class="cw-top3"') == 2 and "%" in body and suggestion.candidates[0]["words"][0] in body
+    form, _t = read_form(body)
+    assert form[f"s{traffic.pk}-suggestion_source"] == ["model"]
+    # Traffic as suggested; health sent to the other unit than suggested.
+    against = shown[health.pk]["suggestion"].unit
+    form[f"unit_{health.pk}"] = [str((bureau.unit_b if against == bureau.unit_a else bureau.unit_a).pk)]
+    client.post(url, form)
+    taken = CaseEvent.objects.get(case=traffic, action="dispatch").payload["suggestion"]
+    overridden = CaseEvent.objects.get(case=health, action="dispatch").payload["suggestion"]
+    assert taken["taken"] is True and taken["source"] == "model" and taken["unit_id"] == bureau.unit_a.pk
+    assert overridden["taken"] is False and overridden["unit_id"] == against.pk
+    assert sum(r["offered"] for r in router_service.suggestion_acceptance()) == 2
 
 
 def test_bulk_dispatch_keeps_the_choices_of_a_row_left_without_unit(bureau):

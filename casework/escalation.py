@@ -256,6 +256,8 @@ def _unit_notice_rows(*, now, rung, cal, unit_cals=None) -> list[tuple[int, int]
 # Due clocks claimed and written per transaction. A batch is a few statements whatever its size;
 # smaller batches let several workers share a sweep more evenly and hold each lock shorter.
 BATCH_SIZE = 500
+# Steps taken by one rung after which the sweep refreshes the steps table's statistics.
+ANALYZE_AFTER = 1000
 # Characters of the message shown for each case of a digest.
 EXCERPT_CHARS = 120
 # Cases named in a digest's subject before "等 n 件".
@@ -1115,6 +1117,12 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = No
         if due or by_notices:
             with sweep.taking(rung):
                 n = sweep.take(due, rung, TRIGGER_LADDER) + sweep.take(by_notices, rung, TRIGGER_UNIT_NOTICES)
+            if n >= ANALYZE_AFTER and connection.vendor == "postgresql":
+                # The next rungs (and the next sweep) select with an anti-join on the steps; planned
+                # on statistics from before thousands of new steps, it can turn into a merge join
+                # that takes seconds (measured: 22.9 s instead of 20 ms at 10,000 steps unanalysed).
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ANALYZE {EscalationStep._meta.db_table}")
         # Also when this sweep took nothing of what it found: another worker that took it may
         # have left its digests to this one, still taking the rung then (see _Sweep.taking).
         if due or by_notices or rung.level in left_over:

@@ -47,6 +47,7 @@ import re
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -506,6 +507,19 @@ def _insert(model, objs: list, *, returning: bool = True) -> list:
     return objs
 
 
+def _ids(values):
+    """``values`` (ids) for an ``__in`` filter: on PostgreSQL one array parameter, as its text.
+
+    ``pk__in=[…500 ids…]`` is 500 placeholders that Django prepares and the driver splits and
+    adapts one by one (a second of the sweep's Python time at 10,000 due); ``IN (SELECT
+    unnest(%s::bigint[]))`` is one, and the planner probes the same index. Elsewhere the list.
+    """
+    values = list(values)
+    if connection.vendor != "postgresql":
+        return values
+    return RawSQL("SELECT unnest(%s::bigint[])", ["{" + ",".join(map(str, values)) + "}"])
+
+
 def _ids_insert(model, id_fields: list[str], columns: list[list[int]], **constants) -> None:
     """Insert rows of ``model`` made of id columns (``columns[i]`` for ``id_fields[i]``) and constants.
 
@@ -686,7 +700,7 @@ class _Sweep:
                 cursor.execute("DISCARD PLANS")
         with transaction.atomic():
             cases_qs = (
-                Case.objects.filter(pk__in=sorted({case_id for _pk, case_id in rows}))
+                Case.objects.filter(pk__in=_ids(sorted({case_id for _pk, case_id in rows})))
                 .only(*CASE_FIELDS)
                 .order_by("pk")
             )
@@ -706,12 +720,12 @@ class _Sweep:
             # The re-check, under the locks: the clock still runs, the step is due and untaken.
             clocks = list(
                 CaseClock.objects.filter(
-                    pk__in=[pk for pk, case_id in rows if case_id in cases], stopped_at__isnull=True
+                    pk__in=_ids([pk for pk, case_id in rows if case_id in cases]), stopped_at__isnull=True
                 ).order_by("case_id", "pk")
             )
             levels = [rung.level] + ([rung.requires.level] if rung.requires_id else [])
             have = set(
-                EscalationStep.objects.filter(case_id__in=list(cases), level__in=levels)
+                EscalationStep.objects.filter(case_id__in=_ids(list(cases)), level__in=levels)
                 .values_list("case_id", "clock", "round", "level")
             )
             chosen: list[tuple[Case, CaseClock]] = []
@@ -778,7 +792,7 @@ class _Sweep:
         case_ids = sorted({case.pk for case, _clock in chosen})
         heads = {
             row[0]: (row[1], row[2])
-            for row in AuditChainHead.objects.filter(case_id__in=case_ids).values_list(
+            for row in AuditChainHead.objects.filter(case_id__in=_ids(case_ids)).values_list(
                 "case_id", "event_count", "head_hash")
         }
         missing = [pk for pk in case_ids if pk not in heads]
@@ -839,7 +853,7 @@ class _Sweep:
             if not step_ids:
                 return 0
             steps = list(
-                EscalationStep.objects.filter(pk__in=step_ids).order_by("due_at", "pk").values(
+                EscalationStep.objects.filter(pk__in=_ids(step_ids)).order_by("due_at", "pk").values(
                     "pk", "case_id", "clock", "round", "level", "due_at",
                     reference=F("case__reference"), subject=F("case__subject"),
                     excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
@@ -857,7 +871,7 @@ class _Sweep:
                         s["unit_id"], s["office_clock"] = (office.pk if office else None), True
             units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
             history = _by_case(
-                EscalationStep.objects.filter(case_id__in={s["case_id"] for s in steps})
+                EscalationStep.objects.filter(case_id__in=_ids({s["case_id"] for s in steps}))
                 .order_by("case_id", "happened_at", "pk").values("case_id", "clock", "level", "happened_at")
             )
             lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))

@@ -167,10 +167,14 @@ class CaseClock(models.Model):
         ]
         indexes = [
             models.Index(fields=["stopped_at", "due_at"], name="caseclock_stopped_due_idx"),
+            # The sweep's selection of due clocks (issue 11): a range of running clocks by deadline,
+            # answered from the index alone (the clock id; the case and round for the step check; the unit for
+            # its calendar), not one heap page per due clock.
             models.Index(
                 fields=["clock", "due_at"],
+                include=["id", "case", "round", "unit"],
                 condition=models.Q(stopped_at__isnull=True),
-                name="caseclock_running_due_idx",
+                name="caseclock_running_due_cov_idx",
             ),
             models.Index(
                 fields=["case"],

@@ -25,6 +25,7 @@ import argparse
 from datetime import datetime
 import os
 from pathlib import Path
+import statistics
 import sys
 import time
 from zoneinfo import ZoneInfo
@@ -33,44 +34,78 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
+TARGETS = ((1_000_000, 2.0), (100_000, 0.3))  # (open cases at least, seconds): issue 11 §1
+# A fixed working-day afternoon (Wednesday) in Beijing, so "overdue" is in working time.
+NOW = (2026, 11, 25, 15, 0)
+
+
+def target_for(cases: int) -> float | None:
+    return next((t for n, t in TARGETS if cases >= n), None)
+
+
+def _args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due-percent", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="sweeps to time; before each, the writes of the last one are undone (--reset)")
     parser.add_argument("--profile", action="store_true", help="print the sweep's top functions (cProfile)")
     parser.add_argument("--reuse", type=int, default=None, metavar="N",
                         help="reuse the database built by an earlier run and sweep N working days later "
                              "(3: the 10,000 urged cases take the 报分管局领导 step; 5: the referral)")
+    parser.add_argument("--reset", action="store_true",
+                        help="reuse the database and first undo every escalation written in it (sweep again "
+                             "at the build's time, --reuse 0)")
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                  "postgres://postgres@127.0.0.1:5432/cw_bench")
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def main(argv=None) -> None:
+    args = _args(argv)
+    if args.reset and args.reuse is None:
+        args.reuse = 0
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    if args.reuse is None:
-        _database_recreate(args.database_url)
-
     import django
 
     django.setup()
     import logging
 
     logging.getLogger("casework").setLevel(logging.WARNING)
+    now = prepare(cases=args.cases, due_percent=args.due_percent, reuse=args.reuse, reset=args.reset,
+                  database_url=args.database_url)
+    runs = []
+    for i in range(max(1, args.repeat)):
+        if i or args.reset:
+            _undo_escalations()
+        runs.append(sweep_once(now=now, batch_size=args.batch_size, profile=args.profile and i == 0,
+                               statements=bool(os.environ.get("BENCH_STATEMENTS")), first=i == 0,
+                               level="urge" if not args.reuse else "escalate"))
+    print(summary(runs, cases=args.cases))
+    if args.reuse in (None, 0):
+        _nothing_due(now)
+
+
+def prepare(*, cases: int, due_percent: float = 1.0, reuse: int | None = None, reset: bool = False,
+            database_url: str) -> datetime:
+    """Build (or reuse) the benchmark database; return the time to sweep at."""
     from io import StringIO
 
     from django.core.management import call_command
-    from django.db import connection
 
-    from casework import escalation, outbox
-    from casework.models import DigestLine, EscalationStep, Notification
+    from casework.calendar import work_calendar
 
-    # A fixed working-day afternoon (Wednesday) in Beijing, so "overdue" is in working time.
-    now = datetime(2026, 11, 25, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    if args.reuse is None:
+    now = datetime(*NOW, tzinfo=ZoneInfo("Asia/Shanghai"))
+    if reuse is None:
+        from django.db import connections
+
+        connections.close_all()
+        _database_recreate(database_url)
         call_command("migrate", verbosity=0)
         call_command("calendar_seed", "--from-year", "2024", stdout=StringIO(), stderr=StringIO())
         from tests.factories import Bureau
@@ -78,27 +113,52 @@ def main() -> None:
         bureau = Bureau()
         units = [bureau.unit_a.pk, bureau.unit_b.pk]
         started = time.perf_counter()
-        _cases_insert(n=args.cases, units=units, platform_id=bureau.platform.pk, now=now,
-                      due_every=max(1, round(100 / args.due_percent)))
+        _cases_insert(n=cases, units=units, platform_id=bureau.platform.pk, now=now,
+                      due_every=max(1, round(100 / due_percent)))
         build = time.perf_counter() - started
-        print(f"built {args.cases:,} cases and {2 * args.cases:,} clocks in {build:.1f} s", flush=True)
-    else:
-        from casework.calendar import work_calendar as _cal
+        print(f"built {cases:,} cases and {2 * cases:,} clocks in {build:.1f} s "
+              f"(load {_load()})", file=sys.stderr, flush=True)
+        return now
+    if reuse:
+        now = work_calendar().add_working_days(now, reuse)
+    print(f"reusing the database; sweeping at {now.isoformat()}", file=sys.stderr, flush=True)
+    return now
 
-        now = _cal().add_working_days(now, args.reuse)
-        print(f"reusing the database; sweeping at {now.isoformat()}", flush=True)
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _backend_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of the PostgreSQL backend ``pid``, when it runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sweep_once(*, now, batch_size: int = 500, profile: bool = False, statements: bool = False,
+               first: bool = True, level: str = "urge") -> dict:
+    """Time one sweep at ``now``: wall, this process's CPU, the backend's CPU, statements, load."""
+    from django.db import connection
+    from django.urls import reverse
+
+    from casework import escalation, outbox
+    from casework.calendar import work_calendar
+    from casework.models import DigestLine, Notification
 
     sent = []
     outbox.notification_handoff = lambda pk: sent.append(pk) or True  # no broker in the benchmark
-    from django.urls import reverse
-
     reverse("admin:index")  # a running worker has its URL resolver built; build it before timing
-    print("load average:", Path("/proc/loadavg").read_text().split()[:3], flush=True)
+    cal = work_calendar()
+    rung = next(r for r in escalation.ladder_rungs() if r.level == level)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
 
-    def timed(label, fn):
-        count = [0]
-
-        slow = []
+    def timed(fn):
+        count, slow = [0], []
 
         def counter(execute, sql, params, many, context):
             count[0] += 1
@@ -106,59 +166,170 @@ def main() -> None:
             try:
                 return execute(sql, params, many, context)
             finally:
-                slow.append((time.perf_counter() - t, sql[:90]))
+                slow.append((time.perf_counter() - t, sql[:100]))
 
         with connection.execute_wrapper(counter):
+            b0 = _backend_cpu(backend)
             t0, c0 = time.perf_counter(), time.process_time()
             result = fn()
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        # The process's own CPU time too: on a shared, loaded machine the wall time mostly waits.
-        print(f"{label}: {elapsed:.3f} s, {count[0]} statements (this process's CPU: {cpu:.3f} s)", flush=True)
-        timed.last = (elapsed, count[0])
-        if os.environ.get("BENCH_STATEMENTS"):
-            for seconds, sql in sorted(slow, reverse=True)[:12]:
-                print(f"    {seconds:7.3f} s  {sql}")
-        return result
+            b1 = _backend_cpu(backend)
+        return result, {"wall": elapsed, "cpu": cpu, "statements": count[0],
+                        "backend_cpu": None if b0 is None or b1 is None else b1 - b0,
+                        "slow": sorted(slow, reverse=True)[:12]}
 
-    from casework.calendar import work_calendar
+    load_before = _load()
+    due, sel = timed(lambda: escalation.escalation_due_clocks(
+        now=now, rung=rung, cutoff=escalation._cutoff(cal, now, rung.threshold_days)))
 
-    cal = work_calendar()
-    urge = next(r for r in escalation.ladder_rungs() if r.level == ("urge" if args.reuse is None else "escalate"))
-    due = timed(
-        "select due clocks (urge rung)",
-        lambda: escalation.escalation_due_clocks(
-            now=now, rung=urge, cutoff=escalation._cutoff(cal, now, urge.threshold_days)
-        ),
-    )
-    print(f"  due clocks: {len(due):,} of {2 * args.cases:,} running")
     def run_sweep():
-        if not args.profile:
-            return escalation.escalation_sweep(now=now, batch_size=args.batch_size)
+        if not profile:
+            return escalation.escalation_sweep(now=now, batch_size=batch_size)
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
-        result = profiler.runcall(escalation.escalation_sweep, now=now, batch_size=args.batch_size)
-        pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(35)
+        result = profiler.runcall(escalation.escalation_sweep, now=now, batch_size=batch_size)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(
+            os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
         return result
 
-    taken = timed("sweep", run_sweep)
-    elapsed, statements = timed.last
+    taken, m = timed(run_sweep)
     n = sum(taken.values())
-    target = 2.0 if args.cases >= 1_000_000 else 0.3 if args.cases >= 100_000 else None
-    print(f"  steps taken: {taken}; {statements / max(n, 1):.3f} statements per due case; "
-          f"batches of {args.batch_size}")
-    print(f"  digest e-mails (outbox rows): {Notification.objects.filter(key__startswith='digest:').count():,}, "
-          f"cases listed: {DigestLine.objects.count():,}; e-mails handed to the broker: {len(sent):,}")
+    m.update(load=f"{load_before} → {_load()}", taken=taken, due=len(due), select=sel,
+             per_case=m["statements"] / max(n, 1),
+             digests=Notification.objects.filter(key__startswith="digest:").count(),
+             listed=DigestLine.objects.count(), handed=len(sent))
+    bcpu = "n/a" if m["backend_cpu"] is None else f"{m['backend_cpu']:.3f} s"
+    print(f"select due clocks ({level} rung): {sel['wall']:.3f} s, {sel['statements']} statement, "
+          f"{len(due):,} due", flush=True)
+    print(f"sweep: {m['wall']:.3f} s wall, CPU {m['cpu']:.3f} s Python + {bcpu} PostgreSQL backend, "
+          f"{m['statements']} statements ({m['per_case']:.4f} per due case), taken {taken}, "
+          f"load {m['load']}", flush=True)
+    if first:
+        print(f"  digest e-mails (outbox rows): {m['digests']:,}, cases listed: {m['listed']:,}; "
+              f"e-mails handed to the broker: {m['handed']:,}; batches of {batch_size}", flush=True)
+    if statements:
+        for seconds, sql in m["slow"]:
+            print(f"    {seconds:7.3f} s  {sql}")
+    return m
+
+
+def summary(runs: list[dict], *, cases: int) -> str:
+    """The median and range of ``runs`` with the target for ``cases`` open cases."""
+    def stat(key):
+        values = sorted(r[key] for r in runs if r[key] is not None)
+        if not values:
+            return "n/a"
+        return f"{statistics.median(values):.3f} s (range {values[0]:.3f}–{values[-1]:.3f})"
+
+    target = target_for(cases)
+    walls = [r["wall"] for r in runs]
+    verdict = ""
     if target:
-        print(f"  target ≤ {target} s: {'met' if elapsed <= target else 'NOT met'}")
-    print("load average:", Path("/proc/loadavg").read_text().split()[:3], flush=True)
-    timed("second sweep (nothing due)", lambda: escalation.escalation_sweep(now=now))
+        verdict = f"; target ≤ {target} s: {'met' if statistics.median(walls) <= target else 'NOT met'} (median)"
+    return (f"{len(runs)} sweeps of {cases:,} open cases, {runs[0]['due']:,} due: wall {stat('wall')}; "
+            f"CPU Python {stat('cpu')}, PostgreSQL backend {stat('backend_cpu')}; "
+            f"{runs[0]['statements']} statements ({runs[0]['per_case']:.4f} per due case); "
+            f"load {', '.join(r['load'] for r in runs)}{verdict}")
+
+
+def _nothing_due(now) -> None:
+    from django.db import connection
+
+    from casework import escalation
+    from casework.models import EscalationStep
+
+    count = [0]
+    with connection.execute_wrapper(lambda ex, sql, p, many, ctx: count.__setitem__(0, count[0] + 1)
+                                    or ex(sql, p, many, ctx)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        escalation.escalation_sweep(now=now)
+        print(f"second sweep (nothing due): {time.perf_counter() - t0:.3f} s, {count[0]} statements "
+              f"(CPU {time.process_time() - c0:.3f} s)")
     print(f"  escalation steps in the database: {EscalationStep.objects.count():,}")
-    plan = escalation.CaseClock.objects.filter(
-        stopped_at__isnull=True, clock__in=["reply"], due_at__lte=now
-    ).values("pk").explain()
-    print("  plan of the due-clock scan:", plan.splitlines()[0].strip())
+    rung = next(r for r in escalation.ladder_rungs() if r.level == "urge")
+    plan = escalation._due_clocks_qs(now=now, rung=rung, cutoff=now).values("pk").explain()
+    print("  plan of the due-clock selection:", " / ".join(x.strip() for x in plan.splitlines()[:3]))
+
+
+def _undo_escalations() -> None:
+    """Delete what sweeps wrote in the benchmark database (its own, scratch) and reset the chain heads.
+
+    The audit events are append-only (a trigger); this database is the benchmark's, so its triggers
+    are set aside for the session (``session_replication_role``) while the sweeps' rows go.
+    """
+    from django.db import connection, transaction
+
+    from casework.models import AuditChainHead, Case
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for sql in [
+            "DELETE FROM casework_digestline",
+            "DELETE FROM casework_escalationdigestpending",
+            "DELETE FROM casework_notificationrecipient WHERE notification_id IN "
+            "(SELECT id FROM casework_notification WHERE key LIKE 'digest:%%')",
+            "DELETE FROM casework_notification WHERE key LIKE 'digest:%%'",
+            "DELETE FROM casework_disciplinereferral",
+            "DELETE FROM casework_supervisionnotice",
+            "DELETE FROM casework_escalationstep",
+            "DELETE FROM casework_caseevent WHERE action LIKE 'escalation_%%'",
+            f"UPDATE {AuditChainHead._meta.db_table} h SET event_count = 3, "
+            "head_hash = md5(c.id::text) || md5(c.reference), mac = md5(c.reference) || md5(c.id::text) "
+            f"FROM {Case._meta.db_table} c WHERE c.id = h.case_id AND h.event_count <> 3",
+        ]:
+            cursor.execute(sql)
+    with connection.cursor() as cursor:
+        for table in ("casework_escalationstep", "casework_supervisionnotice", "casework_caseevent",
+                      "casework_auditchainhead", "casework_escalationdigestpending", "casework_digestline",
+                      "casework_notification"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def run(**kw) -> list[tuple[str, str, str]]:
+    """scripts/bench.py's part: the sweep at ``cases`` open cases (1% due) and at 100,000, 3 sweeps each.
+
+    Keywords (scripts/bench.py): ``cases`` (default 1,000,000), ``quick`` (100,000 only),
+    ``database_url`` (its scratch database, rebuilt). Returns ``(measure, figure, target)`` rows:
+    median wall time with range, CPU of Python and of the PostgreSQL backend, load average, and
+    the statements per due case.
+    """
+    cases = int(kw.get("cases") or 1_000_000)
+    url = kw.get("database_url") or "postgres://postgres@127.0.0.1:5432/cw_bench_sweep"
+    os.environ["DATABASE_URL"] = url
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    import logging
+
+    logging.getLogger("casework").setLevel(logging.WARNING)
+    sizes = [cases] if kw.get("quick") or cases <= 100_000 else [cases, 100_000]
+    rows = []
+    for size in sizes:
+        now = prepare(cases=size, database_url=url)
+        runs = []
+        for i in range(3):
+            if i:
+                _undo_escalations()
+            runs.append(sweep_once(now=now, first=i == 0))
+        walls = sorted(r["wall"] for r in runs)
+        cpus = sorted(r["cpu"] for r in runs)
+        backends = sorted(r["backend_cpu"] for r in runs if r["backend_cpu"] is not None)
+        figure = (f"{statistics.median(walls):.2f} s median ({walls[0]:.2f}–{walls[-1]:.2f}, 3 sweeps); "
+                  f"CPU {statistics.median(cpus):.2f} s Python"
+                  + (f" + {statistics.median(backends):.2f} s PostgreSQL" if backends else "")
+                  + f"; {runs[0]['statements']} statements; load {runs[0]['load']}")
+        target = target_for(size)
+        rows.append((f"escalation sweep, {size:,} open cases, {runs[0]['due']:,} due",
+                     figure, f"≤ {target} s" if target else "—"))
+        if size == sizes[0]:
+            rows.append((f"statements per due case ({runs[0]['due']:,} due, batches of 500)",
+                         f"{runs[0]['per_case']:.4f} ({runs[0]['statements']} statements)",
+                         "independent of the number due"))
+    return rows
 
 
 def _database_recreate(url: str) -> None:
@@ -250,9 +421,11 @@ def _cases_insert(*, n: int, units: list[int], platform_id: int, now, due_every:
             f"SELECT id, 3, md5(id::text) || md5(reference), md5(reference) || md5(id::text) "
             f"FROM {Case._meta.db_table} WHERE reference LIKE 'B-%%'"
         )
-        cursor.execute(f"ANALYZE {AuditChainHead._meta.db_table}")
-        cursor.execute(f"ANALYZE {Case._meta.db_table}")
-        cursor.execute(f"ANALYZE {CaseClock._meta.db_table}")
+        # VACUUM as autovacuum would after such an insert: the visibility map lets the due-clock
+        # selection be an index-only scan (issue 11), as on a live site.
+        cursor.execute(f"VACUUM ANALYZE {AuditChainHead._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {Case._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {CaseClock._meta.db_table}")
 
 
 if __name__ == "__main__":

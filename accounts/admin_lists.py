@@ -123,15 +123,13 @@ def _bounds(queryset, field: str) -> dict:
 
 
 def _from_db(value, datetimes: bool):
-    """A date or datetime read by a raw cursor (SQLite hands back text, stored in UTC)."""
-    if not isinstance(value, str):
-        return value
-    if not datetimes:
-        return parse_date(value[:10])
-    parsed = parse_datetime(value)
-    if parsed is not None and settings.USE_TZ and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, datetime.timezone.utc)
-    return parsed
+    """A date or datetime read by a raw cursor (SQLite hands back naive UTC datetimes, or text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value) if datetimes else parse_date(value[:10])
+    if (datetimes and isinstance(value, datetime.datetime) and settings.USE_TZ
+            and timezone.is_naive(value)):
+        value = timezone.make_aware(value, datetime.timezone.utc)
+    return value
 
 
 def date_hierarchy_context(cl) -> dict | None:

@@ -327,3 +327,24 @@ def test_drill_down_bounds_are_the_first_and_last_date(staff):
                    selectors.case_queue(user=user, key="handling")):
             expected = qs.order_by().aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
             assert _bounds(qs, "submitted_at") == expected
+
+
+@pytest.mark.django_db
+def test_row_links_keep_the_filters_as_django_writes_them(staff, client):
+    """A filtered list's row links carry the list's filters exactly as Django's add_preserved_filters writes them."""
+    from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+
+    seed_cases(staff, first=1, last=40)
+    client.force_login(staff.superuser)
+    unit = Case.objects.filter(state="handling").values_list("lead_unit", flat=True)[0]
+    query = f"state=handling&unit={unit}"
+    html = client.get(reverse(CHANGELIST) + "?" + query).content.decode()
+    rows = [case for case in Case.objects.filter(state="handling") if f'value="{case.pk}"' in html]
+    assert rows
+    for case in rows[:3]:
+        url = reverse("admin:casework_case_change", args=[case.pk])
+        expected = add_preserved_filters({"preserved_filters": "_changelist_filters=" + query.replace("=", "%3D")
+                                          .replace("&", "%26"), "opts": Case._meta}, url)
+        assert f'href="{expected}"' in html.replace("&amp;", "&"), (expected, case.pk)
+    plain = client.get(reverse(CHANGELIST)).content.decode()
+    assert "_changelist_filters" not in plain

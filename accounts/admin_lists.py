@@ -18,11 +18,13 @@ Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginat
 import calendar as pycalendar
 import datetime
 
+from django.conf import settings
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
-from django.db.models import DateTimeField, Max, Min
+from django.db.models import DateTimeField
 from django.utils import formats, timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext
@@ -100,6 +102,36 @@ def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, da
         return [bool(v) for v in cursor.fetchone()]
 
 
+def _bounds(queryset, field: str) -> dict:
+    """Return ``{"first": …, "last": …}``, the smallest and largest ``field`` of ``queryset`` (one statement).
+
+    Two ordered ``LIMIT 1`` probes rather than ``MIN``/``MAX``: PostgreSQL answers ``MIN`` from the
+    index only when the filter is a plain condition on the table; behind an anti-join (the 回访 queue)
+    or an ``OR`` it aggregated every matching row (60,000 at a million cases). Ordered, the probe
+    reads the index from either end and stops at the first matching row.
+    """
+    parts, params = [], []
+    for order in (field, f"-{field}"):
+        sql, sql_params = queryset.order_by(order).values(field)[:1].query.sql_with_params()
+        parts.append(f"({sql})")
+        params.extend(sql_params)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        first, last = cursor.fetchone()
+    datetimes = _is_datetime_field(queryset, field)
+    return {"first": _from_db(first, datetimes), "last": _from_db(last, datetimes)}
+
+
+def _from_db(value, datetimes: bool):
+    """A date or datetime read by a raw cursor (SQLite hands back naive UTC datetimes, or text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value) if datetimes else parse_date(value[:10])
+    if (datetimes and isinstance(value, datetime.datetime) and settings.USE_TZ
+            and timezone.is_naive(value)):
+        value = timezone.make_aware(value, datetime.timezone.utc)
+    return value
+
+
 def date_hierarchy_context(cl) -> dict | None:
     """Return the drill-down's context, or None for a date out of range (``?…__year=9999&…__month=12``)."""
     try:
@@ -131,7 +163,7 @@ def _date_hierarchy_context(cl) -> dict | None:
         return cl.get_query_string(filters, [field_generic])
 
     if year is None:
-        bounds = qs.order_by().aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = _bounds(qs, field_name)
         if not bounds["first"]:
             return {"show": True, "choices": []}
         first, last = (_local_date(bounds[k]) for k in ("first", "last"))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+import functools
 import re
 import unicodedata
 
@@ -199,6 +200,23 @@ def mask_personal_numbers(text: str) -> str:
     """
     if not text:
         return text or ""
+    if len(text) <= _MASK_MEMO_LENGTH:
+        # A list masks each subject twice (the column and the row's label): short texts are memoised.
+        return _mask_short(text)
+    return _mask(text)
+
+
+# Texts up to this length (subjects, titles) are masked once per process: the mask is a pure
+# function of the text, and the case list masks fifty subjects, each twice, on every page.
+_MASK_MEMO_LENGTH = 200
+
+
+@functools.lru_cache(maxsize=8192)
+def _mask_short(text: str) -> str:
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     chars = list(text)
     for number in personal_numbers(text):
         positions = [i for i in range(number.start, number.end)

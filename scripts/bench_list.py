@@ -2,8 +2,12 @@
 
 Usage (from the repository root; PostgreSQL; the database is rebuilt unless ``--skip-build``):
 
-    .venv/bin/python scripts/bench_list.py [--cases 1000000] [--repeat 7] [--skip-build] \
-        [--database-url postgres://postgres@127.0.0.1:5432/cw_bench_list]
+    .venv/bin/python scripts/bench_list.py [--cases 1000000 | --ten-million] [--repeat 7] [--skip-build] \
+        [--drop] [--login LOGIN …] [--database-url postgres://postgres@127.0.0.1:5432/cw_bench_list]
+
+The database is kept (for ``--skip-build``) unless ``--drop``; ``run()`` (``scripts/bench.py``)
+drops it. At 10,000,000 cases the target is 300 ms; the build is set-based (a few statements)
+and its time is printed and returned as a row.
 
 It migrates a dedicated database, loads the demo bureau (its 42 staff in 16 units, every role),
 then writes the cases with one set-based ``INSERT … SELECT generate_series`` per table (cases,
@@ -29,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cw_bench_list"
 TARGET_MS = 150
+TARGET_MS_10M = 300
 
 # (login, role) of the demo bureau: every role's default view is measured.
 ROLES = [
@@ -256,17 +261,28 @@ def pages_for(*, login: str) -> list[tuple[str, str]]:
     return pages
 
 
-def run(n_cases: int = 1_000_000, *, repeat: int = 7, database_url: str | None = None, build: bool = True,
-        logins: list[str] | None = None, verbose: bool = True) -> list[tuple[str, str, str]]:
+def run(n_cases: int = 1_000_000, *, cases: int | None = None, quick: bool = False, repeat: int = 7,
+        database_url: str | None = None, build: bool = True, logins: list[str] | None = None,
+        verbose: bool = True, drop: bool = True, **_ignored) -> list[tuple[str, str, str]]:
     """Build (optionally) and measure; return ``[(measure, figure, target)]``.
 
+    Called by ``scripts/bench.py`` as ``run(**kw)`` (``cases``, ``quick``, ``database_url``; other
+    keywords are ignored). The target is 150 ms below 10,000,000 cases and 300 ms from there on
+    (issue 11 §7).
+
     Args:
-        n_cases: number of cases to seed (ignored with ``build=False``).
+        n_cases: number of cases to seed (ignored with ``build=False``); ``cases`` overrides it.
+        quick: 5 timed requests per page instead of ``repeat``.
         repeat: timed requests per page (after one warm-up request).
         database_url: PostgreSQL database to (re)build, default ``cw_bench_list``.
         build: rebuild the database first; False reuses the last build.
         logins: the demo logins to measure (default every role's, :data:`ROLES`).
+        drop: drop the database afterwards (``scripts/bench.py`` parts clean up after themselves).
     """
+    if cases is not None:
+        n_cases = cases
+    if quick:
+        repeat = min(repeat, 5)
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -283,16 +299,19 @@ def run(n_cases: int = 1_000_000, *, repeat: int = 7, database_url: str | None =
     settings.ALLOWED_HOSTS = ["*"]
     settings.DEBUG = False
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    rows = []
     if build:
         info = seed(n_cases=n_cases, now=now)
         if verbose:
             print(f"built {info['cases']:,} cases in {info['seconds']:.0f} s", flush=True)
+        rows.append((f"building {info['cases']:,} cases (set-based INSERT … SELECT generate_series, with "
+                     "clocks, co-unit tasks, extensions, referrals, VACUUM ANALYZE)", f"{info['seconds']:.0f} s", "—"))
     else:  # indexes added since the last build
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
     total = Case.objects.count()
-    rows = []
+    target_ms = TARGET_MS if total < 10_000_000 else TARGET_MS_10M
     all_medians = []
     for login, role in ROLES:
         if logins and login not in logins:
@@ -308,27 +327,46 @@ def run(n_cases: int = 1_000_000, *, repeat: int = 7, database_url: str | None =
                       f"{sql:.0f} ms in SQL")
             if status != 200:
                 figure += f", HTTP {status}"
-            target = f"≤ {TARGET_MS} ms, ≤ 12 queries" if not label.startswith("dashboard") else "≤ 2000 ms"
+            target = f"≤ {target_ms} ms, ≤ 12 queries" if not label.startswith("dashboard") else "≤ 2000 ms"
             rows.append((f"{role}: {label}", figure, target))
             if verbose:
                 print(f"{role:24} {label:28} {figure}", flush=True)
     if all_medians:
         rows.insert(0, (f"case list at {total:,} cases, every role and filter (worst median)",
-                        f"{max(all_medians):.0f} ms", f"≤ {TARGET_MS} ms"))
+                        f"{max(all_medians):.0f} ms", f"≤ {target_ms} ms"))
+    if drop:
+        from django.db import connections
+
+        connections.close_all()
+        _database_drop(url)
     return rows
+
+
+def _database_drop(url: str) -> None:
+    import dj_database_url
+    import psycopg
+
+    cfg = dj_database_url.parse(url)
+    with psycopg.connect(
+        host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"] or "postgres",
+        password=cfg["PASSWORD"] or None, dbname="postgres", autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--ten-million", action="store_true", help="10,000,000 cases (target 300 ms)")
+    parser.add_argument("--drop", action="store_true", help="drop the database afterwards")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--login", action="append", help="measure only these demo logins")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_LIST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()
     print(f"load: {os.getloadavg()}")
-    rows = run(args.cases, repeat=args.repeat, database_url=args.database_url, build=not args.skip_build,
-               logins=args.login)
+    rows = run(10_000_000 if args.ten_million else args.cases, repeat=args.repeat, database_url=args.database_url,
+               build=not args.skip_build, logins=args.login, drop=args.drop)
     print()
     for measure, figure, target in rows:
         print(f"| {measure} | {target} | {figure} |")

@@ -14,19 +14,20 @@ real admin:
 * past ``CASEWORK_LIST_COUNT_CAP`` the list says "N+" and still pages on.
 """
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 import json
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 import pytest
 
 from accounts.counting import count_capped
 from accounts.models import User
 from casework import selectors
-from casework.models import Case, CaseClock, CoUnitTask, DisciplineReferral, Extension
+from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=SHANGHAI)
@@ -246,3 +247,104 @@ def test_queue_tiles_are_capped_and_equal_the_queue(staff, settings):
     for key, n in counts.items():
         full = selectors.case_queue(user=staff.dispatcher, key=key).count()
         assert (int(n), n.capped) == ((6, True) if full > 5 else (full, False)), key
+
+
+DASHBOARD_ROLES = ["superuser", "reviewer", "leader", "handler_a"]
+
+
+def _dashboard_cases(user) -> dict:
+    """The dashboard's case figures for ``user``, as plain counts of the visible cases (the definition)."""
+    visible = selectors.cases_visible_to(user=user)
+    now = timezone.now()
+    return {
+        "open": {s: visible.filter(state=s).count() for s in ACTIVE_STATES},
+        "sign_for": visible.filter(state="dispatched", sign_for_due_at__lt=now).count(),
+        "reply": visible.filter(state__in=ACTIVE_STATES, reply_due_at__lt=now).count(),
+    }
+
+
+@pytest.mark.django_db
+def test_dashboard_queries_do_not_grow_and_figures_match_their_definition(staff, client):
+    """The dashboard's data: the same statements at 30 and 200 cases; each case figure equals its plain count.
+
+    Its open cases by state and overdue counts come from one grouped statement, its weekly and
+    per-unit volumes from another (issue 11 §7); the figures are those of the straightforward counts.
+    """
+    url = reverse("assessment:dashboard_data")
+    seed_cases(staff, first=1, last=30)
+    first = {}
+    for role in DASHBOARD_ROLES:
+        client.force_login(getattr(staff, role))
+        _get(client, url)
+        first[role] = len(_get(client, url)[1])
+    seed_cases(staff, first=31, last=200)
+    for role in DASHBOARD_ROLES:
+        user = getattr(staff, role)
+        client.force_login(user)
+        response, queries = _get(client, url)
+        assert len(queries) == first[role], (role, [q["sql"][:120] for q in queries])
+        data = response.json()
+        expected = _dashboard_cases(user)
+        assert {r["state"]: r["count"] for r in data["open_by_state"]} == expected["open"], role
+        assert data["overdue"] == {"sign_for": expected["sign_for"], "reply": expected["reply"]}, role
+        assert sum(r["count"] for r in data["volume_by_week"]) == sum(r["count"] for r in data["volume_by_unit"])
+        start = datetime.combine(date.fromisoformat(data["window"]["start"]), datetime.min.time(), SHANGHAI)
+        end = datetime.combine(date.fromisoformat(data["window"]["end"]), datetime.min.time(), SHANGHAI)
+        in_window = selectors.cases_visible_to(user=user).filter(
+            submitted_at__gte=start, submitted_at__lt=end + timedelta(days=1))
+        assert in_window.exists(), role
+        assert {r["unit_id"]: r["count"] for r in data["volume_by_unit"]} == {
+            u: in_window.filter(lead_unit_id=u).count() for u in in_window.values_list("lead_unit_id", flat=True)
+        }, role
+
+
+@pytest.mark.django_db
+def test_row_checkbox_is_djangos(staff, rf):
+    """The changelist's row checkbox, written without the form renderer, is Django's markup exactly."""
+    from django.contrib import admin as django_admin
+    from django.utils import translation
+
+    seed_cases(staff, first=1, last=2)
+    case = Case.objects.order_by("pk").first()
+    case.subject = '<b>"噪音" & 13800138000</b>'
+    model_admin = django_admin.site._registry[Case]
+    for language in ("zh-hans", "en"):
+        with translation.override(language):
+            assert model_admin.action_checkbox(case) == django_admin.ModelAdmin.action_checkbox(model_admin, case)
+
+
+@pytest.mark.django_db
+def test_drill_down_bounds_are_the_first_and_last_date(staff):
+    """The drill-down's first and last date (two ordered probes) are MIN and MAX of the list's dates."""
+    from django.db.models import Max, Min
+
+    from accounts.admin_lists import _bounds
+
+    seed_cases(staff, first=1, last=300)
+    for user in (staff.superuser, staff.handler_a, staff.dispatcher):
+        for qs in (selectors.cases_visible_to(user=user),
+                   selectors.case_queue(user=user, key="follow_up"),
+                   selectors.case_queue(user=user, key="handling")):
+            expected = qs.order_by().aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
+            assert _bounds(qs, "submitted_at") == expected
+
+
+@pytest.mark.django_db
+def test_row_links_keep_the_filters_as_django_writes_them(staff, client):
+    """A filtered list's row links carry the list's filters exactly as Django's add_preserved_filters writes them."""
+    from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+
+    seed_cases(staff, first=1, last=40)
+    client.force_login(staff.superuser)
+    unit = Case.objects.filter(state="handling").values_list("lead_unit", flat=True)[0]
+    query = f"state=handling&unit={unit}"
+    html = client.get(reverse(CHANGELIST) + "?" + query).content.decode()
+    rows = [case for case in Case.objects.filter(state="handling") if f'value="{case.pk}"' in html]
+    assert rows
+    for case in rows[:3]:
+        url = reverse("admin:casework_case_change", args=[case.pk])
+        expected = add_preserved_filters({"preserved_filters": "_changelist_filters=" + query.replace("=", "%3D")
+                                          .replace("&", "%26"), "opts": Case._meta}, url)
+        assert f'href="{expected}"' in html.replace("&amp;", "&"), (expected, case.pk)
+    plain = client.get(reverse(CHANGELIST)).content.decode()
+    assert "_changelist_filters" not in plain

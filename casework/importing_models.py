@@ -58,7 +58,8 @@ class ImportJobRow(models.Model):
         SKIPPED = "skipped", _("跳过(已导入过)")
         ERROR = "error", _("错误")
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: importrow_job_outcome_idx and importrow_job_extid_idx begin with the job.
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows", db_index=False)
     row_number = models.PositiveIntegerField(_("行号"))
     external_id = models.CharField(_("留言编号"), max_length=64, blank=True)
     outcome = models.CharField(_("结果"), max_length=10, choices=Outcome.choices)

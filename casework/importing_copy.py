@@ -181,45 +181,50 @@ def cases_register_copy(*, rows: list, message_types: list[str], platform, actin
             due.get(kind, NULL),
             constant,
         )))
+    # Each COPY's rows are sent whole first; the next table's rows are built while PostgreSQL inserts
+    # them (leaving the block waits for the server), so Python and PostgreSQL work on two cores.
     with _copy(Case, columns) as copy:
         copy.write("\n".join(lines) + "\n")
-
-    # One event object, refilled and sealed per case with CaseEvent.compute_hash.
-    event = CaseEvent(seq=1, action="register", from_state="", to_state=template.state, actor=acting_user,
-                      at=now, reason="", payload={}, prev_hash="", hash="")
-    columns, constant = _columns(CaseEvent, EVENT_VARYING, event)
-    payload_head = json.dumps({"source": source, "platform": platform.code}, ensure_ascii=False)[:-1]
-    lines, heads = [], []
-    for row, pk in zip(rows, ids, strict=True):
-        event.case_id = pk
-        event.payload = {"source": source, "platform": platform.code, "external_id": row.external_id}
-        seal = event.compute_hash()
-        payload = f'{payload_head}, "external_id": {json.dumps(row.external_id, ensure_ascii=False)}}}'
-        lines.append(f"{pk}\t{payload.translate(_ESCAPES)}\t{seal}\t{constant}")
-        heads.append(f"{pk}\t1\t{seal}\t{chain_head_mac(case_id=pk, event_count=1, head_hash=seal)}")
+        # One event object, refilled and sealed per case with CaseEvent.compute_hash.
+        event = CaseEvent(seq=1, action="register", from_state="", to_state=template.state, actor=acting_user,
+                          at=now, reason="", payload={}, prev_hash="", hash="")
+        columns, constant = _columns(CaseEvent, EVENT_VARYING, event)
+        payload_head = json.dumps({"source": source, "platform": platform.code}, ensure_ascii=False)[:-1]
+        lines, heads = [], []
+        for row, pk in zip(rows, ids, strict=True):
+            event.case_id = pk
+            event.payload = {"source": source, "platform": platform.code, "external_id": row.external_id}
+            seal = event.compute_hash()
+            payload = f'{payload_head}, "external_id": {json.dumps(row.external_id, ensure_ascii=False)}}}'
+            lines.append(f"{pk}\t{payload.translate(_ESCAPES)}\t{seal}\t{constant}")
+            heads.append(f"{pk}\t1\t{seal}\t{chain_head_mac(case_id=pk, event_count=1, head_hash=seal)}")
     with _copy(CaseEvent, columns) as copy:
         copy.write("\n".join(lines) + "\n")
-    head_columns = [AuditChainHead._meta.get_field(n).column for n in ("case", "event_count", "head_hash", "mac")]
+        head_columns = [AuditChainHead._meta.get_field(n).column for n in ("case", "event_count", "head_hash", "mac")]
+        clocks = _dispatch_clock_lines(ids=ids, message_types=message_types, dispatch=dispatch, at=now)
     with _copy(AuditChainHead, head_columns) as copy:
         copy.write("\n".join(heads) + "\n")
-    if dispatch:
-        _dispatch_clocks_copy(ids=ids, message_types=message_types, dispatch=dispatch, at=now)
+    if clocks:
+        with _copy(CaseClock, [CaseClock._meta.get_field(n).column for n in _CLOCK_COLUMNS]) as copy:
+            copy.write(clocks)
     return ids
 
 
-def _dispatch_clocks_copy(*, ids: list[int], message_types: list[str], dispatch: dict, at) -> None:
-    """COPY one running 交办 clock (round 1, no unit) per new case: what ``dispatch_clocks_start_bulk`` writes."""
-    names = ("case", "clock", "round", "started_at", "amount", "time_unit", "extended_days", "due_at",
-             "calendar_unconfirmed")
-    columns = [CaseClock._meta.get_field(n).column for n in names]
+_CLOCK_COLUMNS = ("case", "clock", "round", "started_at", "amount", "time_unit", "extended_days", "due_at",
+                  "calendar_unconfirmed")
+
+
+def _dispatch_clock_lines(*, ids: list[int], message_types: list[str], dispatch: dict | None, at) -> str:
+    """COPY text of one running 交办 clock (round 1, no unit) per new case, as ``dispatch_clocks_start_bulk`` writes."""
+    if not dispatch:
+        return ""
     started = at.isoformat()
     per_type = {
         kind: f"\t{copy_text(str(Clock.DISPATCH))}\t1\t{started}\t{int(amount)}\t{copy_text(str(unit))}\t0\t"
               f"{deadline.due_at.isoformat()}\t{copy_text(','.join(str(y) for y in deadline.unconfirmed_years))}"
         for kind, (amount, unit, deadline) in dispatch.items()
     }
-    with _copy(CaseClock, columns) as copy:
-        copy.write("\n".join(f"{pk}{per_type[kind]}" for pk, kind in zip(ids, message_types, strict=True)) + "\n")
+    return "\n".join(f"{pk}{per_type[kind]}" for pk, kind in zip(ids, message_types, strict=True)) + "\n"
 
 
 def job_rows_copy(*, job_id: int, rows: list[tuple]) -> None:

@@ -83,7 +83,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
 
     state = FSMField(
         _("状态"), default=State.REGISTERED, choices=State.choices, protected=True
-    )  # indexed as the first column of case_state_submitted_idx and case_state_reply_queue_idx
+    )  # indexed by case_state_idx (Meta), without the LIKE index db_index=True would add
     lead_unit = models.ForeignKey(
         "accounts.Unit",
         verbose_name=_("承办单位"),
@@ -172,6 +172,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["state", "reply_due_at", "submitted_at", "id"], name="case_state_reply_queue_idx"),
             models.Index(fields=["sign_for_due_at", "submitted_at", "id"], condition=models.Q(state="dispatched"),
                          name="case_sign_for_queue_idx"),
+            # The state alone: the capped counts of the queue tiles (COUNT … WHERE state = … LIMIT n) read it.
+            models.Index(fields=["state"], name="case_state_idx"),
             # Foreign keys that are empty on almost every case (every import writes NULL): partial, so
             # registering a case adds no entry to them; ``= <id>`` lookups (PROTECT checks, the
             # merged cases of a case, a leader's key cases) still read them.

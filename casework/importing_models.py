@@ -63,8 +63,11 @@ class ImportJobRow(models.Model):
     row_number = models.PositiveIntegerField(_("行号"))
     external_id = models.CharField(_("留言编号"), max_length=64, blank=True)
     outcome = models.CharField(_("结果"), max_length=10, choices=Outcome.choices)
+    # No index: nothing reads the rows by case; a case with its register event cannot be deleted
+    # (CaseEvent.case is PROTECT, events are append-only), so SET_NULL never has to find them.
     case = models.ForeignKey(
-        "casework.Case", verbose_name=_("案件"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "casework.Case", verbose_name=_("案件"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
     reason = models.TextField(_("原因"), blank=True)
 

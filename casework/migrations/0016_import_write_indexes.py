@@ -8,9 +8,11 @@ from django.db import migrations, models
 # Indexes every registration writes and no query needs (issue 11 §4: import at >= 5,000 msg/s).
 # case_reference_prefix_idx (0010) is the same index as the one Django makes for the unique
 # ``reference`` (``casework_case_reference_<hash>_like``, varchar_pattern_ops): dropped. The other
-# removals are single-column indexes that are the first column of a composite index kept (lead_unit, the event's / clock's / import row's parent) and (state, reply_due_at), the prefix of
-# case_state_reply_queue_idx; two FKs that are NULL on nearly every case become partial indexes; the state keeps a plain index
-# without the LIKE one db_index=True adds.
+# removals are single-column indexes that are the first column of a composite index kept
+# (lead_unit; the parent of events, clocks, duplicate bands and import rows) and (state,
+# reply_due_at), the prefix of case_state_reply_queue_idx; two FKs that are NULL on nearly every
+# case become partial indexes; the state keeps a plain index without the LIKE one db_index=True
+# adds; the import row's case (never looked up) loses its index.
 
 
 def reference_prefix_duplicate_drop(apps, schema_editor):
@@ -91,6 +93,11 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='case',
             index=models.Index(condition=models.Q(('merged_into__isnull', False)), fields=['merged_into'], name='case_merged_into_idx'),
+        ),
+        migrations.AlterField(
+            model_name='importjobrow',
+            name='case',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='casework.case', verbose_name='案件'),
         ),
         migrations.RunPython(reference_prefix_duplicate_drop, reference_prefix_duplicate_create),
     ]

@@ -73,7 +73,8 @@ class CaseEvent(models.Model):
     case's ``AuditChainHead`` records its length (:mod:`casework.audit`).
     """
 
-    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="events")
+    # No index of its own: event_case_seq_unique (case, seq) serves every lookup by case.
+    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="events", db_index=False)
     seq = models.PositiveIntegerField(_("序号"))
     action = models.CharField(_("动作"), max_length=50)
     from_state = models.CharField(_("原状态"), max_length=20, blank=True)

@@ -143,7 +143,8 @@ class CaseClock(models.Model):
     into whose official calendar was not confirmed when it was computed.
     """
 
-    case = models.ForeignKey("casework.Case", on_delete=models.CASCADE, related_name="clocks")
+    # No index of its own: case_clock_once_per_round (case, clock, round) serves every lookup by case.
+    case = models.ForeignKey("casework.Case", on_delete=models.CASCADE, related_name="clocks", db_index=False)
     clock = models.CharField(_("时限"), max_length=20, choices=Clock.choices)
     round = models.PositiveSmallIntegerField(_("办理轮次"))
     unit = models.ForeignKey(

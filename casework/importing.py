@@ -993,24 +993,27 @@ def _cases_register_bulk(*, rows: list[MessageRow], platform: Platform, acting_u
     """
     with transaction.atomic():
         now = timezone.now()
-        ids = _cases_insert(rows=rows, platform=platform, acting_user=acting_user, source=source, now=now)
-        # The 网评办's 交办 clock starts at registration, as on the single-row path (issue 13 §5).
-        clocks.dispatch_clocks_start_bulk(
-            cases=list(Case.objects.filter(pk__in=ids).order_by().values_list("pk", "message_type")),
-            platform_id=platform.pk, at=now,
-        )
+        kinds = [message_type_infer(subject=r.subject, body=r.body) for r in rows]
+        if connection.vendor == "postgresql":  # COPY in PostgreSQL's text format (casework.importing_copy)
+            # The 网评办's 交办 clock starts at registration, as on the single-row path (issue 13 §5):
+            # written with the case rows (dispatch_due_at) and by one more COPY.
+            dispatch = clocks.dispatch_deadlines(message_types=kinds, platform_id=platform.pk, at=now)
+            ids = cases_register_copy(
+                rows=rows, message_types=kinds, platform=platform, acting_user=acting_user, source=source,
+                reference_prefix=settings.CASEWORK_REFERENCE_PREFIX, now=now, dispatch=dispatch,
+            )
+        else:
+            ids = _cases_insert(rows=rows, kinds=kinds, platform=platform, acting_user=acting_user, source=source,
+                                now=now)
+            clocks.dispatch_clocks_start_bulk(cases=list(zip(ids, kinds, strict=True)), platform_id=platform.pk, at=now)
         if settings.CASEWORK_INTAKE_DUPLICATES:  # 重复留言提示 on the batch path too (casework.duplicates)
             duplicates_index_and_flag_many(case_ids=ids)
         return ids
 
 
-def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, source: str, now: datetime) -> list[int]:
+def _cases_insert(*, rows: list[MessageRow], kinds: list[str], platform: Platform, acting_user, source: str,
+                  now: datetime) -> list[int]:
     prefix = settings.CASEWORK_REFERENCE_PREFIX
-    if connection.vendor == "postgresql":  # COPY in PostgreSQL's text format (casework.importing_copy)
-        return cases_register_copy(
-            rows=rows, message_types=[message_type_infer(subject=r.subject, body=r.body) for r in rows],
-            platform=platform, acting_user=acting_user, source=source, reference_prefix=prefix, now=now,
-        )
     # One event object, refilled and hashed per case with CaseEvent.compute_hash (the chain's one
     # hashing function), saves building a model instance per row.
     event = CaseEvent(
@@ -1026,10 +1029,10 @@ def _cases_insert(*, rows: list[MessageRow], platform: Platform, acting_user, so
             citizen_name=row.citizen_name,
             likes=row.likes,
             dislikes=row.dislikes,
-            message_type=message_type_infer(subject=row.subject, body=row.body),
+            message_type=kind,
             category=row.category,
         )
-        for row in rows
+        for row, kind in zip(rows, kinds, strict=True)
     ]
     Case.objects.bulk_create(cases)
     pk_text = Cast("pk", CharField())

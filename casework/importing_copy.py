@@ -34,14 +34,14 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.importing_models import ImportJobRow
-from casework.models import AuditChainHead, Case, CaseEvent, chain_head_mac
+from casework.models import AuditChainHead, Case, CaseClock, CaseEvent, Clock, chain_head_mac
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NULL = "\\N"
 
 # The columns an import sets per case, in COPY order; every other column takes the model's default.
 CASE_VARYING = ("id", "reference", "external_id", "subject", "body", "submitted_at", "citizen_name", "likes",
-                "dislikes", "message_type", "category")
+                "dislikes", "message_type", "category", "dispatch_due_at")
 EVENT_VARYING = ("case_id", "payload", "hash")
 
 
@@ -128,7 +128,7 @@ def first_rows_in_job(*, job_id: int, external_ids: list[str]) -> dict[str, int]
 
 
 def cases_register_copy(*, rows: list, message_types: list[str], platform, acting_user, source: str,
-                        reference_prefix: str, now=None) -> list[int]:
+                        reference_prefix: str, now=None, dispatch: dict | None = None) -> list[int]:
     """Register ``rows`` (``casework.importing.MessageRow``) as cases with their events and heads.
 
     Args:
@@ -138,8 +138,12 @@ def cases_register_copy(*, rows: list, message_types: list[str], platform, actin
         acting_user: the importing member of staff, or None (the event's actor).
         source: the event payload's ``source`` (``"import"``).
         reference_prefix: ``CASEWORK_REFERENCE_PREFIX``.
-        now: aware registration time (default: the current time); the caller starts the 交办
-            clocks at the same instant.
+        now: aware registration time (default: the current time); the 交办 clocks start then.
+        dispatch: ``{message type: (amount, time unit, Deadline)}`` of every type in
+            ``message_types`` (:func:`casework.clocks.dispatch_deadlines` at ``now``): each case
+            is written with its ``dispatch_due_at`` and its running 交办 ``CaseClock`` (round 1)
+            by one more ``COPY``, as ``clocks.dispatch_clocks_start_bulk`` would add them after
+            (an UPDATE of every new case row, which cost as much as the insert). None: no clocks.
 
     Returns:
         the new case ids in the order of ``rows``.
@@ -159,6 +163,7 @@ def cases_register_copy(*, rows: list, message_types: list[str], platform, actin
 
     template = Case(platform=platform, subject="", body="", submitted_at=now, created_at=now, updated_at=now)
     columns, constant = _columns(Case, CASE_VARYING, template)
+    due = {kind: d.due_at.isoformat() for kind, (_a, _u, d) in (dispatch or {}).items()}
     lines = []
     for row, pk, kind in zip(rows, ids, message_types, strict=True):
         lines.append("\t".join((
@@ -173,30 +178,53 @@ def cases_register_copy(*, rows: list, message_types: list[str], platform, actin
             NULL if row.dislikes is None else str(row.dislikes),
             str.translate(kind, _ESCAPES),
             row.category.translate(_ESCAPES),
+            due.get(kind, NULL),
             constant,
         )))
+    # Each COPY's rows are sent whole first; the next table's rows are built while PostgreSQL inserts
+    # them (leaving the block waits for the server), so Python and PostgreSQL work on two cores.
     with _copy(Case, columns) as copy:
         copy.write("\n".join(lines) + "\n")
-
-    # One event object, refilled and sealed per case with CaseEvent.compute_hash.
-    event = CaseEvent(seq=1, action="register", from_state="", to_state=template.state, actor=acting_user,
-                      at=now, reason="", payload={}, prev_hash="", hash="")
-    columns, constant = _columns(CaseEvent, EVENT_VARYING, event)
-    payload_head = json.dumps({"source": source, "platform": platform.code}, ensure_ascii=False)[:-1]
-    lines, heads = [], []
-    for row, pk in zip(rows, ids, strict=True):
-        event.case_id = pk
-        event.payload = {"source": source, "platform": platform.code, "external_id": row.external_id}
-        seal = event.compute_hash()
-        payload = f'{payload_head}, "external_id": {json.dumps(row.external_id, ensure_ascii=False)}}}'
-        lines.append(f"{pk}\t{payload.translate(_ESCAPES)}\t{seal}\t{constant}")
-        heads.append(f"{pk}\t1\t{seal}\t{chain_head_mac(case_id=pk, event_count=1, head_hash=seal)}")
+        # One event object, refilled and sealed per case with CaseEvent.compute_hash.
+        event = CaseEvent(seq=1, action="register", from_state="", to_state=template.state, actor=acting_user,
+                          at=now, reason="", payload={}, prev_hash="", hash="")
+        columns, constant = _columns(CaseEvent, EVENT_VARYING, event)
+        payload_head = json.dumps({"source": source, "platform": platform.code}, ensure_ascii=False)[:-1]
+        lines, heads = [], []
+        for row, pk in zip(rows, ids, strict=True):
+            event.case_id = pk
+            event.payload = {"source": source, "platform": platform.code, "external_id": row.external_id}
+            seal = event.compute_hash()
+            payload = f'{payload_head}, "external_id": {json.dumps(row.external_id, ensure_ascii=False)}}}'
+            lines.append(f"{pk}\t{payload.translate(_ESCAPES)}\t{seal}\t{constant}")
+            heads.append(f"{pk}\t1\t{seal}\t{chain_head_mac(case_id=pk, event_count=1, head_hash=seal)}")
     with _copy(CaseEvent, columns) as copy:
         copy.write("\n".join(lines) + "\n")
-    head_columns = [AuditChainHead._meta.get_field(n).column for n in ("case", "event_count", "head_hash", "mac")]
+        head_columns = [AuditChainHead._meta.get_field(n).column for n in ("case", "event_count", "head_hash", "mac")]
+        clocks = _dispatch_clock_lines(ids=ids, message_types=message_types, dispatch=dispatch, at=now)
     with _copy(AuditChainHead, head_columns) as copy:
         copy.write("\n".join(heads) + "\n")
+    if clocks:
+        with _copy(CaseClock, [CaseClock._meta.get_field(n).column for n in _CLOCK_COLUMNS]) as copy:
+            copy.write(clocks)
     return ids
+
+
+_CLOCK_COLUMNS = ("case", "clock", "round", "started_at", "amount", "time_unit", "extended_days", "due_at",
+                  "calendar_unconfirmed")
+
+
+def _dispatch_clock_lines(*, ids: list[int], message_types: list[str], dispatch: dict | None, at) -> str:
+    """COPY text of one running 交办 clock (round 1, no unit) per new case, as ``dispatch_clocks_start_bulk`` writes."""
+    if not dispatch:
+        return ""
+    started = at.isoformat()
+    per_type = {
+        kind: f"\t{copy_text(str(Clock.DISPATCH))}\t1\t{started}\t{int(amount)}\t{copy_text(str(unit))}\t0\t"
+              f"{deadline.due_at.isoformat()}\t{copy_text(','.join(str(y) for y in deadline.unconfirmed_years))}"
+        for kind, (amount, unit, deadline) in dispatch.items()
+    }
+    return "\n".join(f"{pk}{per_type[kind]}" for pk, kind in zip(ids, message_types, strict=True)) + "\n"
 
 
 def job_rows_copy(*, job_id: int, rows: list[tuple]) -> None:

@@ -58,12 +58,16 @@ class ImportJobRow(models.Model):
         SKIPPED = "skipped", _("跳过(已导入过)")
         ERROR = "error", _("错误")
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: importrow_job_outcome_idx and importrow_job_extid_idx begin with the job.
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows", db_index=False)
     row_number = models.PositiveIntegerField(_("行号"))
     external_id = models.CharField(_("留言编号"), max_length=64, blank=True)
     outcome = models.CharField(_("结果"), max_length=10, choices=Outcome.choices)
+    # No index: nothing reads the rows by case; a case with its register event cannot be deleted
+    # (CaseEvent.case is PROTECT, events are append-only), so SET_NULL never has to find them.
     case = models.ForeignKey(
-        "casework.Case", verbose_name=_("案件"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "casework.Case", verbose_name=_("案件"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
     reason = models.TextField(_("原因"), blank=True)
 

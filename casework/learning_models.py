@@ -39,7 +39,9 @@ class RouterModel(models.Model):
 class DuplicateBand(models.Model):
     """One LSH band key of a case's MinHash signature; cases sharing a key are duplicate candidates."""
 
-    case = models.ForeignKey("casework.Case", on_delete=models.CASCADE, related_name="duplicate_bands")
+    # No index of its own: dupband_case_band_unique (case, band) serves lookups by case (32 rows a case).
+    case = models.ForeignKey("casework.Case", on_delete=models.CASCADE, related_name="duplicate_bands",
+                             db_index=False)
     band = models.PositiveSmallIntegerField()
     key = models.CharField(max_length=32)
 

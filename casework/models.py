@@ -82,8 +82,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
     category = models.CharField(_("平台分类"), max_length=100, blank=True)
 
     state = FSMField(
-        _("状态"), default=State.REGISTERED, choices=State.choices, protected=True, db_index=True
-    )
+        _("状态"), default=State.REGISTERED, choices=State.choices, protected=True
+    )  # indexed by case_state_idx (Meta), without the LIKE index db_index=True would add
     lead_unit = models.ForeignKey(
         "accounts.Unit",
         verbose_name=_("承办单位"),
@@ -91,6 +91,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="lead_cases",
+        db_index=False,  # indexed as the first column of case_unit_state_idx and case_unit_submitted_idx
     )
     handling_round = models.PositiveSmallIntegerField(_("办理轮次"), default=1)
     dispatched_at = models.DateTimeField(_("交办时间"), null=True, blank=True)
@@ -113,6 +114,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="led_cases",
+        db_index=False,  # case_key_case_leader_idx: only the few cases that have one
     )
     merged_into = models.ForeignKey(
         "self",
@@ -121,6 +123,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="merged_cases",
+        db_index=False,  # case_merged_into_idx: only the few cases merged away
     )
     lock_version = models.PositiveIntegerField(_("版本号"), default=0, editable=False)
     created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
@@ -159,7 +162,6 @@ class Case(ConcurrentTransitionMixin, models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["state", "reply_due_at"], name="case_state_reply_due_idx"),
             models.Index(fields=["lead_unit", "state"], name="case_unit_state_idx"),
             # The case list's orders (issue 11 §3): the default list (newest first, read backwards),
             # a state or unit filter, the queues on the reply clock and the sign-for queue. Each
@@ -175,6 +177,15 @@ class Case(ConcurrentTransitionMixin, models.Model):
             # keeps the keys). The access rule's columns (lead unit, id) are in it.
             models.Index(fields=["state", "lead_unit", "id"], include=["sign_for_due_at", "reply_due_at"],
                          condition=models.Q(state__in=ACTIVE_STATES), name="case_open_state_idx"),
+            # The state alone: the capped counts of the queue tiles (COUNT … WHERE state = … LIMIT n) read it.
+            models.Index(fields=["state"], name="case_state_idx"),
+            # Foreign keys that are empty on almost every case (every import writes NULL): partial, so
+            # registering a case adds no entry to them; ``= <id>`` lookups (PROTECT checks, the
+            # merged cases of a case, a leader's key cases) still read them.
+            models.Index(fields=["key_case_leader"], condition=models.Q(key_case_leader__isnull=False),
+                         name="case_key_case_leader_idx"),
+            models.Index(fields=["merged_into"], condition=models.Q(merged_into__isnull=False),
+                         name="case_merged_into_idx"),
         ]
 
     def __str__(self) -> str:

@@ -154,16 +154,19 @@ def run(*, import_rows: int | None = None, quick: bool = False, database_url: st
                                             duplicates_rows=200 if quick else 1_000, out=lambda *a: print(*a, file=sys.stderr))}
     large, again, small_run, dup = (results[k] for k in ("large file", "large file again", "small file",
                                                        "duplicate check on"))
+    # The target is measured on the import with the intake duplicate check OFF
+    # (CASEWORK_INTAKE_DUPLICATES=0, as bulk archive loads run); the production default is ON, reported below.
     return [
-        (f"import from CSV, {large['rows']:,} rows (duplicate check off), wall",
+        (f"import from CSV, {large['rows']:,} rows, duplicate check OFF (CASEWORK_INTAKE_DUPLICATES=0), wall",
          f"{large['rate']:,.0f} msg/s ({large['seconds']:.1f} s, load {large['load'][0]:.1f})", "≥ 5,000 msg/s"),
-        ("import from CSV, per CPU-second (importer + its PostgreSQL backend)",
-         f"{large['rate_cpu']:,.0f} msg/CPU-s", "≥ 5,000 msg/s"),
+        ("same, per CPU-second (importer + its PostgreSQL backend)",
+         f"{large['rate_cpu']:,.0f} msg/CPU-s ({large['cpu']:.1f} + {large['pg_cpu']:.1f} CPU-s)", "≥ 5,000 msg/s"),
         ("import again, everything skipped", f"{again['rate']:,.0f} msg/s", "—"),
         (f"import memory, peak RSS after {small_run['rows']:,} / {large['rows']:,} rows",
          f"{small_run['rss_mb']:.0f} / {large['rss_mb']:.0f} MB", "flat"),
-        (f"import with the intake duplicate check on ({dup['rows']:,} rows into {large['created']:,})",
-         f"{dup['rate']:,.0f} msg/s", "(helper router)"),
+        (f"import with the intake duplicate check ON, the production default ({dup['rows']:,} rows into "
+         f"{large['created']:,} near-identical generated messages: a worst case for candidates)",
+         f"{dup['rate']:,.0f} msg/s, {dup['rate_cpu']:,.0f} msg/CPU-s", "(not the target's configuration)"),
     ]
 
 

@@ -5,7 +5,7 @@ same idempotency, the same per-row errors and the chained audit event of every r
 """
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 import io
 from zoneinfo import ZoneInfo
 
@@ -13,10 +13,10 @@ from django.urls import reverse
 import openpyxl
 import pytest
 
-from casework import importing, selectors
+from casework import calendar, importing, selectors, services
 from casework.importing import COLUMNS, messages_import, read_message_rows
 from casework.importing_models import ImportJob, ImportJobRow
-from casework.models import Case, CaseEvent, State
+from casework.models import Case, CaseClock, CaseEvent, Clock, State
 
 
 def csv_text(rows, header=COLUMNS) -> str:
@@ -151,6 +151,42 @@ def test_every_batched_registration_has_its_chained_register_event(bureau, tmp_p
         assert selectors.case_audit_verify(case=case)
         year = case.created_at.astimezone(ZoneInfo("Asia/Shanghai")).year
         assert case.reference == f"{settings.CASEWORK_REFERENCE_PREFIX}-{year}-{case.pk:06d}"
+
+
+TYPED = [("举报非法营运车辆", "report"), ("关于噪音的投诉", "complain"), ("建议增设红绿灯", "suggest"),
+         ("求助:邻居扰民", "help"), ("咨询户口迁移", "consult")]
+
+
+def _dispatch_clock(case):
+    (clock,) = CaseClock.objects.filter(case=case)
+    return clock
+
+
+def test_the_batch_path_starts_the_same_dispatch_clock_as_one_registration(bureau, tmp_path, batches_of_three):
+    """Every batched case has the running 交办 clock and dispatch_due_at case_register gives it (issue 13 §5)."""
+    path = tmp_path / "typed.csv"
+    path.write_text(csv_text([row(f"T{n}", subject=s) for n, (s, _k) in enumerate(TYPED)]), encoding="utf-8")
+
+    report = messages_import(rows_source=path, platform=bureau.platform, acting_user=bureau.dispatcher)
+
+    assert report.created == len(TYPED)
+    for n, (subject, kind) in enumerate(TYPED):
+        batched = Case.objects.get(external_id=f"T{n}")
+        single = services.case_register(
+            acting_user=bureau.dispatcher, platform=bureau.platform, subject=subject, body="小区门口的路灯坏了三天。",
+            submitted_at=batched.submitted_at, external_id=f"S{n}", message_type=kind, source="import",
+        )
+        single.refresh_from_db()
+        assert batched.message_type == single.message_type == kind
+        one, other = _dispatch_clock(batched), _dispatch_clock(single)
+        fields = ("clock", "round", "unit_id", "amount", "time_unit", "extended_days", "stopped_at",
+                  "calendar_unconfirmed")
+        assert [getattr(one, f) for f in fields] == [getattr(other, f) for f in fields]
+        assert (one.clock, one.round, one.stopped_at) == (Clock.DISPATCH, 1, None)
+        assert abs(one.started_at - batched.created_at) < timedelta(seconds=5)  # equal on PostgreSQL (COPY)
+        assert batched.dispatch_due_at == one.due_at and single.dispatch_due_at == other.due_at
+        assert one.due_at == calendar.work_calendar().deadline(
+            start=one.started_at, amount=one.amount, unit=one.time_unit).due_at
 
 
 def test_an_id_registered_by_another_import_between_lookup_and_insert_costs_nothing(

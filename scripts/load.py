@@ -843,8 +843,9 @@ def run(*, sessions: int = 50, seconds: float = 60, database_url: str | None = N
     return rows
 
 
-def outbox_unsent(database_url: str) -> int:
-    """Return how many e-mails of the outbox are not sent yet (PostgreSQL or ``sqlite:///file``)."""
+def outbox_unsent(database_url: str, *, after_id: int = 0) -> int:
+    """Return how many e-mails of the outbox (those with an id above ``after_id``) are not sent yet
+    (PostgreSQL or ``sqlite:///file``)."""
     if database_url.startswith("sqlite:"):
         import sqlite3
 
@@ -854,7 +855,8 @@ def outbox_unsent(database_url: str) -> int:
 
         conn = psycopg.connect(database_url, autocommit=True)
     try:
-        return conn.execute("SELECT count(*) FROM casework_notification WHERE sent_at IS NULL").fetchone()[0]
+        return conn.execute(f"SELECT count(*) FROM casework_notification WHERE sent_at IS NULL AND id > {int(after_id)}"
+                            ).fetchone()[0]
     finally:
         conn.close()
 

@@ -23,9 +23,13 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.product
 BIN=.venv/bin
 BIND="${BIND:-127.0.0.1:8000}"
 
+# collectstatic (hashing and compressing every file: the longest step) runs beside the checks and
+# the migrations; the server starts once all three have succeeded.
+$BIN/python manage.py collectstatic --noinput --verbosity 0 &
+collect=$!
 $BIN/python manage.py check --deploy --fail-level WARNING
 $BIN/python manage.py migrate --noinput
-$BIN/python manage.py collectstatic --noinput --verbosity 0
+wait "$collect"
 
 pids=()
 stop() {

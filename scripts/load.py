@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from html.parser import HTMLParser
 import http.client
 from http.cookies import SimpleCookie
@@ -572,6 +573,11 @@ def load_run(*, base: str, sessions: int, seconds: float, password: str, account
         }
 
 
+def _sqlite_path(database_url: str) -> str:
+    """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL (dj-database-url's form)."""
+    return database_url.split(":", 1)[1][3:]
+
+
 def writes_missing(*, database_url: str, writes: list[dict], since: float) -> list[dict]:
     """Return the confirmed writes not found in the database (PostgreSQL or ``sqlite:///file``; must be empty).
 
@@ -582,13 +588,13 @@ def writes_missing(*, database_url: str, writes: list[dict], since: float) -> li
     missing = []
     wanted: dict[tuple[int, str], int] = defaultdict(int)
     if database_url.startswith("sqlite:"):
+        from datetime import datetime
         import sqlite3
-        from datetime import datetime, timezone
 
-        conn = sqlite3.connect(f"file:{urlsplit(database_url).path}?mode=ro", uri=True, timeout=20)
+        conn = sqlite3.connect(f"file:{_sqlite_path(database_url)}?mode=ro", uri=True, timeout=20)
         sql = lambda q: q.replace("%s", "?").replace("to_timestamp(?)", "?")  # noqa: E731
         # Django stores aware datetimes in SQLite as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
-        moment = datetime.fromtimestamp(since - 5, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        moment = datetime.fromtimestamp(since - 5, UTC).strftime("%Y-%m-%d %H:%M:%S")
         query = lambda q, args: conn.execute(sql(q), args)  # noqa: E731
     else:
         import psycopg
@@ -661,7 +667,7 @@ class _SmtpSession(socketserver.StreamRequestHandler):
                 self.wfile.write(b"250-casework-load\r\n250 8BITMIME\r\n")
             elif verb == b"DATA":
                 self.reply("354 go on")
-                while (chunk := self.rfile.readline(1 << 20)) not in (b".\r\n", b".\n", b""):
+                while self.rfile.readline(1 << 20) not in (b".\r\n", b".\n", b""):
                     pass
                 with self.server.lock:
                     self.server.messages += 1
@@ -849,7 +855,7 @@ def outbox_unsent(database_url: str, *, after_id: int = 0) -> int:
     if database_url.startswith("sqlite:"):
         import sqlite3
 
-        conn = sqlite3.connect(f"file:{urlsplit(database_url).path}?mode=ro", uri=True, timeout=20)
+        conn = sqlite3.connect(f"file:{_sqlite_path(database_url)}?mode=ro", uri=True, timeout=20)
     else:
         import psycopg
 

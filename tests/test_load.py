@@ -37,8 +37,8 @@ from tests.factories import Bureau, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "load-test-password"
-STATES = ([State.REGISTERED] * 3 + [State.DISPATCHED] * 3 + [State.HANDLING] * 5 + [State.OFFICE_REVIEW] * 3
-          + [State.LEADER_REVIEW] * 3 + [State.APPROVED] * 2)
+STATES = ([State.REGISTERED] * 2 + [State.DISPATCHED] * 2 + [State.HANDLING] * 4 + [State.OFFICE_REVIEW] * 2
+          + [State.LEADER_REVIEW] * 2 + [State.APPROVED] * 1)
 
 
 def _load_module():

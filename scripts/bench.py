@@ -16,7 +16,8 @@ its own scratch database):
 
 It receives every keyword below and ignores those it does not use: ``cases`` (cases to build),
 ``quick`` (bool), ``database_url`` (its own scratch database, ``…/cw_bench_<name>``), ``redis_url``,
-``sessions``, ``seconds`` and ``think`` (the load part), ``import_rows``. It builds its data itself, prints
+``sessions``, ``seconds`` and ``think`` (the load part: mean think time, ``None`` for its default
+model; it reports that run and a think-0 saturation run, each row naming its model), ``import_rows``. It builds its data itself, prints
 progress to stderr, and states in each row's measure what was measured (sizes, counts,
 statements). Each part runs in a process of its own (Django is set up once per process, each part
 on its own database), so one part failing, hanging past ``--part-timeout`` or missing prints
@@ -142,7 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--think", type=float, default=0.0, help="load part: mean seconds between a session's requests")
+    parser.add_argument("--think", type=float, default=None,
+                        help="load part: mean think time in seconds after a list (default: scripts/load.py's "
+                             "DEFAULT_THINK, 5 s; twice after a case page); the part also runs think 0 (saturation)")
     parser.add_argument("--import-rows", type=int)
     parser.add_argument("--database-host", default=os.environ.get("BENCH_DATABASE_HOST", "postgres@127.0.0.1:5432"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/6"))

@@ -7,6 +7,10 @@ FILE (stratified K folds, every message scored by a model that never saw it nor 
 it: near-duplicates, character 3-gram Jaccard ≥ 0.7, stay in one fold); with ``--test`` it
 trains on FILE and scores FILE2. Prints macro- and micro-F1, top-3 accuracy, the per-class
 figures and the confusion table. Several FILEs may be given (joined). Writes nothing.
+
+The per-class bias of the model (``casework.router.tune_bias``) is fitted without the scored
+messages: inside each training fold (nested 3-fold CV of that fold) or, with ``--test``, on the
+training file's own out-of-fold decisions; ``--no-bias`` scores the plain SVM.
 """
 
 import csv
@@ -21,6 +25,7 @@ import numpy as np
 from casework.router import (
     Router,
     cross_validate,
+    inner_bias,
     near_duplicate_groups,
     scores_format,
     scores_of,
@@ -64,11 +69,16 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         parser.add_argument("--label", default=None, help="label column (default: unit or category)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-bias", action="store_true",
+                            help="score the plain SVM, without the per-class bias (the default fits the "
+                                 "bias inside each training fold, nested, or on the training file's "
+                                 "out-of-fold decisions with --test)")
         parser.add_argument("--keep-near-duplicates-apart", action="store_true",
                             help="let near-duplicate messages fall into different folds (the default keeps "
                                  "each group of near-duplicates, char 3-gram Jaccard >= 0.7, in one fold)")
 
-    def handle(self, *args, files, test, folds, label, seed, keep_near_duplicates_apart=False, **options):
+    def handle(self, *args, files, test, folds, label, seed, keep_near_duplicates_apart=False, no_bias=False,
+               **options):
         texts, labels = [], []
         for f in files:
             t, lab = labelled_rows(f, label)
@@ -83,7 +93,11 @@ class Command(BaseCommand):
                 t, lab = labelled_rows(f, label)
                 test_texts += t
                 test_labels += lab
-            router = Router().fit(texts, labels)
+            cut = [words_of(t) for t in texts]
+            router = Router()
+            X = router.fit_matrix(texts, labels, cut=cut)
+            if not no_bias:
+                router.set_bias(inner_bias(X, labels, near_duplicate_groups(texts), C=router.C))
             trained = time.monotonic() - start
             decision = router.decision(test_texts)
             scores = scores_of(test_labels, decision, router.classes)
@@ -94,8 +108,11 @@ class Command(BaseCommand):
                 raise CommandError("--folds must be at least 2")
             cut = [words_of(t) for t in texts]
             groups = None if keep_near_duplicates_apart else near_duplicate_groups(texts)
-            scores, _d, _c = cross_validate(texts, labels, folds=folds, seed=seed, cut=cut, groups=groups)
+            scores, _d, _c = cross_validate(texts, labels, folds=folds, seed=seed, cut=cut, groups=groups,
+                                            bias=not no_bias)
             title = f"{folds}-fold stratified cross-validation on {len(texts)} messages"
+            title += ("\nper-class bias: none" if no_bias else
+                      "\nper-class bias: fitted inside each training fold (nested 3-fold), never on the scored fold")
             if groups is not None:
                 n_groups = len(set(groups.tolist()))
                 title += (f"\nnear-duplicates kept in one fold: {len(texts) - n_groups} messages repeat another "

@@ -344,6 +344,10 @@ def test_every_batch_size_gives_the_same_outcomes_as_one_row_at_a_time(bureau, t
     for case in Case.objects.exclude(external_id="OLD"):
         assert selectors.case_audit_verify(case=case)
         assert case.events.count() == 1
+        # One running 交办 clock, started once (importing again adds none), copied to the case.
+        (clock,) = case.clocks.all()
+        assert (clock.clock, clock.round, clock.stopped_at) == (Clock.DISPATCH, 1, None)
+        assert case.dispatch_due_at == clock.due_at
 
 
 def test_text_the_copy_format_escapes_lands_exactly(bureau, tmp_path, batches_of_three):

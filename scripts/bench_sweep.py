@@ -1,18 +1,24 @@
 """Benchmark the set-based escalation sweep on 1,000,000 cases in PostgreSQL, about 1% of them due.
 
-Usage (from the repository root; the database is created when missing and rebuilt each run):
+Usage (from the repository root; the database is created when missing and rebuilt each run, unless
+``--reset``, which reuses it and first undoes what earlier sweeps wrote in it):
 
-    .venv/bin/python scripts/bench_sweep.py [--cases 1000000] [--due-percent 1] \
-        [--database-url postgres://postgres@127.0.0.1:5432/cw_bench]
+    .venv/bin/python scripts/bench_sweep.py [--cases 1000000] [--due-percent 1] [--repeat 3] \
+        [--reset] [--profile] [--database-url postgres://postgres@127.0.0.1:5432/cw_bench]
+
+Each sweep prints its wall time, the CPU time of this Python process and of its PostgreSQL backend
+(``/proc/<pid>/stat``, when the server runs on this machine), its statements and statements per due
+case, and the load average before and after; then the median and range of the ``--repeat`` sweeps
+and the target. ``run(**kw)`` is the part of ``scripts/bench.py`` (see its docstring).
 
 It migrates a dedicated database, seeds the calendar and a small bureau, then writes the cases and
 their running sign-for/reply clocks with one set-based ``INSERT … SELECT generate_series`` each
 (columns taken from the models, so new columns with defaults are filled). All cases are being
 handled (signed for), their reply clocks run; ``--due-percent`` of them passed their reply
 deadline a few hours ago and take the 催办 step (督办单, audit event, digest e-mail) in the sweep, the
-others are due in 10–40 days. Every case has a chain head (its audit chain of earlier events is not
-written: the sweep reads only the heads). It prints the load average, the time and number of
-statements of: the selection of due clocks, a full sweep (and statements per due case), and a
+others are due in 10–40 days. The tables are vacuumed after the build, as autovacuum would (the
+due-clock selection is an index-only scan on a live site). Every case has a chain head (its audit chain of earlier events is not
+written: the sweep reads only the heads). It prints, besides the sweeps, the selection of due clocks alone and a
 second sweep with nothing left to do. The hand-off of each e-mail to the Celery broker is replaced
 by a counter (the outbox rows are written as in production). Targets (issue 11): ≤ 0.3 s for
 1,000 due among 100,000, ≤ 2 s for 10,000 due among 1,000,000.

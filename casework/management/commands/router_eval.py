@@ -8,9 +8,9 @@ it: near-duplicates, character 3-gram Jaccard ≥ 0.7, stay in one fold); with `
 trains on FILE and scores FILE2. Prints macro- and micro-F1, top-3 accuracy, the per-class
 figures and the confusion table. Several FILEs may be given (joined). Writes nothing.
 
-The per-class bias of the model (``casework.router.tune_bias``) is fitted without the scored
+``--bias`` adds the per-class bias (``casework.router.tune_bias``), fitted without the scored
 messages: inside each training fold (nested 3-fold CV of that fold) or, with ``--test``, on the
-training file's own out-of-fold decisions; ``--no-bias`` scores the plain SVM.
+training file's own out-of-fold decisions. ``router_train`` does not use it (see docs/learning.md).
 """
 
 import csv
@@ -69,15 +69,15 @@ class Command(BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         parser.add_argument("--label", default=None, help="label column (default: unit or category)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--no-bias", action="store_true",
-                            help="score the plain SVM, without the per-class bias (the default fits the "
-                                 "bias inside each training fold, nested, or on the training file's "
-                                 "out-of-fold decisions with --test)")
+        parser.add_argument("--bias", action="store_true",
+                            help="add the per-class bias (casework.router.tune_bias), fitted inside each "
+                                 "training fold (nested 3-fold), or on the training file's out-of-fold "
+                                 "decisions with --test; off by default, as in router_train")
         parser.add_argument("--keep-near-duplicates-apart", action="store_true",
                             help="let near-duplicate messages fall into different folds (the default keeps "
                                  "each group of near-duplicates, char 3-gram Jaccard >= 0.7, in one fold)")
 
-    def handle(self, *args, files, test, folds, label, seed, keep_near_duplicates_apart=False, no_bias=False,
+    def handle(self, *args, files, test, folds, label, seed, keep_near_duplicates_apart=False, bias=False,
                **options):
         texts, labels = [], []
         for f in files:
@@ -96,7 +96,7 @@ class Command(BaseCommand):
             cut = [words_of(t) for t in texts]
             router = Router()
             X = router.fit_matrix(texts, labels, cut=cut)
-            if not no_bias:
+            if bias:
                 router.set_bias(inner_bias(X, labels, near_duplicate_groups(texts), C=router.C))
             trained = time.monotonic() - start
             decision = router.decision(test_texts)
@@ -109,10 +109,10 @@ class Command(BaseCommand):
             cut = [words_of(t) for t in texts]
             groups = None if keep_near_duplicates_apart else near_duplicate_groups(texts)
             scores, _d, _c = cross_validate(texts, labels, folds=folds, seed=seed, cut=cut, groups=groups,
-                                            bias=not no_bias)
+                                            bias=bias)
             title = f"{folds}-fold stratified cross-validation on {len(texts)} messages"
-            title += ("\nper-class bias: none" if no_bias else
-                      "\nper-class bias: fitted inside each training fold (nested 3-fold), never on the scored fold")
+            title += ("\nper-class bias: fitted inside each training fold (nested 3-fold), never on the scored fold"
+                      if bias else "")
             if groups is not None:
                 n_groups = len(set(groups.tolist()))
                 title += (f"\nnear-duplicates kept in one fold: {len(texts) - n_groups} messages repeat another "

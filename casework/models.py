@@ -175,6 +175,11 @@ class Case(ConcurrentTransitionMixin, models.Model):
             # keeps the keys). The access rule's columns (lead unit, id) are in it.
             models.Index(fields=["state", "lead_unit", "id"], include=["sign_for_due_at", "reply_due_at"],
                          condition=models.Q(state__in=ACTIVE_STATES), name="case_open_state_idx"),
+            # The 发回修改 queue (handling again after feedback): a few cases among the handled ones,
+            # which the planner otherwise meets by reading the state's rows one by one.
+            models.Index(fields=["reply_due_at", "submitted_at", "id"],
+                         condition=models.Q(state="handling", feedback_at__isnull=False),
+                         name="case_sent_back_queue_idx"),
         ]
 
     def __str__(self) -> str:

@@ -186,6 +186,11 @@ class Case(ConcurrentTransitionMixin, models.Model):
                          name="case_key_case_leader_idx"),
             models.Index(fields=["merged_into"], condition=models.Q(merged_into__isnull=False),
                          name="case_merged_into_idx"),
+            # The 发回修改 queue (handling again after feedback): a few cases among the handled ones,
+            # which the planner otherwise meets by reading the state's rows one by one.
+            models.Index(fields=["reply_due_at", "submitted_at", "id"],
+                         condition=models.Q(state="handling", feedback_at__isnull=False),
+                         name="case_sent_back_queue_idx"),
         ]
 
     def __str__(self) -> str:

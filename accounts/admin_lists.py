@@ -128,7 +128,7 @@ def _from_db(value, datetimes: bool):
         value = parse_datetime(value) if datetimes else parse_date(value[:10])
     if (datetimes and isinstance(value, datetime.datetime) and settings.USE_TZ
             and timezone.is_naive(value)):
-        value = timezone.make_aware(value, datetime.timezone.utc)
+        value = timezone.make_aware(value, datetime.UTC)
     return value
 
 

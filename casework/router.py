@@ -28,9 +28,10 @@ import joblib
 import numpy as np
 from scipy.optimize import minimize_scalar
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 jieba.setLogLevel(60)
@@ -178,6 +179,29 @@ class Router:
         self.chars, self.words = self._vectorizers(len(texts))
         X = sp.hstack([self.chars.fit_transform(texts), self.words.fit_transform(cut)]).tocsr()
         self.svm = LinearSVC(C=self.C, class_weight=self.class_weight).fit(X, np.asarray(labels))
+        self.feature_names = None
+        self.bias = None
+        return X
+
+    def fit_counts(self, views: list, labels, rows=None):
+        """Train like :meth:`fit_matrix` from :func:`count_views` (the texts are not read again).
+
+        ``rows`` (indices into the views; default all) are the training messages. The vectorisers
+        are the same as :meth:`fit` would fit on those messages (vocabulary: terms in at least
+        ``min_df`` of them, their smoothed IDF), so :meth:`suggest` works on new texts. Returns the
+        training feature matrix.
+        """
+        n = views[0][0].shape[0]
+        rows = np.arange(n) if rows is None else np.asarray(rows)
+        self.chars, self.words = self._vectorizers(len(rows))
+        blocks = []
+        for (counts, names), vectorizer in zip(views, (self.chars, self.words), strict=True):
+            keep, idf = view_weights(counts, rows, vectorizer.min_df)
+            vectorizer.set_params(vocabulary={str(names[k]): i for i, k in enumerate(keep)})
+            vectorizer.idf_ = idf
+            blocks.append(view_matrix(counts[rows], keep, idf))
+        X = sp.hstack(blocks).tocsr()
+        self.svm = LinearSVC(C=self.C, class_weight=self.class_weight).fit(X, np.asarray(labels)[rows])
         self.feature_names = None
         self.bias = None
         return X
@@ -382,6 +406,36 @@ def tune_bias(decision: np.ndarray, y_true, classes, *, passes: int = 3) -> np.n
     return bias
 
 
+def count_views(texts: list[str], cut: list[str]) -> list[tuple]:
+    """Raw term counts of the model's two views over all ``texts``: ``[(counts, names), …]``.
+
+    ``counts`` is a CSR matrix (messages × every term seen, min_df 1), ``names`` the terms; the
+    analysers are those of :meth:`Router._vectorizers`. Cross-validation reads each fold's TF-IDF
+    off these counts (:func:`view_weights`, :func:`view_matrix`) instead of re-reading the texts,
+    with the same result as fitting the vectorisers on the fold.
+    """
+    chars = CountVectorizer(analyzer="char", ngram_range=(1, 3), dtype=np.int32)
+    words = CountVectorizer(token_pattern=r"(?u)\S+", ngram_range=(1, 2), dtype=np.int32)
+    return [(chars.fit_transform(texts).tocsr(), chars.get_feature_names_out()),
+            (words.fit_transform(cut).tocsr(), words.get_feature_names_out())]
+
+
+def view_weights(counts, rows, min_df: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept term columns, their IDF) as ``TfidfVectorizer(min_df=…, smooth_idf=True)`` fitted on ``rows``."""
+    df = np.bincount(counts[rows].indices, minlength=counts.shape[1])
+    keep = np.flatnonzero(df >= min_df)
+    idf = np.log((1 + len(rows)) / (1 + df[keep])) + 1.0
+    return keep, idf
+
+
+def view_matrix(counts, keep: np.ndarray, idf: np.ndarray):
+    """Sublinear-TF × IDF, L2-normalised rows (float32), of ``counts`` restricted to ``keep``."""
+    X = counts[:, keep].astype(np.float32)
+    X.data = 1.0 + np.log(X.data)
+    X = X @ sp.diags(idf.astype(np.float32))
+    return normalize(sp.csr_matrix(X), norm="l2", copy=False)
+
+
 def _splits(n: int, y: np.ndarray, groups, folds: int, seed: int):
     dummy = np.zeros(n)
     if groups is None:
@@ -420,7 +474,7 @@ def inner_bias(X, y, groups, *, C: float, folds: int = 3, seed: int = 1,
 
 def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C: float = 0.5,
                    cut: list[str] | None = None, groups=None, bias: bool = False,
-                   raw: list | None = None) -> tuple[Scores, np.ndarray, np.ndarray]:
+                   raw: list | None = None, views: list | None = None) -> tuple[Scores, np.ndarray, np.ndarray]:
     """Stratified ``folds``-fold cross-validation; returns (scores, out-of-fold decisions, classes).
 
     Every message is scored by a model that never saw it; with ``groups`` (e.g. from
@@ -435,6 +489,8 @@ def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C
     on them, and only then is the held-out fold scored with them; the held-out fold never
     influences its own offsets. ``raw``, when a list, receives the decisions without the bias
     (n × classes), from which :func:`train_with_scores` fits the final model's offsets.
+    ``views`` (from :func:`count_views`, computed here when not given) are the texts' term
+    counts: each fold's vectorisers are fitted from its training rows' counts, as if on their texts.
     """
     y = np.asarray(labels)
     cut = cut if cut is not None else [words_of(t) for t in texts]
@@ -443,10 +499,12 @@ def cross_validate(texts: list[str], labels, *, folds: int = 3, seed: int = 0, C
     decision = np.zeros((len(y), len(classes)))
     plain = np.zeros((len(y), len(classes)))
     g = None if groups is None else np.asarray(groups)
+    views = views if views is not None else count_views(texts, cut)
     for train, test in _splits(len(y), y, g, folds, seed):
         r = Router(C=C)
-        X = r.fit_matrix([texts[i] for i in train], y[train], cut=[cut[i] for i in train])
-        Xt = r._matrix([texts[i] for i in test], cut=[cut[i] for i in test])
+        X = r.fit_counts(views, y, rows=train)
+        Xt = sp.hstack([view_matrix(counts[test], *view_weights(counts, train, v.min_df))
+                        for (counts, _names), v in zip(views, (r.chars, r.words), strict=True)]).tocsr()
         d = r.decision_of_matrix(Xt)
         pos = np.searchsorted(classes, r.classes)
         plain[np.ix_(test, pos)] = d
@@ -476,9 +534,11 @@ def train_with_scores(texts: list[str], labels, *, folds: int = 3, C: float = 0.
     start = time.monotonic()
     cut = [words_of(t) for t in texts]
     raw: list = []
-    scores, decision, classes = cross_validate(texts, labels, folds=folds, C=C, cut=cut,
+    views = count_views(texts, cut)
+    scores, decision, classes = cross_validate(texts, labels, folds=folds, C=C, cut=cut, views=views,
                                                groups=near_duplicate_groups(texts), raw=raw, bias=bias)
-    router = Router(C=C).fit(texts, labels, cut=cut)
+    router = Router(C=C)
+    router.fit_counts(views, labels)
     pos = np.searchsorted(classes, router.classes)
     offsets = tune_bias(raw[0][:, pos], labels, router.classes) if bias else np.zeros(len(router.classes))
     router.set_bias(offsets if offsets.any() else None)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from django.core.management import call_command
 from django.urls import reverse
+import numpy as np
 import pytest
 
 from accounts.services import unit_save
 from casework import router_service, tasks
 from casework.models import CaseEvent, RouterModel, State
-from casework.router import Router, text_of
+from casework.router import Router, count_views, text_of, words_of
 
 DATA = Path(__file__).parent / "data" / "router_small.csv"
 
@@ -230,3 +231,23 @@ def test_per_class_bias_lifts_the_small_class_and_is_fitted_without_the_scored_f
     text = text_of(rows[0]["subject"], rows[0]["body"])
     assert np.allclose(again.decision([text]), Router.decision_of_matrix(again, again._matrix([text]), bias=False)
                        + router.bias)
+
+
+
+def test_training_from_shared_counts_equals_fitting_the_vectorisers_on_the_texts():
+    """Cross-validation and the final fit read the TF-IDF off one count pass (``fit_counts``): the
+    vocabulary, matrix, decisions and suggestions equal those of fitting on the texts, for all the
+    messages and for a fold of them."""
+    rows = small_set()
+    texts = [text_of(r["subject"], r["body"]) for r in rows]
+    labels = [r["category"] for r in rows]
+    views = count_views(texts, [words_of(t) for t in texts])
+    every, half = Router(), Router()
+    every.fit_counts(views, labels)
+    half.fit_counts(views, labels, rows=list(range(0, len(texts), 2)))
+    for plain, shared in ((Router().fit(texts, labels), every), (Router().fit(texts[::2], labels[::2]), half)):
+        assert list(plain.chars.get_feature_names_out()) == list(shared.chars.get_feature_names_out())
+        assert list(plain.words.get_feature_names_out()) == list(shared.words.get_feature_names_out())
+        assert abs(plain._matrix(texts) - shared._matrix(texts)).max() < 1e-5
+        assert np.abs(plain.decision(texts) - shared.decision(texts)).max() < 1e-4
+        assert plain.suggest(texts[0])[0]["label"] == Router.loads(shared.dumps()).suggest(texts[0])[0]["label"]

@@ -353,5 +353,6 @@ def test_the_batch_path_starts_its_clocks_in_a_constant_number_of_statements(bur
         assert messages_import(rows_source=path, platform=bureau.platform).created == rows
     clock_writes = [q for q in queries.captured_queries
                     if "casework_caseclock" in q["sql"] and q["sql"].lstrip().upper().startswith("INSERT")]
-    assert len(clock_writes) == 1
+    # One INSERT on SQLite; on PostgreSQL one COPY, which Django's query log does not see.
+    assert len(clock_writes) == (0 if connection.vendor == "postgresql" else 1)
     assert CaseClock.objects.filter(clock=Clock.DISPATCH, stopped_at__isnull=True).count() == rows

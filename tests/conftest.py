@@ -73,14 +73,29 @@ def _fresh_sign_in_counters():
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def celery_conf_restored():
+    """Undo what a test set on the Celery app's configuration itself, after the test.
+
+    A value set on ``celery_app.conf`` (``conf.task_always_eager = …``) sits above Django's
+    settings for the rest of the process: "restoring" it by assigning the old value still hides
+    every later ``settings.CELERY_TASK_ALWAYS_EAGER`` override of the tests run after it on the
+    same worker (CI saw a digest test send its e-mails to Redis instead of the outbox). So the
+    settings the tests change are dropped from the app's own configuration after every test:
+    Django's settings (with pytest-django's overrides) decide again.
+    """
+    yield
+    if celery_app.configured:
+        for key in ("task_always_eager", "task_eager_propagates", "broker_url"):
+            celery_app.conf.changes.pop(key, None)
+
+
 @pytest.fixture
 def eager_celery(settings):
     """Run Celery tasks in-process so e-mails queued after commit are sent and counted."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
     yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ class KeptFigures(models.Model):
 
     Written only by :func:`assessment.figures_store.figures_refresh` (the Celery beat task
     ``assessment.figures_refresh`` and the report's 立即更新); ``data`` is
-    ``{metric: {unit_id: figure}}`` in the form of :func:`assessment.figures_store.figures_dump`.
+    ``{metric: {unit_id: figure}}`` in the form of :func:`assessment.figures_store.figures_dump`;
+    ``office`` the office table (:func:`assessment.office_metrics.office_figures_dump`).
     ``last_event_id`` is the newest audit event the computation could read.
     """
 
@@ -19,6 +20,9 @@ class KeptFigures(models.Model):
     seconds = models.FloatField(_("计算用时(秒)"), default=0)
     last_event_id = models.BigIntegerField(_("最新审计记录"), default=0)
     data = models.JSONField(_("考核数据"), default=dict)
+    # The 网评办's and the leaders' own rates (assessment.office_metrics.office_figures_dump);
+    # empty in rows kept before they were: the report then computes them.
+    office = models.JSONField(_("网评办与局领导数据"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("考核数据快照")

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from assessment.facts import Period
 from assessment.models import KeptFigures
+from assessment.office_metrics import office_figures, office_figures_dump
 from assessment.selectors import Mean, Ratio, assessment_figures
 from casework.models import CaseEvent
 
@@ -73,19 +74,20 @@ def figures_refresh(*, period: Period, now: datetime | None = None) -> KeptFigur
         now: the report time (``as_of``) of the computation, an aware datetime; default now.
 
     Returns the kept row (created or replaced). One computation of
-    :func:`assessment.selectors.assessment_figures` with ``unit_ids=None``; the row is written in
-    one transaction, so a reader sees the previous figures until the new ones are complete.
+    :func:`assessment.selectors.assessment_figures` with ``unit_ids=None`` and one of the office
+    table (:func:`assessment.office_metrics.office_figures`); the row is written in one transaction, so a reader sees the previous figures until the new ones are complete.
     """
     now = now or timezone.now()
     last_event = CaseEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     started = time.perf_counter()
     figures = assessment_figures(period=period, unit_ids=None, as_of=now)
+    office = office_figures(period=period, as_of=now)
     seconds = time.perf_counter() - started
     with transaction.atomic():
         kept, _ = KeptFigures.objects.update_or_create(
             period_start=period.start, period_end=period.end,
             defaults={"computed_at": now, "seconds": seconds, "last_event_id": last_event,
-                      "data": figures_dump(figures)},
+                      "data": figures_dump(figures), "office": office_figures_dump(office)},
         )
     return kept
 

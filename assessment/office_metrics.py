@@ -135,6 +135,7 @@ def _review_rows(metric: str, period: Period, as_of: datetime) -> list[OfficeRow
     cases = {c.pk: c for c in Case.objects.filter(pk__in=case_ids).select_related("lead_unit")}
     cal = calendar.work_calendar()
     leaders_of_unit: dict = {}
+    policies: dict[tuple[str, int | None], dict[str, tuple[int, str]]] = {}
     all_leaders = None
     out = []
 
@@ -143,9 +144,12 @@ def _review_rows(metric: str, period: Period, as_of: datetime) -> list[OfficeRow
         for started, amount, unit in lengths.get(case_id, []):
             if started <= at + timedelta(seconds=5):  # the clock starts with the event that starts it
                 best = (amount, unit)
-        if best is None:
+        if best is None:  # no clock kept (cases from before the clocks): the policy of its kind
             case = cases[case_id]
-            best = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)[clock]
+            key = (case.message_type, case.platform_id)
+            if key not in policies:  # one query per kind of message and platform, not per case
+                policies[key] = deadline_policies(message_type=case.message_type, platform_id=case.platform_id)
+            best = policies[key][clock]
         return best
 
     def finish(case_id, start, decided_at, actor_id):
@@ -248,6 +252,20 @@ def office_figures(*, period: Period, as_of: datetime | None = None) -> list[Off
     ``Ratio(0, 0)`` when nothing was due. See the module docstring for the definitions.
     """
     return _figures(office_rows(period=period, as_of=as_of))
+
+
+def office_figures_dump(figures: list[OfficeFigures]) -> dict:
+    """Return the office table as JSON for the kept figures: ``{key: {metric: {"num", "den"}}}``, in order."""
+    return {fig.key: {m: {"num": r.num, "den": r.den} for m, r in fig.values.items()} for fig in figures}
+
+
+def office_figures_load(data: dict) -> list[OfficeFigures]:
+    """Inverse of :func:`office_figures_dump`, labels read now (one query for the leaders' names)."""
+    leader_ids = [int(k.split(":")[1]) for k in data if k.startswith("leader:")]
+    users = {u.pk: u for u in User.objects.filter(pk__in=leader_ids)} if leader_ids else {}
+    return [OfficeFigures(key=key, label=_label(key, users),
+                          values={m: Ratio(v["num"], v["den"]) for m, v in values.items()})
+            for key, values in data.items()]
 
 
 def office_metric_case_ids(*, period: Period, metric: str, part: str, who: str,

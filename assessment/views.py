@@ -28,6 +28,7 @@ from accounts.models import Unit
 from assessment.exports import assessment_workbook
 from assessment.facts import AssessmentFacts, Period
 from assessment.figures_store import figures_kept
+from assessment.models import KeptFigures
 from assessment.office_metrics import (
     OFFICE_METRIC_DEFINITIONS,
     OFFICE_METRIC_LABELS,
@@ -35,6 +36,7 @@ from assessment.office_metrics import (
     ROW_METRICS,
     office_figures,
     office_figures_by_month,
+    office_figures_load,
     office_metric_case_ids,
     office_row_label,
 )
@@ -201,7 +203,7 @@ def report_view(request: HttpRequest) -> HttpResponse:
         "can_edit_weights": request.user.is_superuser,
         "definitions": _definitions(),
         "min_volume": MIN_VOLUME,
-        **_office_context(request, period=period, keep=keep, as_of=as_of),
+        **_office_context(request, period=period, keep=links, as_of=as_of, kept=kept),
         "kept": kept,
     }
     return render(request, "assessment/report.html", context)
@@ -215,12 +217,20 @@ def _reads_office(request: HttpRequest) -> bool:
     return _scope(request) is None
 
 
-def _office_context(request: HttpRequest, *, period: Period, keep: dict, as_of: datetime) -> dict:
-    """The report's table of the 网评办's and the leaders' own rates, with drill-down links."""
+def _office_context(request: HttpRequest, *, period: Period, keep: dict, as_of: datetime,
+                    kept: KeptFigures | None = None) -> dict:
+    """The report's table of the 网评办's and the leaders' own rates, with drill-down links.
+
+    Read from the kept figures when the unit table is (the same time, issue 11 §5; ``keep`` then
+    carries that time as ``as_of`` for the drill-downs); computed at ``as_of`` otherwise.
+    """
     if not _reads_office(request):
         return {"office_table": None}
     table = []
-    for fig in office_figures(period=period, as_of=as_of):
+    figures = office_figures_load(kept.office) if kept is not None and kept.office else None
+    if figures is None:
+        figures = office_figures(period=period, as_of=kept.computed_at if kept is not None else as_of)
+    for fig in figures:
         cells = []
         for name in OFFICE_METRICS:
             value = fig.values.get(name)

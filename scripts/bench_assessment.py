@@ -24,13 +24,10 @@ import time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+if __name__ == "__main__":  # imported by scripts/bench.py, run() sets the database up first
+    import django
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+    django.setup()
 
 BUILD = """
 TRUNCATE casework_caseevent, casework_case RESTART IDENTITY CASCADE;
@@ -95,7 +92,10 @@ SELECT setval(pg_get_serial_sequence('casework_case', 'id'), %(cases)s);
 """
 
 
-def build(cases: int, units: int) -> None:
+def build(cases: int, units: int) -> float:
+    """Build ``cases`` cases with 10 audit events each over ``units`` units (SQL); returns the seconds."""
+    from django.db import connection
+
     started = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '1GB'")
@@ -111,10 +111,14 @@ def build(cases: int, units: int) -> None:
         cur.execute("ANALYZE casework_caseevent")
         cur.execute("SELECT count(*) FROM casework_caseevent")
         n_events = cur.fetchone()[0]
-    print(f"built {cases:,} cases and {n_events:,} events in {time.perf_counter() - started:.0f} s")
+    seconds = time.perf_counter() - started
+    print(f"built {cases:,} cases and {n_events:,} events in {seconds:.0f} s")
+    return seconds
 
 
 def bench_metrics(units: int) -> None:
+    from django.db import transaction
+
     from accounts.models import Unit
     from assessment.facts import AssessmentFacts, Period
     from assessment.selectors import ROWS, _aggregate, assessment_annual
@@ -155,6 +159,7 @@ def bench_kept(repeat: int = 5) -> list[tuple[str, str, str]]:
     import statistics
 
     from django.conf import settings
+    from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
@@ -206,6 +211,9 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--topics-only", action="store_true")
     args = parser.parse_args()
+    from django.core.management import call_command
+    from django.db import connection
+
     if not args.topics_only:
         if connection.vendor != "postgresql":
             sys.exit("Set DATABASE_URL to a PostgreSQL database (e.g. cw_bench_assess).")
@@ -215,6 +223,46 @@ def main() -> None:
         bench_metrics(args.units)
         bench_kept()
     bench_topics()
+
+
+def run(*, database_url: str, cases: int = 1_000_000, quick: bool = False, units: int = 97,
+        **_ignored) -> list[tuple[str, str, str]]:
+    """The ``assessment`` part of ``scripts/bench.py``: build, then time the report a leader opens.
+
+    Args:
+        database_url: a scratch PostgreSQL database (dropped and created here, dropped at the end).
+        cases: cases to build, 10 audit events each (1,000,000 → 10,000,000 events); ``quick``: 100,000.
+        units: district units the cases are spread over.
+    Returns ``[(measure, figure, target)]``: the build, the kept figures' refresh and the report.
+    """
+    import dj_database_url
+    import django
+    import psycopg
+
+    cases = 100_000 if quick else cases
+    cfg = dj_database_url.parse(database_url)
+    admin = dict(host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"] or "postgres",
+                 dbname="postgres", autocommit=True)
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.pop("REDIS_URL", None)
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    try:
+        call_command("migrate", verbosity=0)
+        seconds = build(cases, units)
+        rows = [(f"building {cases:,} cases and {cases * 10:,} audit events (generate_series)", f"{seconds:.0f} s", "—")]
+        kept = bench_kept()
+        rows += [(f"{m}, {cases * 10:,} events, {units} units", f, t) for m, f, t in kept]
+        return rows
+    finally:
+        connections.close_all()
+        with psycopg.connect(**admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -1000,8 +1000,11 @@ class _Sweep:
             for items, addresses in groups.items():
                 chosen = [steps[i] for i in items]
                 digest_key = hashlib.sha256("|".join(sorted(addresses)).encode()).hexdigest()[:16]
+                # The lines joined here, once per e-mail (a template loop over 10,000 lines cost more).
                 context = {
-                    "rung": rung, "lines": [lines[i] for i in items], "count": len(items),
+                    "rung": rung, "count": len(items),
+                    "lines_text": "".join([lines[i]["text"] + "\n" for i in items]),
+                    "lines_html": mark_safe("".join([lines[i]["html"] + "\n" for i in items])),
                     "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
                     "closing": _closing(rung, office_clock=all(s.get("office_clock") for s in chosen)),
                 }

@@ -983,10 +983,13 @@ class _Sweep:
             lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
                      for step in steps]
             by_recipient: dict[str, list[int]] = {}
+            unit_addresses: dict[int, list[str]] = {}  # the addresses of each unit, once per digest
             for i, step in enumerate(steps):
                 unit = units.get(step["unit_id"])
                 if unit is not None:
-                    addresses = _recipients_for(rung, unit, self.addresses)
+                    addresses = unit_addresses.get(unit.pk)
+                    if addresses is None:
+                        addresses = unit_addresses[unit.pk] = _recipients_for(rung, unit, self.addresses)
                 elif step.get("office_clock"):
                     addresses = _office_recipients_by_role(rung, self.addresses)
                 else:

@@ -451,6 +451,9 @@ def _rows_insert(model, names: list[str], rows: list[tuple], *, returning: bool 
 
     Returns:
         The new primary keys in the order of ``rows`` when ``returning``, else ``[]``.
+
+    Raises:
+        ValueError: on PostgreSQL, a JSON field with its own encoder among ``names``.
     """
     if not rows:
         return []
@@ -466,6 +469,8 @@ def _rows_insert(model, names: list[str], rows: list[tuple], *, returning: bool 
         field = fields[name]
         cast = _column_cast(field)
         if cast == "jsonb":
+            if getattr(field, "encoder", None) is not None:  # its values would need that encoder
+                raise ValueError(f"{model.__name__}.{name}: a JSON field with an encoder is not supported")
             select.append(f"CASE WHEN jsonb_typeof(d.r->{i}) = 'null' THEN NULL ELSE d.r->{i} END")
         else:
             select.append(f"(d.r->>{i})::{cast}")
@@ -1205,9 +1210,9 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = No
 
     Set-based (issue 11 §1): per rung, one query selects the due clocks; they are then claimed and
     written ``batch_size`` at a time, each batch in one transaction of a fixed number of
-    statements (lock the cases, re-check clocks and steps, insert the steps, 督办单, referrals
-    with their snapshots, audit events chained on the heads read in one query, the heads, the
-    pending digests). Then each recipient gets one digest e-mail per rung listing his cases.
+    statements (lock the cases; re-check clocks and steps, reading the cases' chain heads with
+    them; insert the steps, 督办单, referrals with their snapshots, audit events chained on those
+    heads, the heads, the pending digests), rows written as tuples, not model instances. Then each recipient gets one digest e-mail per rung listing his cases.
     So the statements of a sweep grow with the number of batches, not of due cases.
 
     Safe to run twice or on several workers at once (issue 11 §2): a batch locks its cases with

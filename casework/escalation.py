@@ -37,7 +37,8 @@ which step) and hands it to Celery after commit. A sweep that stops before its d
 them to the next sweep: never lost, never sent twice. Statements grow with batches, not cases.
 """
 
-from datetime import datetime
+from collections import namedtuple
+from datetime import UTC, datetime, timedelta
 import hashlib
 from html import escape
 import json
@@ -46,7 +47,7 @@ import re
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import BigIntegerField, Count, Exists, F, Func, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr
 from django.template.loader import render_to_string
@@ -84,6 +85,7 @@ from casework.models import (
     State,
     SupervisionNotice,
     chain_head_mac,
+    event_hash,
 )
 from casework.selectors import notices_awaiting_answer
 from casework.services import TransitionRefused, case_lock, event_append
@@ -421,90 +423,91 @@ def referral_snapshot(case: Case, *, clock: str, due_at: datetime, now: datetime
     return _snapshots(targets=[(case, target)], now=now, cal_for=lambda _clock: cal)[0]
 
 
-# Field types whose Python value (aware datetimes with USE_TZ) is what the database gets.
-_PLAIN_TYPES = {
-    "CharField", "TextField", "SlugField", "IntegerField", "PositiveIntegerField", "SmallIntegerField",
-    "PositiveSmallIntegerField", "BigIntegerField", "ForeignKey", "OneToOneField", "BooleanField",
-    "DateTimeField",
-}
+def _column_cast(field) -> str:
+    """The PostgreSQL type ``field``'s column is read as, without a length (``varchar``, not
+    ``varchar(20)``): an explicit cast would cut a long value silently, the insert into the column
+    refuses it as ``bulk_create`` would."""
+    return re.sub(r"\(\d+\)", "", field.db_type(connection).split(" CHECK")[0])
 
 
-def _json_value(field):
-    """``obj -> value`` for ``field`` as JSON carries it to PostgreSQL, or None when JSON cannot."""
-    kind = field.get_internal_type()
-    if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
-        return None
-    attname = field.attname
-    if kind == "DateTimeField":
-        def value(obj):
-            v = getattr(obj, attname)
-            return None if v is None else v.isoformat()
-        return value
-    if kind == "JSONField" and field.encoder is None:
-        return lambda obj: getattr(obj, attname)  # nested in the document, read as jsonb
-    if kind in _PLAIN_TYPES:
-        return lambda obj: getattr(obj, attname)
-    return None
+def _rows_insert(model, names: list[str], rows: list[tuple], *, returning: bool = False, **constants) -> list:
+    """Insert ``rows`` of ``model`` (tuples of the fields ``names``) and ``constants`` in one statement.
 
+    Rows are plain tuples, not model instances (issue 11: building ~50,000 instances was most of
+    the sweep's Python time). Every other concrete field gets its model default (``auto_now`` and
+    ``auto_now_add`` fields the current time), as ``bulk_create`` would write it. On PostgreSQL the
+    rows travel as one JSON document, an array of rows (``INSERT … SELECT … FROM
+    jsonb_array_elements(…) WITH ORDINALITY``): the statement's size and its compilation do not
+    grow with the rows, and the document is encoded by the C JSON encoder; a datetime travels as
+    its ISO 8601 text, a JSON field's value nested in the document, and each constant (and
+    default) is one parameter prepared by its field. Elsewhere (SQLite) it is ``bulk_create``.
 
-def _insert(model, objs: list, *, returning: bool = True) -> list:
-    """Insert ``objs`` (unsaved instances of ``model``) in one statement; set and return their pks.
+    Args:
+        model: the model class; its primary key must be an auto field unless named.
+        names: field names (``attname`` for a foreign key, e.g. ``"case_id"``), the order of each row.
+        rows: the values, in Python form (aware datetimes, ints, strings, dicts for a JSON field).
+        returning: return the new primary keys, in the order of ``rows``.
+        constants: field name → one value for every row.
 
-    On PostgreSQL the rows travel as one JSON document, an array of rows (``INSERT … SELECT …
-    FROM jsonb_array_elements(…) WITH ORDINALITY``): the statement's size and its compilation do not grow
-    with the rows as ``bulk_create``'s ``VALUES`` list does, and the document is encoded by the
-    C JSON encoder instead of the driver's per-element array adaptation (issue 11: that was a
-    third of the sweep's Python time). Every concrete column is written; a column whose value JSON
-    cannot carry as it is (a field with its own database preparation) travels as an array
-    parameter prepared by the field itself (``pre_save``, ``get_db_prep_save``). Elsewhere
-    (SQLite) it is ``bulk_create``.
+    Returns:
+        The new primary keys in the order of ``rows`` when ``returning``, else ``[]``.
+
+    Raises:
+        ValueError: on PostgreSQL, a JSON field with its own encoder among ``names``.
     """
-    if not objs:
-        return objs
-    if connection.vendor != "postgresql":
-        return model.objects.bulk_create(objs)
+    if not rows:
+        return []
     meta = model._meta
-    pk = meta.pk
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and pk.get_internal_type().endswith("AutoField"))]
+    if connection.vendor != "postgresql":
+        objs = model.objects.bulk_create(
+            [model(**dict(zip(names, row, strict=True)), **constants) for row in rows])
+        return [obj.pk for obj in objs] if returning else []
     quote = connection.ops.quote_name
-    in_json, in_arrays = [], []
-    for f in fields:
-        getter = _json_value(f)
-        (in_json if getter is not None else in_arrays).append((f, getter))
-    # Cast to the base type (``varchar``, not ``varchar(20)``): an explicit cast would cut a long
-    # value silently, the insert into the column refuses it as ``bulk_create`` would.
-    types = {f: re.sub(r"\(\d+\)", "", f.db_type(connection).split(" CHECK")[0]) for f in fields}
-    rows = [[getter(obj) for _f, getter in in_json] for obj in objs]
-    select = []
-    position = {f: i for i, (f, _g) in enumerate(in_json)}
-    for f in fields:
-        if f in position:
-            i = position[f]
-            if types[f] == "jsonb":
-                select.append(f"CASE WHEN jsonb_typeof(d.r->{i}) = 'null' THEN NULL ELSE d.r->{i} END")
-            else:
-                select.append(f"(d.r->>{i})::{types[f]}")
+    fields = {name: meta.get_field(name) for name in [*names, *constants]}
+    select, params = [], []
+    for i, name in enumerate(names):
+        field = fields[name]
+        cast = _column_cast(field)
+        if cast == "jsonb":
+            if getattr(field, "encoder", None) is not None:  # its values would need that encoder
+                raise ValueError(f"{model.__name__}.{name}: a JSON field with an encoder is not supported")
+            select.append(f"CASE WHEN jsonb_typeof(d.r->{i}) = 'null' THEN NULL ELSE d.r->{i} END")
         else:
-            select.append(f"(%s::{types[f]}[])[d.n]")
-    # Placeholders: the array parameters (in the SELECT list, in field order), then the document.
-    params: list = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f, _g in in_arrays]
+            select.append(f"(d.r->>{i})::{cast}")
+    columns = [fields[name].column for name in [*names, *constants]]
+    for name, value in constants.items():
+        field = fields[name]
+        select.append(f"%s::{_column_cast(field)}")
+        params.append(field.get_db_prep_save(value, connection))
+    given = {f.column for f in fields.values()}
+    for field in meta.concrete_fields:
+        if field.column in given or (field.primary_key and field.get_internal_type().endswith("AutoField")):
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = timezone.now()
+        else:
+            value = field.get_default()
+        columns.append(field.column)
+        select.append(f"%s::{_column_cast(field)}")
+        params.append(field.get_db_prep_save(value, connection))
+    dates = [i for i, name in enumerate(names) if fields[name].get_internal_type() == "DateTimeField"]
+    if dates:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i in dates:
+                if row[i] is not None:
+                    row[i] = row[i].isoformat()
     params.append(json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
-    names = ", ".join(quote(f.column) for f in fields)
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({names}) "
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
         f"SELECT {', '.join(select)} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS d(r, n) "
         "ORDER BY d.n"
     )
-    auto_pk = pk not in fields
-    if auto_pk and returning:
-        sql += f" RETURNING {quote(pk.column)}"
+    if returning:
+        sql += f" RETURNING {quote(meta.pk.column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if auto_pk and returning:
-            for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
-                setattr(obj, pk.attname, value)
-                obj._state.adding, obj._state.db = False, connection.alias
-    return objs
+        return [value for (value,) in cursor.fetchall()] if returning else []
 
 
 def _ids(values):
@@ -518,6 +521,33 @@ def _ids(values):
     if connection.vendor != "postgresql":
         return values
     return RawSQL("SELECT unnest(%s::bigint[])", ["{" + ",".join(map(str, values)) + "}"])
+
+
+class _Microseconds(Func):
+    """A ``timestamptz`` as whole microseconds since 1970-01-01 UTC (``bigint``), exact on every
+    PostgreSQL (``EXTRACT`` returns a double before 14: the whole seconds and the microseconds are
+    each exact in it)."""
+
+    template = ("(EXTRACT(EPOCH FROM date_trunc('second', %(expressions)s))::bigint * 1000000"
+                " + MOD(EXTRACT(MICROSECONDS FROM %(expressions)s)::bigint, 1000000))")
+    output_field = BigIntegerField()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(name: str):
+    """The expression reading the datetime field ``name`` for :func:`_moment` (to select in
+    ``values()``). On PostgreSQL the moment as an integer (:class:`_Microseconds`): the driver's
+    timestamp parser, in Python, cost a third of a second per 50,000 values. Elsewhere the field."""
+    return _Microseconds(name) if connection.vendor == "postgresql" else F(name)
+
+
+def _moment(value):
+    """The aware UTC datetime of a value read with :func:`_micros` (None stays None)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def _ids_insert(model, id_fields: list[str], columns: list[list[int]], **constants) -> None:
@@ -548,10 +578,21 @@ def _ids_insert(model, id_fields: list[str], columns: list[list[int]], **constan
         )
 
 
-def _heads_record(events: list[CaseEvent]) -> None:
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+def _hex(value: str) -> str:
+    """``value`` when it is a hex digest (as every hash of the chain is), else ValueError."""
+    if not _HEX.fullmatch(value):
+        raise ValueError(f"not a hex digest: {value!r}")
+    return value
+
+
+def _heads_record(events: list) -> None:
     """Record the chain head of each case of ``events`` (its last one), sealed: one statement.
 
-    The bulk form of :func:`casework.audit.chain_head_record` (an upsert on the case), with the
+    ``events`` are sealed events or anything with their ``case_id``, ``seq`` and ``hash`` (the
+    sweep's rows). The bulk form of :func:`casework.audit.chain_head_record` (an upsert on the case), with the
     head's MAC from :func:`casework.models.chain_head_mac`; on SQLite
     :func:`casework.audit.chain_heads_bulk_record`.
     """
@@ -569,8 +610,11 @@ def _heads_record(events: list[CaseEvent]) -> None:
             "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::varchar[]) "
             "ON CONFLICT (case_id) DO UPDATE SET event_count = EXCLUDED.event_count, "
             "head_hash = EXCLUDED.head_hash, mac = EXCLUDED.mac",
-            [[e.case_id for e in heads], [e.seq for e in heads], [e.hash for e in heads],
-             [chain_head_mac(case_id=e.case_id, event_count=e.seq, head_hash=e.hash) for e in heads]],
+            # Each array as its text (ids, counts and hex digests need no quoting), passed by the
+            # driver as it is: adapting the elements one by one cost more than the upsert.
+            ["{" + ",".join(values) + "}" for values in (
+                [str(e.case_id) for e in heads], [str(e.seq) for e in heads], [_hex(e.hash) for e in heads],
+                [chain_head_mac(case_id=e.case_id, event_count=e.seq, head_hash=e.hash) for e in heads])],
         )
 
 
@@ -606,6 +650,50 @@ class _RungShare:
         except Exception:  # a broken connection has lost the lock with its session
             if exc[0] is None:
                 raise
+
+
+_CASE_LOCK_FIELDS = ("pk", "state", "lead_unit_id")
+_CASE_ROW_FIELDS = (*_CASE_LOCK_FIELDS, "reference", "subject", "body", "message_type", "handling_round",
+                    "submitted_at", "dispatched_at", "accepted_at")
+
+
+class _CaseRow:
+    """A locked case of a batch: the fields read (``names``), under a ``Case``'s attribute names,
+    with ``lead_unit`` (the sweep's one ``Unit`` instance, or None); what :func:`_snapshots` reads."""
+
+    __slots__ = (*_CASE_ROW_FIELDS, "lead_unit")
+
+    def __init__(self, names: tuple[str, ...], values: tuple) -> None:
+        for name, value in zip(names, values, strict=True):
+            setattr(self, name, value)
+        self.lead_unit = None
+
+
+class _ClockRow:
+    """A running clock of a batch, under a ``CaseClock``'s attribute names (what the sweep reads)."""
+
+    __slots__ = ("pk", "case_id", "clock", "round", "unit_id", "due_at")
+
+    def __init__(self, pk: int, case_id: int, clock: str, round_: int, unit_id: int | None, due_at: datetime) -> None:
+        self.pk, self.case_id, self.clock, self.round, self.unit_id, self.due_at = (
+            pk, case_id, clock, round_, unit_id, due_at)
+
+    @property
+    def unit(self):
+        return Unit.objects.get(pk=self.unit_id) if self.unit_id else None
+
+
+class _Sealed:
+    """The fields of one audit event that :func:`casework.models.event_hash` seals, refilled per event."""
+
+    __slots__ = ("case_id", "seq", "action", "from_state", "to_state", "actor_id", "at", "reason", "payload",
+                 "prev_hash")
+
+    def __init__(self, *, at: datetime, action: str) -> None:
+        self.at, self.action, self.actor_id, self.reason = at, action, None, ""
+
+
+_Head = namedtuple("_Head", "case_id seq hash")  # what _heads_record reads of an event
 
 
 class _Sweep:
@@ -699,14 +787,16 @@ class _Sweep:
             with connection.cursor() as cursor:
                 cursor.execute("DISCARD PLANS")
         with transaction.atomic():
+            # The cases as tuples of the fields the batch uses (the referral's snapshot needs
+            # them all, the other rungs three), locked; model instances cost more than the rest.
+            names = _CASE_ROW_FIELDS if rung.opens_referral else _CASE_LOCK_FIELDS
             cases_qs = (
                 Case.objects.filter(pk__in=_ids(sorted({case_id for _pk, case_id in rows})))
-                .only(*CASE_FIELDS)
-                .order_by("pk")
+                .order_by("pk").values_list(*names)
             )
             if connection.features.has_select_for_update:
                 cases_qs = cases_qs.select_for_update(of=("self",), skip_locked=skip_locked)
-            cases = {case.pk: case for case in cases_qs}
+            cases = {row[0]: _CaseRow(names, row) for row in cases_qs}
             # The lead units, one instance each per sweep (not one per case: a unit leads thousands).
             wanted = {c.lead_unit_id for c in cases.values() if c.lead_unit_id and c.lead_unit_id not in self.units}
             if wanted:
@@ -717,111 +807,120 @@ class _Sweep:
             skipped = [row for row in rows if row[1] not in cases]
             if not cases:
                 return 0, skipped
-            # The re-check, under the locks: the clock still runs, the step is due and untaken.
-            clocks = list(
-                CaseClock.objects.filter(
-                    pk__in=_ids([pk for pk, case_id in rows if case_id in cases]), stopped_at__isnull=True
-                ).order_by("case_id", "pk")
+            # The re-check, under the locks: the clock still runs, the step is due and untaken; with
+            # each case's chain head (read under the case's lock, as every append reads it).
+            head = AuditChainHead.objects.filter(case_id=OuterRef("case_id"))
+            clocks_qs = CaseClock.objects.filter(
+                pk__in=_ids([pk for pk, case_id in rows if case_id in cases]), stopped_at__isnull=True
+            ).annotate(
+                taken=Exists(_step_exists(rung.level)),
+                head_count=Subquery(head.values("event_count")),
+                head_hash=Subquery(head.values("head_hash")),
             )
-            levels = [rung.level] + ([rung.requires.level] if rung.requires_id else [])
-            have = set(
-                EscalationStep.objects.filter(case_id__in=_ids(list(cases)), level__in=levels)
-                .values_list("case_id", "clock", "round", "level")
-            )
-            chosen: list[tuple[Case, CaseClock]] = []
-            for clock in clocks:
-                case = cases[clock.case_id]
-                if case.lead_unit_id is None and clock.clock not in OFFICE_CLOCKS:
+            if rung.requires_id:
+                clocks_qs = clocks_qs.annotate(required=Exists(_step_exists(rung.requires.level)))
+            else:
+                clocks_qs = clocks_qs.annotate(required=Value(True))
+            chosen: list[tuple[_CaseRow, _ClockRow]] = []
+            seen: set[tuple] = set()
+            heads: dict[int, tuple[int, str]] = {}
+            for pk, case_id, clock_name, round_, unit_id, due_at, taken, required, count, hash_ in (
+                clocks_qs.order_by("case_id", "pk").values_list(
+                    "pk", "case_id", "clock", "round", "unit_id", _micros("due_at"), "taken", "required",
+                    "head_count", "head_hash")
+            ):
+                due_at = _moment(due_at)
+                if count is not None:
+                    heads[case_id] = (count, hash_)
+                clock = _ClockRow(pk, case_id, clock_name, round_, unit_id, due_at)
+                case = cases[case_id]
+                if case.lead_unit_id is None and clock_name not in OFFICE_CLOCKS:
                     continue  # a unit clock needs its unit (a return stops every clock)
                 if trigger == TRIGGER_LADDER:
                     cutoff = self.cutoff(self.cal_for(clock), rung.threshold_days)
-                    if not _is_due(due_at=clock.due_at, now=self.now, rung=rung, cutoff=cutoff):
+                    if not _is_due(due_at=due_at, now=self.now, rung=rung, cutoff=cutoff):
                         continue
-                    if rung.requires_id and (case.pk, clock.clock, clock.round, rung.requires.level) not in have:
+                    if not required:
                         continue
-                if (case.pk, clock.clock, clock.round, rung.level) in have:
+                if taken or (case_id, clock_name, round_) in seen:
                     continue
-                have.add((case.pk, clock.clock, clock.round, rung.level))
+                seen.add((case_id, clock_name, round_))
                 chosen.append((case, clock))
             if chosen:
-                self._write(chosen, rung, trigger)
+                self._write(chosen, rung, trigger, heads)
         return len(chosen), skipped
 
-    def _write(self, chosen: list[tuple[Case, CaseClock]], rung: EscalationRung, trigger: str) -> None:
-        """Write the steps, 督办单, referrals, audit events and pending digests of ``chosen``."""
+    def _write(self, chosen: list[tuple["_CaseRow", "_ClockRow"]], rung: EscalationRung, trigger: str,
+               heads: dict[int, tuple[int, str]]) -> None:
+        """Write the steps, 督办单, referrals, audit events and pending digests of ``chosen``.
+
+        ``heads`` holds ``case id → (event count, head hash)`` of the chosen cases that have a chain
+        head (read with the re-check, under the cases' locks). Rows are written as tuples.
+        """
         now = self.now
-        steps = _insert(EscalationStep, [
-            EscalationStep(case_id=case.pk, clock=clock.clock, round=clock.round, level=rung.level,
-                           due_at=clock.due_at, happened_at=now)
-            for case, clock in chosen
-        ])
+        level = rung.level
+        step_ids = _rows_insert(
+            EscalationStep, ["case_id", "clock", "round", "due_at"],
+            [(case.pk, clock.clock, clock.round, clock.due_at) for case, clock in chosen],
+            returning=True, level=level, happened_at=now,
+        )
         clock_labels = self.labels()["clocks"]
-        notices: list[SupervisionNotice | None] = [None] * len(chosen)
+        notice_ids: list[int | None] = [None] * len(chosen)
         # The 网评办's own 交办 clock (issue 13 §5) opens no 督办单 or referral: it only tells the office.
         unit_rows = [i for i, (case, clock) in enumerate(chosen) if clock.clock not in OFFICE_CLOCKS]
         if rung.opens_notice and unit_rows:
             content = _("案件%(clock)s已超期,请%(unit)s立即办理并答复督办单。")
-            made = _insert(SupervisionNotice, [
-                SupervisionNotice(
-                    case_id=case.pk, unit_id=case.lead_unit_id, step=step, opened_at=now,
-                    answer_due_at=self.notice_due(case.lead_unit, rung, self.cal_for(clock)),
-                    content=content % {"clock": clock_labels.get(clock.clock, clock.clock),
-                                       "unit": case.lead_unit.name},
-                )
-                for (case, clock), step in ((chosen[i], steps[i]) for i in unit_rows)
-            ])
-            for i, notice in zip(unit_rows, made, strict=True):
-                notices[i] = notice
-        referrals: list[DisciplineReferral | None] = [None] * len(chosen)
+            made = _rows_insert(SupervisionNotice, ["case_id", "unit_id", "step_id", "answer_due_at", "content"], [
+                (case.pk, case.lead_unit_id, step_ids[i],
+                 self.notice_due(case.lead_unit, rung, self.cal_for(clock)),
+                 content % {"clock": clock_labels.get(clock.clock, clock.clock), "unit": case.lead_unit.name})
+                for i, (case, clock) in ((i, chosen[i]) for i in unit_rows)
+            ], returning=True, opened_at=now)
+            for i, notice_id in zip(unit_rows, made, strict=True):
+                notice_ids[i] = notice_id
+        referral_ids: list[int | None] = [None] * len(chosen)
         if rung.opens_referral and unit_rows:
             snapshots = _snapshots(targets=[chosen[i] for i in unit_rows], now=now, cal_for=self.cal_for)
             reason = _referral_reason(rung, trigger)
-            made = _insert(DisciplineReferral, [
-                DisciplineReferral(
-                    case_id=case.pk, unit_id=case.lead_unit_id, step=step, trigger=trigger, created_at=now,
-                    reason=reason % {"unit": case.lead_unit.name, "n": rung.unit_open_notices_limit,
-                                     "clock": clock_labels.get(clock.clock, clock.clock)},
-                    snapshot=snapshot,
-                )
-                for (case, clock), step, snapshot in zip(
-                    (chosen[i] for i in unit_rows), (steps[i] for i in unit_rows), snapshots, strict=True)
-            ])
-            for i, referral in zip(unit_rows, made, strict=True):
-                referrals[i] = referral
-        # The audit events: one query for every chain head, the hashes chained in one pass.
-        case_ids = sorted({case.pk for case, _clock in chosen})
-        heads = {
-            row[0]: (row[1], row[2])
-            for row in AuditChainHead.objects.filter(case_id__in=_ids(case_ids)).values_list(
-                "case_id", "event_count", "head_hash")
-        }
-        missing = [pk for pk in case_ids if pk not in heads]
+            made = _rows_insert(DisciplineReferral, ["case_id", "unit_id", "step_id", "reason", "snapshot"], [
+                (case.pk, case.lead_unit_id, step_ids[i],
+                 reason % {"unit": case.lead_unit.name, "n": rung.unit_open_notices_limit,
+                           "clock": clock_labels.get(clock.clock, clock.clock)},
+                 snapshot)
+                for (i, (case, clock)), snapshot in zip(((i, chosen[i]) for i in unit_rows), snapshots, strict=True)
+            ], returning=True, trigger=trigger, created_at=now)
+            for i, referral_id in zip(unit_rows, made, strict=True):
+                referral_ids[i] = referral_id
+        # The audit events, chained in one pass on the heads read with the re-check.
+        missing = sorted({case.pk for case, _clock in chosen} - heads.keys())
         if missing:  # a case from before the chain heads: its last event, read once
             for case_id, seq, hash_ in (
                 CaseEvent.objects.filter(case_id__in=missing).order_by("case_id", "-seq")
                 .values_list("case_id", "seq", "hash")
             ):
                 heads.setdefault(case_id, (seq, hash_))
+        action = f"escalation_{level}"
+        sealed = _Sealed(at=now.astimezone(UTC), action=action)  # sealed as UTC: converted once
         events = []
-        for (case, clock), step, notice, referral in zip(chosen, steps, notices, referrals, strict=True):
+        for (case, clock), step_id, notice_id, referral_id in zip(chosen, step_ids, notice_ids, referral_ids,
+                                                                   strict=True):
             seq, prev = heads.get(case.pk, (0, ""))
-            payload = {"clock": clock.clock, "level": rung.level, "step_id": step.pk,
+            payload = {"clock": clock.clock, "level": level, "step_id": step_id,
                        "due_at": clock.due_at.isoformat(), "trigger": trigger}
-            if notice is not None:
-                payload["notice_id"] = notice.pk
-            if referral is not None:
-                payload["referral_id"] = referral.pk
-            event = CaseEvent(case_id=case.pk, seq=seq + 1, action=f"escalation_{rung.level}", actor=None,
-                              from_state=case.state, to_state=case.state, at=now, payload=payload,
-                              prev_hash=prev)
-            event.hash = event.compute_hash()
-            heads[case.pk] = (event.seq, event.hash)
-            events.append(event)
-        _insert(CaseEvent, events, returning=False)
-        _heads_record(events)
-        _ids_insert(EscalationDigestPending, ["step_id"], [[step.pk for step in steps]],
-                    level=rung.level, queued_at=now)
-        logger.info("escalation %s: %s steps taken (%s)", rung.level, len(steps), trigger)
+            if notice_id is not None:
+                payload["notice_id"] = notice_id
+            if referral_id is not None:
+                payload["referral_id"] = referral_id
+            sealed.case_id, sealed.seq, sealed.from_state = case.pk, seq + 1, case.state
+            sealed.to_state, sealed.payload, sealed.prev_hash = case.state, payload, prev
+            hash_ = event_hash(sealed)
+            heads[case.pk] = (seq + 1, hash_)
+            events.append((case.pk, seq + 1, case.state, case.state, payload, prev, hash_))
+        _rows_insert(CaseEvent, ["case_id", "seq", "from_state", "to_state", "payload", "prev_hash", "hash"],
+                     events, action=action, at=now, actor_id=None)
+        _heads_record([_Head(case_id, seq, hash_) for case_id, seq, _f, _t, _p, _prev, hash_ in events])
+        _ids_insert(EscalationDigestPending, ["step_id"], [step_ids], level=level, queued_at=now)
+        logger.info("escalation %s: %s steps taken (%s)", level, len(step_ids), trigger)
 
     # -- the digests
 
@@ -854,15 +953,19 @@ class _Sweep:
                 return 0
             steps = list(
                 EscalationStep.objects.filter(pk__in=_ids(step_ids)).order_by("due_at", "pk").values(
-                    "pk", "case_id", "clock", "round", "level", "due_at",
+                    "pk", "case_id", "clock", "round", "level",
                     reference=F("case__reference"), subject=F("case__subject"),
                     excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
-                    handling_round=F("case__handling_round"), dispatched_at=F("case__dispatched_at"),
-                    accepted_at=F("case__accepted_at"), unit_id=F("case__lead_unit_id"),
+                    handling_round=F("case__handling_round"), unit_id=F("case__lead_unit_id"),
                     notice_content=F("notice__content"), referral_id=F("referral__id"),
-                    referral_reason=F("referral__reason"),
+                    referral_reason=F("referral__reason"), due_us=_micros("due_at"),
+                    dispatched_us=_micros("case__dispatched_at"), accepted_us=_micros("case__accepted_at"),
                 )
             )
+            for s in steps:
+                s["due_at"] = _moment(s.pop("due_us"))
+                s["dispatched_at"] = _moment(s.pop("dispatched_us"))
+                s["accepted_at"] = _moment(s.pop("accepted_us"))
             office = None
             if any(s["clock"] in OFFICE_CLOCKS for s in steps):
                 office = office_clock_unit(clock=Clock.DISPATCH)
@@ -870,17 +973,28 @@ class _Sweep:
                     if s["clock"] in OFFICE_CLOCKS:
                         s["unit_id"], s["office_clock"] = (office.pk if office else None), True
             units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
-            history = _by_case(
+            # Each case's ladder steps, as the words of its history ("催办·督办单(答复) 2026-03-05 10:01").
+            words = self.labels()
+            history: dict[int, list[str]] = {}
+            for case_id, clock, level, happened_at in (
                 EscalationStep.objects.filter(case_id__in=_ids({s["case_id"] for s in steps}))
-                .order_by("case_id", "happened_at", "pk").values("case_id", "clock", "level", "happened_at")
-            )
+                .order_by("case_id", "happened_at", "pk").values_list("case_id", "clock", "level",
+                                                                      _micros("happened_at"))
+            ):
+                happened_at = _moment(happened_at)
+                history.setdefault(case_id, []).append(
+                    f"{words['levels'].get(level, level)}({words['clocks'].get(clock, clock)}) "
+                    f"{self.minute(happened_at)}")
             lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
                      for step in steps]
             by_recipient: dict[str, list[int]] = {}
+            unit_addresses: dict[int, list[str]] = {}  # the addresses of each unit, once per digest
             for i, step in enumerate(steps):
                 unit = units.get(step["unit_id"])
                 if unit is not None:
-                    addresses = _recipients_for(rung, unit, self.addresses)
+                    addresses = unit_addresses.get(unit.pk)
+                    if addresses is None:
+                        addresses = unit_addresses[unit.pk] = _recipients_for(rung, unit, self.addresses)
                 elif step.get("office_clock"):
                     addresses = _office_recipients_by_role(rung, self.addresses)
                 else:
@@ -894,8 +1008,11 @@ class _Sweep:
             for items, addresses in groups.items():
                 chosen = [steps[i] for i in items]
                 digest_key = hashlib.sha256("|".join(sorted(addresses)).encode()).hexdigest()[:16]
+                # The lines joined here, once per e-mail (a template loop over 10,000 lines cost more).
                 context = {
-                    "rung": rung, "lines": [lines[i] for i in items], "count": len(items),
+                    "rung": rung, "count": len(items),
+                    "lines_text": "".join([lines[i]["text"] + "\n" for i in items]),
+                    "lines_html": mark_safe("".join([lines[i]["html"] + "\n" for i in items])),
                     "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
                     "closing": _closing(rung, office_clock=all(s.get("office_clock") for s in chosen)),
                 }
@@ -953,11 +1070,12 @@ class _Sweep:
             text = self.minutes[moment] = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
         return text
 
-    def _line(self, step: dict, rung: EscalationRung, unit, history: list[dict]) -> dict:
+    def _line(self, step: dict, rung: EscalationRung, unit, history: list[str]) -> dict:
         """One case of a digest: its text and HTML lines, built once and shared by every e-mail.
 
-        ``step`` is a row of :meth:`digests` (the step with its case's fields). Citizen text
-        (subject, excerpt) is masked here, field by field (see :func:`_masked`).
+        ``step`` is a row of :meth:`digests` (the step with its case's fields), ``history`` the
+        words of the case's ladder steps. Citizen text (subject, excerpt) is masked here, field by
+        field (see :func:`_masked`).
         """
         words = self.labels()
         cal = self.unit_cals.get(step["unit_id"], self.cal) if step["clock"] in UNIT_CLOCKS else self.cal
@@ -970,9 +1088,7 @@ class _Sweep:
             done.append(f"{words['dispatch']} {at(step['dispatched_at'])}")
         if step["accepted_at"]:
             done.append(f"{words['accept']} {at(step['accepted_at'])}")
-        for row in history:
-            level = words["levels"].get(row["level"], row["level"])
-            done.append(f"{level}({words['clocks'].get(row['clock'], row['clock'])}) {at(row['happened_at'])}")
+        done += history
         due_at = step["due_at"]
         due = at(due_at)
         if self.now <= due_at:
@@ -1002,12 +1118,20 @@ class _Sweep:
         if referral_url:
             text.append(f"  {words['outcome']}:{referral_url}")
         text.append(f"  {words['page']}:{url}")
-        html = [f'<tr><td><a href="{escape(url)}">{escape(reference)}</a><br>{escape(subject)}</td><td>',
-                "<br>".join(f"<strong>{escape(label)}</strong>:{escape(value)}" for label, value in fields)]
+        html = [f'<tr><td><a href="{_escape(url)}">{_escape(reference)}</a><br>{_escape(subject)}</td><td>',
+                "<br>".join(f"<strong>{_escape(label)}</strong>:{_escape(value)}" for label, value in fields)]
         if referral_url:
-            html.append(f'<br><a href="{escape(referral_url)}">{escape(words["outcome_link"])}</a>')
+            html.append(f'<br><a href="{_escape(referral_url)}">{_escape(words["outcome_link"])}</a>')
         html.append("</td></tr>")
         return {"text": "\n".join(text) + "\n", "html": mark_safe("".join(html)), "reference": reference}
+
+
+_HTML_SPECIAL = re.compile("[&<>\"']")
+
+
+def _escape(text: str) -> str:
+    """``html.escape(text)``; a text without ``& < > " '`` (most of a digest's) is returned as it is."""
+    return escape(text) if _HTML_SPECIAL.search(text) else text
 
 
 def _masked(text: str) -> str:
@@ -1018,15 +1142,9 @@ def _masked(text: str) -> str:
     (ASCII, full-width, superscript or circled digits alike), so a text with fewer than 7 such
     characters is returned as it is.
     """
-    if not text or sum(ch.isdigit() for ch in text) < 7:
+    if not text or len(text) < 7 or sum(map(str.isdigit, text)) < 7:
         return text or ""
     return mask_personal_numbers(text)
-
-
-CASE_FIELDS = (
-    "reference", "subject", "body", "message_type", "state", "handling_round", "lead_unit",
-    "submitted_at", "dispatched_at", "accepted_at",
-)
 
 
 URL_PK = "987654321"
@@ -1092,9 +1210,9 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = No
 
     Set-based (issue 11 §1): per rung, one query selects the due clocks; they are then claimed and
     written ``batch_size`` at a time, each batch in one transaction of a fixed number of
-    statements (lock the cases, re-check clocks and steps, insert the steps, 督办单, referrals
-    with their snapshots, audit events chained on the heads read in one query, the heads, the
-    pending digests). Then each recipient gets one digest e-mail per rung listing his cases.
+    statements (lock the cases; re-check clocks and steps, reading the cases' chain heads with
+    them; insert the steps, 督办单, referrals with their snapshots, audit events chained on those
+    heads, the heads, the pending digests), rows written as tuples, not model instances. Then each recipient gets one digest e-mail per rung listing his cases.
     So the statements of a sweep grow with the number of batches, not of due cases.
 
     Safe to run twice or on several workers at once (issue 11 §2): a batch locks its cases with

@@ -20,7 +20,7 @@ It receives every keyword below and ignores those it does not use: ``cases`` (ca
 model; it reports that run and a think-0 saturation run, each row naming its model), ``import_rows``. It builds its data itself, prints
 progress to stderr, and states in each row's measure what was measured (sizes, counts,
 statements). Each part runs in a process of its own (Django is set up once per process, each part
-on its own database), so one part failing, hanging past ``--part-timeout`` or missing prints
+on its own database, with ``DJANGO_DEBUG=0`` unless set), so one part failing, hanging past ``--part-timeout`` or missing prints
 "not run" with the reason and the others still run.
 
 Parts: ``sweep`` (escalation sweep, statements per due case: ``scripts/bench_sweep.py``), ``list``
@@ -88,7 +88,8 @@ def run_part(name: str, kw: dict, timeout: float) -> dict:
     started = time.monotonic()
     if not script.exists():
         return {"not_run": f"scripts/{PARTS[name]}.py does not exist", "load": (before, before), "seconds": 0}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Measured as served: without DEBUG (which keeps every statement's text in memory and logs it).
+    env = {"DJANGO_DEBUG": "0", **os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         done = subprocess.run([sys.executable, __file__, "--part", name, "--kw", json.dumps(kw)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=timeout)

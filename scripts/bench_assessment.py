@@ -185,6 +185,8 @@ def bench_kept(repeat: int = 5) -> list[tuple[str, str, str]]:
             response = client.get(url)
             times.append(time.perf_counter() - t0)
         queries = len(ctx.captured_queries)
+    if response.status_code != 200:
+        raise RuntimeError(f"the report answered HTTP {response.status_code}, not 200")
     med = statistics.median(times)
     print(f"report a leader opens (kept figures of {kept.computed_at:%H:%M}): {med * 1000:.0f} ms median "
           f"({min(times) * 1000:.0f}–{max(times) * 1000:.0f}), {queries} queries, HTTP {response.status_code}")

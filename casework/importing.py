@@ -262,10 +262,14 @@ def message_type_infer(*, subject: str, body: str) -> str:
     only sets the default deadline; the dispatcher can correct it.
     """
     for text in (subject or "", body or ""):
-        for message_type, keywords in MESSAGE_TYPE_KEYWORDS:
-            if any(keyword in text for keyword in keywords):
+        for keyword, message_type in _KEYWORD_TYPES:
+            if keyword in text:
                 return message_type
     return MessageType.CONSULT
+
+
+# MESSAGE_TYPE_KEYWORDS flattened in rule order (the first keyword found decides, as the rules say).
+_KEYWORD_TYPES = tuple((keyword, message_type) for message_type, keywords in MESSAGE_TYPE_KEYWORDS for keyword in keywords)
 
 
 def platform_ensure(*, code: str = DEFAULT_PLATFORM_CODE, name: str = DEFAULT_PLATFORM_NAME) -> Platform:

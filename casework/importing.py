@@ -422,7 +422,10 @@ def _csv_text(fh, kind: str, encoding: str, limits: ImportLimits):
 
 
 def _blank(values) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
+    try:  # a CSV record: strings only, whitespace-only exactly when their concatenation is
+        return not "".join(values).strip()
+    except TypeError:  # XLSX cells: None, numbers, dates
+        return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
 
 def _csv_scan(fh, kind: str, encoding: str, limits: ImportLimits, limit: int | None) -> int:
@@ -808,7 +811,14 @@ def _parse_record(
     problems: list[str] = []
     max_field = limits.max_field_chars if limits is not None else None
     oversized = set()
-    for column, value in cells.items():
+    strings = [value for value in cells.values() if isinstance(value, str)]
+    joined = "".join(strings)
+    suspect = (
+        "\x00" in joined
+        or (max_field is not None and any(len(value) > max_field for value in strings))
+        or _SURROGATE.search(joined) is not None
+    )  # else every cell passes the checks below (one scan of the row instead of one per cell)
+    for column, value in cells.items() if suspect else ():
         if not isinstance(value, str):
             continue
         if "\x00" in value:

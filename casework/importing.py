@@ -730,7 +730,8 @@ def _parse_datetime(value) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            for pattern in _DATETIME_FORMATS:
+            # Every pattern starts with the year's digits: text that does not cannot match one.
+            for pattern in _DATETIME_FORMATS if text[:1].isdigit() else ():
                 try:
                     parsed = datetime.strptime(text, pattern)
                     break

@@ -959,6 +959,14 @@ class _Progress:
     def elapsed(self) -> float:
         return monotonic_time.monotonic() - self.started
 
+    def advance(self, rows: int) -> None:
+        """Count ``rows`` more rows done: ``tick`` per row when there is a callback, else just the count."""
+        if self.callback is None:
+            self.done += rows
+            return
+        for _row in range(rows):
+            self.tick()
+
     def tick(self, *, final: bool = False) -> None:
         if not final:
             self.done += 1
@@ -1272,20 +1280,24 @@ def _import_items(
             for outcome in outcomes:
                 if isinstance(outcome, RowError):
                     report.add_error(outcome)
-                    kind, case_id, reason = ImportJobRow.Outcome.ERROR, None, outcome.reason
+                    kind, case_id, reason = _ERROR, None, outcome.reason
                 else:
                     report.add_row(outcome)
-                    kind = ImportJobRow.Outcome.CREATED if outcome.created else ImportJobRow.Outcome.SKIPPED
+                    kind = _CREATED if outcome.created else _SKIPPED
                     case_id, reason = outcome.case_id, ""
                 if job is not None:
-                    job_rows.append((outcome.row_number, outcome.external_id[:64], str(kind), case_id, reason))
-                if clock is not None:
-                    clock.tick()
+                    job_rows.append((outcome.row_number, outcome.external_id[:64], kind, case_id, reason))
+            if clock is not None:
+                clock.advance(len(outcomes))
             if job is not None:
                 _job_rows_insert(job, job_rows)
                 job.rows_done, job.created_count = report.rows_read, report.created
                 job.skipped_count, job.error_count = report.skipped, report.error_count
                 job.save(update_fields=["rows_done", "created_count", "skipped_count", "error_count"])
+
+
+_ERROR, _CREATED, _SKIPPED = (str(o) for o in (ImportJobRow.Outcome.ERROR, ImportJobRow.Outcome.CREATED,
+                                                ImportJobRow.Outcome.SKIPPED))
 
 
 def _can_import(acting_user) -> bool:

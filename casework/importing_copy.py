@@ -247,9 +247,10 @@ def job_rows_copy(*, job_id: int, rows: list[tuple]) -> None:
         return
     names = ("job", "row_number", "external_id", "outcome", "case", "reason")
     columns = [ImportJobRow._meta.get_field(n).column for n in names]
+    outcomes = {o: escape(str(o)) for o in {row[2] for row in rows}}
     lines = [
-        f"{job_id}\t{number}\t{copy_text(external_id)}\t{copy_text(str(outcome))}\t"
-        f"{NULL if case_id is None else case_id}\t{copy_text(reason)}"
+        f"{job_id}\t{number}\t{escape(external_id)}\t{outcomes[outcome]}\t"
+        f"{NULL if case_id is None else case_id}\t{escape(reason)}"
         for number, external_id, outcome, case_id, reason in rows
     ]
     with _copy(ImportJobRow, columns) as copy:

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import timedelta
+import functools
 import hashlib
 from operator import itemgetter
 import re
+import threading
 
 from datasketch import MinHash
+from datasketch.hashfunc import sha1_hash32
 from django.db import connection
 from django.db.models import F, Q, Window
 from django.db.models.expressions import RawSQL
@@ -85,16 +88,29 @@ def jaccard(a: set, b: set) -> float:
 _PERMUTED = MinHash(num_perm=NUM_PERM, seed=1)
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _shingle_hash(shingle: str) -> int:
+    """datasketch's default hash of a shingle (``sha1_hash32`` of its UTF-8), remembered: shingles recur a lot."""
+    return sha1_hash32(shingle.encode("utf-8"))
+
+
+_local = threading.local()  # one MinHash per thread, cleared per message (its set-up checks the permutations)
+
+
 def band_keys(sh: set[str]) -> list[str]:
     """Return the ``BANDS`` LSH keys of a shingle set: band number + digest of its MinHash rows."""
-    m = MinHash(num_perm=NUM_PERM, seed=1, permutations=_PERMUTED.permutations, scheme=_PERMUTED.scheme)
-    m.update_batch([s.encode("utf-8") for s in sh])  # the minimum does not depend on the order
-    values = np.asarray(m.hashvalues, dtype=np.uint64)
-    keys = []
-    for b in range(BANDS):
-        digest = hashlib.blake2b(values[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=12).hexdigest()
-        keys.append(f"{b:02d}{digest}")
-    return keys
+    m = getattr(_local, "minhash", None)
+    if m is None:
+        m = _local.minhash = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=_shingle_hash,
+                                     permutations=_PERMUTED.permutations, scheme=_PERMUTED.scheme)
+    m.clear()
+    m.update_batch(list(sh))  # the minimum does not depend on the order
+    values = np.asarray(m.hashvalues, dtype=np.uint64).tobytes()
+    width = ROWS * 8  # bytes of one band's rows
+    return [
+        f"{b:02d}{hashlib.blake2b(values[b * width:(b + 1) * width], digest_size=12).hexdigest()}"
+        for b in range(BANDS)
+    ]
 
 
 def repeat_reason(*, similarity: float, same_citizen: bool) -> str | None:

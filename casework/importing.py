@@ -422,6 +422,8 @@ def _csv_text(fh, kind: str, encoding: str, limits: ImportLimits):
 
 
 def _blank(values) -> bool:
+    if not isinstance(values, list | tuple):
+        values = list(values)
     try:  # a CSV record: strings only, whitespace-only exactly when their concatenation is
         return not "".join(values).strip()
     except TypeError:  # XLSX cells: None, numbers, dates

@@ -156,6 +156,32 @@ def audit_key() -> bytes:
     return key.encode("utf-8")
 
 
+def _event_content(event, *, case_id, payload) -> str:
+    at = event.at.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+    return _CONTENT_ENCODE(
+        [case_id, event.seq, event.action, event.from_state, event.to_state, event.actor_id, at,
+         event.reason, payload, event.prev_hash]
+    )
+
+
+def _sealer(key: bytes):
+    """Return ``seal(content) -> HMAC-SHA256 hex``: the keyed state is set up once and copied per call."""
+    keyed = _keyed(key)
+
+    def seal(content: str) -> str:
+        mac = keyed.copy()
+        mac.update(content.encode("utf-8"))
+        return mac.hexdigest()
+
+    return seal
+
+
+def _seal(key: bytes, content: str) -> str:
+    mac = _keyed(key).copy()
+    mac.update(content.encode("utf-8"))
+    return mac.hexdigest()
+
+
 def event_hash(event) -> str:
     """Return the HMAC-SHA256 of an event's content chained to its ``prev_hash``.
 
@@ -167,24 +193,7 @@ def event_hash(event) -> str:
     Raises:
         ImproperlyConfigured: ``settings.CASEWORK_AUDIT_KEY`` is empty (:func:`audit_key`).
     """
-    at = event.at.astimezone(_dt.UTC).isoformat(timespec="microseconds")
-    content = _CONTENT_ENCODE(
-        [
-            event.case_id,
-            event.seq,
-            event.action,
-            event.from_state,
-            event.to_state,
-            event.actor_id,
-            at,
-            event.reason,
-            event.payload,
-            event.prev_hash,
-        ]
-    )
-    mac = _keyed(audit_key()).copy()
-    mac.update(content.encode("utf-8"))
-    return mac.hexdigest()
+    return _seal(audit_key(), _event_content(event, case_id=event.case_id, payload=event.payload))
 
 
 # ``json.dumps(content, ensure_ascii=False, sort_keys=True, default=str)``, the encoder built once
@@ -203,6 +212,39 @@ def _keyed(key: bytes):
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
+_CASE_MARK, _VALUE_MARK = "\x01case-id\x01", "\x01value\x01"
+
+
+def event_hashes(event, *, case_ids: list[int], key: str, values: list[str]) -> list[str]:
+    """Return the seals of events alike but for their case and one string in their payload (a bulk path's).
+
+    Item ``i`` is :func:`event_hash` of ``event`` with ``case_id = case_ids[i]`` and ``payload =
+    {**event.payload, key: values[i]}`` (an import's ``register`` events differ only by case and
+    external id). The rest of the sealed content is serialised once and each value encoded alone
+    by the same JSON rules; the first result is checked against ``event_hash`` itself, so the two
+    can never drift apart.
+
+    Raises:
+        ImproperlyConfigured: ``settings.CASEWORK_AUDIT_KEY`` is empty (:func:`audit_key`).
+        RuntimeError: the first seal differs from :func:`event_hash` (never expected).
+    """
+    if not case_ids:
+        return []
+    audit = audit_key()
+    seal = _sealer(audit)
+    outline = _event_content(event, case_id=_CASE_MARK, payload={**event.payload, key: _VALUE_MARK})
+    head, rest = outline.split(json.dumps(_CASE_MARK))
+    middle, tail = rest.split(json.dumps(_VALUE_MARK))
+    encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) does to a str
+    seals = [
+        seal(f"{head}{case_id}{middle}{encode(value)}{tail}") for case_id, value in zip(case_ids, values, strict=True)
+    ]
+    first = _event_content(event, case_id=case_ids[0], payload={**event.payload, key: values[0]})
+    if seals[0] != _seal(audit, first):
+        raise RuntimeError("event_hashes drifted from event_hash")
+    return seals
+
+
 def chain_head_mac(*, case_id: int, event_count: int, head_hash: str) -> str:
     """Return the HMAC that seals one case's chain head (count and last hash) with the audit key.
 
@@ -212,6 +254,16 @@ def chain_head_mac(*, case_id: int, event_count: int, head_hash: str) -> str:
     mac = _keyed(audit_key()).copy()
     mac.update(f"head|{case_id}|{event_count}|{head_hash}".encode())
     return mac.hexdigest()
+
+
+def chain_head_macs(*, heads: list[tuple[int, int, str]]) -> list[str]:
+    """Return :func:`chain_head_mac` of each ``(case_id, event_count, head_hash)`` (one key look-up).
+
+    Raises:
+        ImproperlyConfigured: ``settings.CASEWORK_AUDIT_KEY`` is empty (:func:`audit_key`).
+    """
+    seal = _sealer(audit_key())
+    return [seal(f"head|{case_id}|{count}|{head_hash}") for case_id, count, head_hash in heads]
 
 
 class AuditChainHead(models.Model):

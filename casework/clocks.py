@@ -85,18 +85,30 @@ def deadline_policies(*, message_type: str, platform_id: int | None) -> dict[str
     The platform's own row wins over the all-platforms row, which wins over the built-in default
     (:data:`casework.defaults.DEFAULT_POLICY_LENGTHS`). One query.
     """
+    return deadline_policies_many(message_types=[message_type], platform_id=platform_id)[message_type]
+
+
+def deadline_policies_many(*, message_types, platform_id: int | None) -> dict[str, dict[str, tuple[int, str]]]:
+    """Return :func:`deadline_policies` of each of ``message_types``: ``{type: {clock: (amount, unit)}}``.
+
+    Same rules, one query for all the types (a batch import has several in every batch).
+    """
+    types = sorted(set(message_types))
     lengths = {
-        clock: (amount, unit)
-        for clock, (amount, unit) in DEFAULT_POLICY_LENGTHS.get(
-            message_type, DEFAULT_POLICY_LENGTHS["other"]
-        ).items()
+        message_type: {
+            clock: (amount, unit)
+            for clock, (amount, unit) in DEFAULT_POLICY_LENGTHS.get(
+                message_type, DEFAULT_POLICY_LENGTHS["other"]
+            ).items()
+        }
+        for message_type in types
     }
-    rows = DeadlinePolicy.objects.filter(message_type=message_type).filter(
+    rows = DeadlinePolicy.objects.filter(message_type__in=types).filter(
         Q(platform__isnull=True) | Q(platform_id=platform_id)
     )
     # All-platforms rows first, so the platform's own rows overwrite them.
     for row in sorted(rows, key=lambda r: r.platform_id is not None):
-        lengths[row.clock] = (row.amount, row.unit)
+        lengths[row.message_type][row.clock] = (row.amount, row.unit)
     return lengths
 
 
@@ -205,8 +217,8 @@ def dispatch_deadlines(*, message_types, platform_id: int | None, at: datetime) 
 
     The policy of the type on this platform (``deadline_policies``), counted on the bureau
     calendar (``deadline`` is a :class:`casework.calendar.Deadline`: ``due_at``,
-    ``unconfirmed_years``). One policy lookup and one deadline computation per type present, so a
-    batch import of thousands of cases costs a handful of statements. Logs a warning when the
+    ``unconfirmed_years``). One policy query for all the types and one deadline computation per type
+    present, so a batch import of thousands of cases costs a handful of statements. Logs a warning when the
     deadline reaches into a year whose calendar is unconfirmed.
 
     Args:
@@ -216,8 +228,9 @@ def dispatch_deadlines(*, message_types, platform_id: int | None, at: datetime) 
     """
     cal = calendar.work_calendar()
     by_type: dict[str, tuple[int, str, object]] = {}
-    for message_type in sorted(set(message_types)):
-        amount, time_unit = deadline_policies(message_type=message_type, platform_id=platform_id)[Clock.DISPATCH]
+    policies = deadline_policies_many(message_types=message_types, platform_id=platform_id)
+    for message_type in sorted(policies):
+        amount, time_unit = policies[message_type][Clock.DISPATCH]
         deadline = cal.deadline(start=at, amount=amount, unit=time_unit)
         calendar.warn_unconfirmed(deadline.unconfirmed_years, what=f"the dispatch deadline of {message_type} cases")
         by_type[message_type] = (amount, time_unit, deadline)

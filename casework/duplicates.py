@@ -29,14 +29,19 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import timedelta
+import functools
 import hashlib
 from operator import itemgetter
 import re
+import threading
 
 from datasketch import MinHash
+from datasketch.hashfunc import sha1_hash32
 from django.db import connection
 from django.db.models import F, Q, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 import numpy as np
 
 from casework.models import Case, DuplicateBand, DuplicateFlag, State
@@ -52,6 +57,7 @@ MAX_FLAGS = 3
 MAX_CANDIDATES = 50
 PER_KEY = 50
 CHUNK = 2000
+ARRAY_CHUNK = 100_000  # values per query on PostgreSQL, where they are one array parameter
 _FIELDS = ("pk", "subject", "body", "citizen_name", "citizen_contact", "submitted_at", "state", "merged_into")
 
 _BY_COUNT_THEN_ID = itemgetter(1, 0)  # (case id, keys shared): most keys first, then the newest
@@ -82,16 +88,29 @@ def jaccard(a: set, b: set) -> float:
 _PERMUTED = MinHash(num_perm=NUM_PERM, seed=1)
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _shingle_hash(shingle: str) -> int:
+    """datasketch's default hash of a shingle (``sha1_hash32`` of its UTF-8), remembered: shingles recur a lot."""
+    return sha1_hash32(shingle.encode("utf-8"))
+
+
+_local = threading.local()  # one MinHash per thread, cleared per message (its set-up checks the permutations)
+
+
 def band_keys(sh: set[str]) -> list[str]:
     """Return the ``BANDS`` LSH keys of a shingle set: band number + digest of its MinHash rows."""
-    m = MinHash(num_perm=NUM_PERM, seed=1, permutations=_PERMUTED.permutations, scheme=_PERMUTED.scheme)
-    m.update_batch([s.encode("utf-8") for s in sh])  # the minimum does not depend on the order
-    values = np.asarray(m.hashvalues, dtype=np.uint64)
-    keys = []
-    for b in range(BANDS):
-        digest = hashlib.blake2b(values[b * ROWS:(b + 1) * ROWS].tobytes(), digest_size=12).hexdigest()
-        keys.append(f"{b:02d}{digest}")
-    return keys
+    m = getattr(_local, "minhash", None)
+    if m is None:
+        m = _local.minhash = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=_shingle_hash,
+                                     permutations=_PERMUTED.permutations, scheme=_PERMUTED.scheme)
+    m.clear()
+    m.update_batch(list(sh))  # the minimum does not depend on the order
+    values = np.asarray(m.hashvalues, dtype=np.uint64).tobytes()
+    width = ROWS * 8  # bytes of one band's rows
+    return [
+        f"{b:02d}{hashlib.blake2b(values[b * width:(b + 1) * width], digest_size=12).hexdigest()}"
+        for b in range(BANDS)
+    ]
 
 
 def repeat_reason(*, similarity: float, same_citizen: bool) -> str | None:
@@ -125,8 +144,25 @@ def _same_citizen(a: Case, b: Case) -> bool:
 
 
 def _chunks(values: list, size: int = CHUNK):
+    """Yield ``values`` in pieces for ``__in`` lookups: ``CHUNK`` each, or all at once on PostgreSQL.
+
+    On PostgreSQL a piece is one array parameter (:func:`_among`), so its size costs no placeholders.
+    """
+    if connection.vendor == "postgresql":
+        size = max(size, ARRAY_CHUNK)
     for i in range(0, len(values), size):
         yield values[i:i + size]
+
+
+def _among(values: list, cast: str = "text"):
+    """The right side of an ``__in`` lookup: on PostgreSQL one array parameter, unnested.
+
+    ``field__in=[…]`` binds one placeholder per value, and psycopg's client-side query building
+    then costs more than the query itself for thousands of band keys.
+    """
+    if connection.vendor == "postgresql":
+        return RawSQL(f"SELECT unnest(%s::{cast}[])", (list(values),))
+    return values
 
 
 def _eligible_for(case: Case, other: Case) -> bool:
@@ -138,18 +174,36 @@ def _eligible_for(case: Case, other: Case) -> bool:
     return abs(other.submitted_at - case.submitted_at) <= timedelta(days=RECENT_DAYS)
 
 
+def _copy_rows(model, fields: tuple[str, ...], rows) -> None:
+    """Write ``rows`` (tuples in the order of ``fields``) into ``model``'s table by PostgreSQL ``COPY``."""
+    meta = model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def _bands_insert(rows: list[tuple[int, int, str]]) -> None:
     """Write ``(case id, band, key)`` rows: PostgreSQL by ``COPY`` (32 rows per case add up), else bulk_create."""
     if connection.vendor != "postgresql":
         DuplicateBand.objects.bulk_create([DuplicateBand(case_id=c, band=b, key=k) for c, b, k in rows],
                                           batch_size=CHUNK)
         return
-    meta = DuplicateBand._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in ("case", "band", "key"))
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    _copy_rows(DuplicateBand, ("case", "band", "key"), rows)
+
+
+def _flags_insert(flags: list[tuple[int, int, float, str]]) -> None:
+    """Write ``(case id, repeats id, similarity, reason)`` flags: PostgreSQL by ``COPY``, else bulk_create."""
+    if connection.vendor != "postgresql":
+        DuplicateFlag.objects.bulk_create(
+            [DuplicateFlag(case_id=c, repeats_id=r, similarity=sim, reason=reason) for c, r, sim, reason in flags],
+            batch_size=CHUNK,
+        )
+        return
+    now = timezone.now()
+    _copy_rows(DuplicateFlag, ("case", "repeats", "similarity", "reason", "created_at"),
+               ((c, r, sim, reason, now) for c, r, sim, reason in flags))
 
 
 def duplicates_index_and_flag(*, case: Case) -> list[DuplicateFlag]:
@@ -168,8 +222,8 @@ def duplicates_index_and_flag_many(*, case_ids: list[int]) -> int:
     The import writes its cases in bulk (``casework.importing``); this loads them in one query and
     runs :func:`duplicates_index_and_flag_batch`. Returns the number of flags created.
     """
-    cases = _texts(Case.objects.filter(pk__in=case_ids).order_by("pk"))
-    return sum(len(v) for v in duplicates_index_and_flag_batch(cases=cases).values())
+    cases = _texts(Case.objects.filter(pk__in=_among(case_ids, "bigint")).order_by("pk"))
+    return len(_index_and_flag(cases))
 
 
 def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[DuplicateFlag]]:
@@ -180,19 +234,29 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
             ``submitted_at`` loaded; taken in id order, so a repeat inside the batch is flagged
             against the earlier case, exactly as if they had been registered one by one.
 
-    One pass for the whole batch, whatever its size: one query (per ``CHUNK`` keys) for the band
-    keys already stored, keeping per key the ``PER_KEY`` most recent eligible cases (a window
+    One pass for the whole batch, whatever its size: one query (per ``CHUNK`` keys; on PostgreSQL
+    the values are one array parameter, so one query) for the band keys already stored, keeping per key the ``PER_KEY`` most recent eligible cases (a window
     function, so a copy-paste campaign with thousands of members costs ``PER_KEY`` rows per key);
     one query for the same citizens' open cases; one query for the candidates' texts; then one
-    ``bulk_create`` for the new band keys and one for the flags. Candidates inside the batch come
+    ``COPY`` (``bulk_create`` elsewhere) for the new band keys and one for the flags. Candidates inside the batch come
     from an in-memory band index of the earlier cases. Per case, the candidates are ranked by the
     number of band keys shared (an estimate of the Jaccard similarity), the ``MAX_CANDIDATES``
     best get the exact Jaccard check. The result is the same as registering the cases one by one
     (``tests/test_ml_duplicates.py`` checks this on constructed batches).
 
     Returns:
-        ``{case id: [DuplicateFlag, …]}`` (most similar first) for the cases that got flags.
+        ``{case id: [DuplicateFlag, …]}`` (most similar first) for the cases that got flags: what
+        was written (by ``COPY`` on PostgreSQL), as unsaved instances.
     """
+    out: dict[int, list[DuplicateFlag]] = defaultdict(list)
+    for flag in _index_and_flag(cases):
+        out[flag[0]].append(DuplicateFlag(case_id=flag[0], repeats_id=flag[1], similarity=flag[2], reason=flag[3]))
+    return dict(out)
+
+
+def _index_and_flag(cases) -> list[tuple[int, int, float, str]]:
+    """The check of :func:`duplicates_index_and_flag_batch`; returns the flags written as
+    ``(case id, repeats id, similarity, reason)`` tuples (no model instances: an import batch has thousands)."""
     cases = sorted(cases, key=lambda c: c.pk)
     items = []  # (case, shingles, keys)
     for case in cases:
@@ -200,7 +264,7 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
         if sh:
             items.append((case, sh, band_keys(sh)))
     if not items:
-        return {}
+        return []
     lo = min(c.submitted_at for c, _s, _k in items) - timedelta(days=RECENT_DAYS)
     hi = max(c.submitted_at for c, _s, _k in items) + timedelta(days=RECENT_DAYS)
     batch = {c.pk: c for c, _s, _k in items}
@@ -210,7 +274,7 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
     all_keys = sorted({k for _c, _s, keys in items for k in keys})
     maybe = Q(case__merged_into__isnull=True) & (~Q(case__state=State.ARCHIVED) | Q(case__submitted_at__range=(lo, hi)))
     for chunk in _chunks(all_keys):
-        rows = (DuplicateBand.objects.filter(key__in=chunk).filter(maybe)
+        rows = (DuplicateBand.objects.filter(key__in=_among(chunk)).filter(maybe)
                 .annotate(rank=Window(RowNumber(), partition_by=[F("key")], order_by=F("case_id").desc()))
                 .filter(rank__lte=PER_KEY).values_list("key", "case_id"))
         for key, case_id in rows:
@@ -224,7 +288,7 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
     open_cases = Case.objects.filter(merged_into__isnull=True).exclude(state=State.ARCHIVED)
     for field, values, target in (("citizen_name", names, by_name), ("citizen_contact", contacts, by_contact)):
         for chunk in _chunks(values):
-            for pk, value in (open_cases.filter(**{f"{field}__in": chunk}).order_by("-pk")
+            for pk, value in (open_cases.filter(**{f"{field}__in": _among(chunk)}).order_by("-pk")
                               .values_list("pk", field)):
                 target[value].append(pk)
 
@@ -253,11 +317,11 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
     need = sorted({i for band, citizen in wanted.values() for i in band + citizen} - set(batch))
     others: dict[int, Case] = dict(batch)
     for chunk in _chunks(need):
-        others.update((c.pk, c) for c in _texts(Case.objects.filter(pk__in=chunk).order_by()))
+        others.update((c.pk, c) for c in _texts(Case.objects.filter(pk__in=_among(chunk, "bigint")).order_by()))
     texts: dict[int, set] = {c.pk: sh for c, sh, _k in items}
 
     # 5. Exact Jaccard on the best candidates; flags.
-    flags: list[DuplicateFlag] = []
+    flags: list[tuple[int, int, float, str]] = []
     for case, sh, _keys in items:
         band_ids, citizen_ids = wanted[case.pk]
         chosen = []
@@ -277,11 +341,7 @@ def duplicates_index_and_flag_batch(*, cases: list[Case]) -> dict[int, list[Dupl
             if reason is not None:
                 found.append((sim, other, reason))
         found.sort(key=lambda x: (-x[0], x[1].pk))
-        flags += [DuplicateFlag(case_id=case.pk, repeats_id=other.pk, similarity=round(sim, 4), reason=reason)
-                  for sim, other, reason in found[:MAX_FLAGS]]
+        flags += [(case.pk, other.pk, round(sim, 4), str(reason)) for sim, other, reason in found[:MAX_FLAGS]]
     _bands_insert([(case.pk, i, k) for case, _sh, keys in items for i, k in enumerate(keys)])
-    DuplicateFlag.objects.bulk_create(flags, batch_size=CHUNK)
-    out: dict[int, list[DuplicateFlag]] = defaultdict(list)
-    for flag in flags:
-        out[flag.case_id].append(flag)
-    return dict(out)
+    _flags_insert(flags)
+    return flags

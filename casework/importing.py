@@ -262,10 +262,14 @@ def message_type_infer(*, subject: str, body: str) -> str:
     only sets the default deadline; the dispatcher can correct it.
     """
     for text in (subject or "", body or ""):
-        for message_type, keywords in MESSAGE_TYPE_KEYWORDS:
-            if any(keyword in text for keyword in keywords):
+        for keyword, message_type in _KEYWORD_TYPES:
+            if keyword in text:
                 return message_type
     return MessageType.CONSULT
+
+
+# MESSAGE_TYPE_KEYWORDS flattened in rule order (the first keyword found decides, as the rules say).
+_KEYWORD_TYPES = tuple((keyword, message_type) for message_type, keywords in MESSAGE_TYPE_KEYWORDS for keyword in keywords)
 
 
 def platform_ensure(*, code: str = DEFAULT_PLATFORM_CODE, name: str = DEFAULT_PLATFORM_NAME) -> Platform:
@@ -418,7 +422,12 @@ def _csv_text(fh, kind: str, encoding: str, limits: ImportLimits):
 
 
 def _blank(values) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
+    if not isinstance(values, list | tuple):
+        values = list(values)
+    try:  # a CSV record: strings only, whitespace-only exactly when their concatenation is
+        return not "".join(values).strip()
+    except TypeError:  # XLSX cells: None, numbers, dates
+        return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
 
 def _csv_scan(fh, kind: str, encoding: str, limits: ImportLimits, limit: int | None) -> int:
@@ -723,7 +732,8 @@ def _parse_datetime(value) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            for pattern in _DATETIME_FORMATS:
+            # Every pattern starts with the year's digits: text that does not cannot match one.
+            for pattern in _DATETIME_FORMATS if text[:1].isdigit() else ():
                 try:
                     parsed = datetime.strptime(text, pattern)
                     break
@@ -804,7 +814,14 @@ def _parse_record(
     problems: list[str] = []
     max_field = limits.max_field_chars if limits is not None else None
     oversized = set()
-    for column, value in cells.items():
+    strings = [value for value in cells.values() if isinstance(value, str)]
+    joined = "".join(strings)
+    suspect = (
+        "\x00" in joined
+        or (max_field is not None and any(len(value) > max_field for value in strings))
+        or _SURROGATE.search(joined) is not None
+    )  # else every cell passes the checks below (one scan of the row instead of one per cell)
+    for column, value in cells.items() if suspect else ():
         if not isinstance(value, str):
             continue
         if "\x00" in value:
@@ -943,6 +960,14 @@ class _Progress:
 
     def elapsed(self) -> float:
         return monotonic_time.monotonic() - self.started
+
+    def advance(self, rows: int) -> None:
+        """Count ``rows`` more rows done: ``tick`` per row when there is a callback, else just the count."""
+        if self.callback is None:
+            self.done += rows
+            return
+        for _row in range(rows):
+            self.tick()
 
     def tick(self, *, final: bool = False) -> None:
         if not final:
@@ -1257,20 +1282,24 @@ def _import_items(
             for outcome in outcomes:
                 if isinstance(outcome, RowError):
                     report.add_error(outcome)
-                    kind, case_id, reason = ImportJobRow.Outcome.ERROR, None, outcome.reason
+                    kind, case_id, reason = _ERROR, None, outcome.reason
                 else:
                     report.add_row(outcome)
-                    kind = ImportJobRow.Outcome.CREATED if outcome.created else ImportJobRow.Outcome.SKIPPED
+                    kind = _CREATED if outcome.created else _SKIPPED
                     case_id, reason = outcome.case_id, ""
                 if job is not None:
-                    job_rows.append((outcome.row_number, outcome.external_id[:64], str(kind), case_id, reason))
-                if clock is not None:
-                    clock.tick()
+                    job_rows.append((outcome.row_number, outcome.external_id[:64], kind, case_id, reason))
+            if clock is not None:
+                clock.advance(len(outcomes))
             if job is not None:
                 _job_rows_insert(job, job_rows)
                 job.rows_done, job.created_count = report.rows_read, report.created
                 job.skipped_count, job.error_count = report.skipped, report.error_count
                 job.save(update_fields=["rows_done", "created_count", "skipped_count", "error_count"])
+
+
+_ERROR, _CREATED, _SKIPPED = (str(o) for o in (ImportJobRow.Outcome.ERROR, ImportJobRow.Outcome.CREATED,
+                                                ImportJobRow.Outcome.SKIPPED))
 
 
 def _can_import(acting_user) -> bool:

@@ -19,7 +19,9 @@ from casework.audit_models import (  # noqa: F401 (re-exported: casework.models 
     CaseEvent,
     audit_key,
     chain_head_mac,
+    chain_head_macs,
     event_hash,
+    event_hashes,
 )
 from casework.choices import ACTIVE_STATES, MessageType, State  # noqa: F401
 from casework.text import mask_personal_numbers

@@ -56,6 +56,8 @@ def to_half_width(value: str) -> str:
     Used for identifiers (phone numbers, external ids, case references) only; free text such as a
     message body is kept exactly as written (field case C23).
     """
+    if value.isascii():  # NFKC leaves ASCII as it is (ids, times and counts of a CSV mostly are)
+        return value.strip()
     return unicodedata.normalize("NFKC", value).replace("\u3000", " ").strip()
 
 

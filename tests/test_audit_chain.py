@@ -291,3 +291,25 @@ def test_bulk_written_events_get_their_heads_from_the_public_helpers(bureau):
         audit.chain_heads_bulk_record(events=events)
     assert case_audit_verify(case=case)
     assert AuditChainHead.objects.get(case_id=case.pk).event_count == last.seq + 3
+
+
+@pytest.mark.parametrize("values", [["A-1", "B-2"], ['引号"与\\反斜杠', "制表\t换行\n", "\x01控制", "😀 emoji"]])
+def test_the_batch_seals_equal_event_hash_of_each_event(settings, values):
+    # event_hashes / chain_head_macs (the import's batch forms) must seal exactly as the one-event
+    # functions do, whatever the varying string holds (JSON escapes, non-ASCII, control characters).
+    from casework.models import chain_head_mac, chain_head_macs, event_hash, event_hashes
+
+    at = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=SHANGHAI)
+    event = CaseEvent(seq=1, action="register", from_state="", to_state="registered", actor=None, at=at, reason="",
+                      payload={"source": "import", "platform": "wzxd"}, prev_hash="")
+    case_ids = [7, 1_000_001][: len(values)] + list(range(10, 10 + len(values) - 2))
+    seals = event_hashes(event, case_ids=case_ids, key="external_id", values=values)
+    for case_id, value, seal in zip(case_ids, values, seals, strict=True):
+        one = CaseEvent(case_id=case_id, seq=1, action="register", from_state="", to_state="registered", actor=None,
+                        at=at, reason="", payload={"source": "import", "platform": "wzxd", "external_id": value},
+                        prev_hash="")
+        assert seal == event_hash(one) == one.compute_hash()
+    heads = [(case_id, 1, seal) for case_id, seal in zip(case_ids, seals, strict=True)]
+    assert chain_head_macs(heads=heads) == [chain_head_mac(case_id=c, event_count=n, head_hash=h) for c, n, h in heads]
+    settings.CASEWORK_AUDIT_KEY = "another-key"
+    assert event_hashes(event, case_ids=case_ids, key="external_id", values=values) != seals

@@ -82,6 +82,27 @@ def test_minhash_keys_are_shared_by_near_repeats_and_not_by_strangers():
 
 
 @pytest.mark.django_db
+def test_band_keys_equal_those_of_a_fresh_datasketch_minhash():
+    # band_keys reuses one MinHash per thread and remembers shingle hashes; the keys stored in
+    # DuplicateBand must stay those of a new MinHash(num_perm=128, seed=1) over the UTF-8 shingles.
+    import hashlib
+
+    from datasketch import MinHash
+    import numpy as np
+
+    def fresh(sh):
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch([s.encode("utf-8") for s in sh])
+        values = np.asarray(m.hashvalues, dtype=np.uint64)
+        return [f"{b:02d}{hashlib.blake2b(values[b * 4:(b + 1) * 4].tobytes(), digest_size=12).hexdigest()}"
+                for b in range(32)]
+
+    texts = [ORIGINAL, CAMPAIGN, OTHER, ("abc", ""), ("😀 表情", "制表\t换行\n")]
+    for subject, body in texts * 2:  # the second round hits the remembered hashes
+        sh = shingles(subject, body)
+        assert band_keys(sh) == fresh(sh)
+
+
 def test_import_and_push_paths_flag_too_and_the_dispatcher_merges_in_one_click(bureau, client):
     first = bureau.register(subject=CAMPAIGN[0], body=CAMPAIGN[1], citizen_name="UU1", submitted_at=T0)
     csv_text = ("message_id,user_id,subject,body,submitted_at\n"

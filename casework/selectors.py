@@ -66,22 +66,22 @@ def case_scope_q(*, user: User) -> Q:
     if user_is_city_wide(user=user):
         q |= Q(lead_unit__isnull=True)
     # Co-units: a subquery on the few granted unit paths, never a list of case ids (C18).
-    co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).values("case_id")
-    q |= Q(pk__in=co_units)
+    co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).order_by().values("case_id")
+    q |= Q(CaseIdIn(co_units))
     return q
 
 
 def lead_unit_in_scope_q(*, user: User) -> Q:
     """Return the ``Q`` on ``Case`` of the cases whose lead unit lies in ``user``'s scope (superusers: all).
 
-    Written as ``lead_unit_id IN (SELECT id FROM accounts_unit WHERE path LIKE …)`` rather than a
-    join to the unit: the condition stays on the case table alone, so PostgreSQL can walk the index
-    that matches a list's order and stop after one page (issue 11 §3), and its size does not grow
-    with the data (field case C18).
+    Written as ``lead_unit_id = ANY(ARRAY(SELECT id FROM accounts_unit WHERE path LIKE …))`` (see
+    :class:`ColumnIn`) rather than a join to the unit: the condition stays on the case table alone,
+    so PostgreSQL can walk the index that matches a list's order and stop after one page, or read a
+    state's index range (issue 11 §3), and its size does not grow with the data (field case C18).
     """
     if user.is_superuser and user.is_active:
         return Q()
-    return Q(lead_unit_id__in=units_in_scope(user=user).values("pk"))
+    return Q(ColumnIn("lead_unit_id", units_in_scope(user=user).order_by().values("pk")))
 
 
 def cases_visible_to(*, user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
@@ -228,24 +228,28 @@ def cases_overdue_q(*, now: datetime) -> Q:
 # ---------------------------------------------------------------- work queues ("my work")
 
 
-class CaseIdIn(Expression):
-    """The condition "the row's primary key is one of the ``case_id`` s of ``rows``" (a filter).
+class ColumnIn(Expression):
+    """The condition "the row's ``column`` is one of the values of ``rows``" (a filter).
 
-    On PostgreSQL it is ``id = ANY(ARRAY(SELECT case_id …))``: the few ids are read once and the
-    cases fetched through the primary key index. A plain ``id IN (SELECT …)`` lets the planner walk
-    a list's index in order hoping to meet the few matching cases early, which reads a million
-    rows when they are rare (issue 11 §3). Elsewhere it is ``id IN (SELECT …)``.
+    On PostgreSQL it is ``column = ANY(ARRAY(SELECT …))``: the few values are read once, before the
+    statement runs, and the condition is one the planner can put into an index scan, alone or next to
+    another condition (``state = … AND lead_unit_id = ANY(…)`` reads the state's index range, not
+    every case). A plain ``column IN (SELECT …)`` is a hashed filter that no index serves: joined by
+    ``OR`` (the access rule's lead unit or co-unit) it made PostgreSQL walk a list's index and check
+    row after row, 140,000 of them for one page of a handler's 承办中 list (issue 11 §3).
+    Elsewhere it is ``column IN (SELECT …)``.
 
     Args:
-        rows: a queryset of ``values("case_id")`` (any model with a ``case`` foreign key).
+        column: the field name on the filtered model (``"pk"``, ``"lead_unit_id"``).
+        rows: a queryset of ``values(<one field>)``.
     """
 
     conditional = True
     output_field = BooleanField()
 
-    def __init__(self, rows: QuerySet):
+    def __init__(self, column: str, rows: QuerySet):
         super().__init__(output_field=BooleanField())
-        self.lhs = F("pk")
+        self.lhs = F(column)
         self.rows = Subquery(rows)
 
     def get_source_expressions(self):
@@ -263,6 +267,22 @@ class CaseIdIn(Expression):
         lhs, lhs_params = compiler.compile(self.lhs)
         rows, rows_params = compiler.compile(self.rows)
         return f"{lhs} = ANY(ARRAY{rows})", [*lhs_params, *rows_params]
+
+
+class CaseIdIn(ColumnIn):
+    """The condition "the row's primary key is one of the ``case_id`` s of ``rows``" (a filter).
+
+    On PostgreSQL it is ``id = ANY(ARRAY(SELECT case_id …))``: the few ids are read once and the
+    cases fetched through the primary key index. A plain ``id IN (SELECT …)`` lets the planner walk
+    a list's index in order hoping to meet the few matching cases early, which reads a million
+    rows when they are rare (issue 11 §3). Elsewhere it is ``id IN (SELECT …)``.
+
+    Args:
+        rows: a queryset of ``values("case_id")`` (any model with a ``case`` foreign key).
+    """
+
+    def __init__(self, rows: QuerySet):
+        super().__init__("pk", rows)
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,8 @@ class CaseAdmin(StaffModelAdmin):
         rows = list(cl.result_list)
         now = timezone.now()
         spec = selectors.QUEUES_BY_KEY.get(request.GET.get("queue"))
+        # A queue of a few rows of open work (pending extensions, …): its dates are read once.
+        cl.date_hierarchy_few = spec is not None and spec.key in selectors.QUEUES_OF_OPEN_ROWS
         dues = {case.pk: self._due_of(case, spec) for case in rows}
         exceptions = selectors.calendar_exceptions_around(
             dates=[timezone.localtime(now).date()]

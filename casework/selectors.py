@@ -312,6 +312,10 @@ QUEUES = [
     QueueSpec("referrals_done", _("纪检移交·已有结果"), "record_referral_outcome", ""),
 ]
 QUEUES_BY_KEY = {q.key: q for q in QUEUES}
+# Queues whose cases are the case ids of a few rows of open work in another table (unreported
+# co-unit tasks, pending extensions, open referrals; :class:`CaseIdIn`): their lists are read once
+# for the date drill-down instead of probed bucket by bucket (``accounts.admin_lists``).
+QUEUES_OF_OPEN_ROWS = frozenset({"co_unit", "extension", "referrals_open"})
 
 
 def queues_for_user(*, user: User) -> list[QueueSpec]:

@@ -7,15 +7,12 @@ statements that each read every visible case. Here:
 Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginator`` and the
 ``date_hierarchy``/``pagination`` blocks of ``templates/admin/change_list.html``).
 
-* :class:`CappedPaginator` counts at most ``CASEWORK_LIST_COUNT_CAP`` + 1 rows (off the indexes
-  of the list's conditions; a list without any in its own order, so PostgreSQL walks the index of
-  the page); past the cap the list says "1000+" and pages on with 上一页/下一页 links instead of
-  numbered pages.
+* :class:`CappedPaginator` counts at most ``CASEWORK_LIST_COUNT_CAP`` + 1 rows (in the list's own
+  order, so PostgreSQL walks the index of the page); past the cap the list says "1000+" and pages
+  on with 上一页/下一页 links instead of numbered pages.
 * :func:`date_hierarchy_context` takes the first and last date from the index (``MIN``/``MAX``)
   and tells which years, months or days hold a visible case with one statement of ``EXISTS``
-  probes, one per bucket, each stopping at its first row. A list whose count stayed within the
-  cap (or that its admin knows to be small) is read once instead: ``MIN``/``MAX`` over its rows,
-  then its dates into a ``WITH`` table that each bucket looks at; two statements either way.
+  probes, one per bucket, each stopping at its first row.
 """
 
 import calendar as pycalendar
@@ -42,21 +39,9 @@ class CappedPaginator(Paginator):
     the last row raises ``EmptyPage`` (the changelist answers with its "invalid page" redirect).
     """
 
-    # Whether the count keeps the list's order. None (the default): only for a list without any
-    # condition, whose count then walks the index of the page and stops at the cap (unordered,
-    # PostgreSQL would read the table itself). A list with conditions is counted unordered: the
-    # planner reads the rows off the indexes of its conditions (the state, the lead unit, the
-    # deadlines) and stops at the cap, where in the list's order it walked the order's index past
-    # every row of other units or states (100,000 index entries for a handler's 发回修改 queue) or
-    # read and sorted every matching row first (the 20,000 overdue cases), issue 11 §3.
-    keep_order: bool | None = None
-
     @cached_property
     def count(self):
-        keep = self.keep_order
-        if keep is None:
-            keep = not getattr(getattr(self.object_list, "query", None), "where", True)
-        return count_capped(queryset=self.object_list, cap=list_count_cap(), keep_order=keep)
+        return count_capped(queryset=self.object_list, cap=list_count_cap(), keep_order=True)
 
     @property
     def capped(self) -> bool:

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
-from django.db.models import DateTimeField
+from django.db.models import DateTimeField, Max, Min
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
@@ -83,12 +83,30 @@ def _local_date(value) -> datetime.date:
     return value
 
 
-def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, datetime.date]]) -> list[bool]:
-    """Tell, in one statement, which ``[start, end)`` local-date buckets hold a row of ``queryset``."""
+def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, datetime.date]], *,
+                     few: bool = False) -> list[bool]:
+    """Tell, in one statement, which ``[start, end)`` local-date buckets hold a row of ``queryset``.
+
+    With ``few`` (the list counted at most the cap, ``CASEWORK_LIST_COUNT_CAP`` rows) the dates of
+    the list are read once, into a ``WITH`` table, and each bucket looks there; else each bucket
+    probes the index (below).
+    """
     if not buckets:
         return []
     parts, params = [], []
     bound = _aware if _is_datetime_field(queryset, field) else (lambda d: d)
+    if few:
+        # A list chosen by a few ids (the 延期待批 queue: ``id = ANY(ARRAY(…))``) would otherwise
+        # fetch all its cases again for every bucket (issue 11 §3).
+        connection = connections[queryset.db]
+        model_field = get_fields_from_path(queryset.model, field)[-1]
+        sql, sql_params = queryset.order_by().values(field).query.sql_with_params()
+        for start, end in buckets:
+            parts.append("EXISTS (SELECT 1 FROM cw_dates WHERE v >= %s AND v < %s)")
+            params.extend(model_field.get_db_prep_value(bound(d), connection) for d in (start, end))
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH cw_dates(v) AS ({sql}) SELECT " + ", ".join(parts), [*sql_params, *params])
+            return [bool(v) for v in cursor.fetchone()]
     for start, end in buckets:
         # Ordered by the field: the probe reads the range off the index and stops at its first row
         # (unordered, PostgreSQL may expect a sequential scan to meet a row early, and read a year).
@@ -102,14 +120,17 @@ def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, da
         return [bool(v) for v in cursor.fetchone()]
 
 
-def _bounds(queryset, field: str) -> dict:
+def _bounds(queryset, field: str, *, few: bool = False) -> dict:
     """Return ``{"first": …, "last": …}``, the smallest and largest ``field`` of ``queryset`` (one statement).
 
     Two ordered ``LIMIT 1`` probes rather than ``MIN``/``MAX``: PostgreSQL answers ``MIN`` from the
     index only when the filter is a plain condition on the table; behind an anti-join (the 回访 queue)
     or an ``OR`` it aggregated every matching row (60,000 at a million cases). Ordered, the probe
-    reads the index from either end and stops at the first matching row.
+    reads the index from either end and stops at the first matching row. With ``few`` (the list
+    counted at most the cap) it is ``MIN``/``MAX`` over those rows, read once.
     """
+    if few:
+        return queryset.order_by().aggregate(first=Min(field), last=Max(field))
     parts, params = [], []
     for order in (field, f"-{field}"):
         sql, sql_params = queryset.order_by(order).values(field)[:1].query.sql_with_params()
@@ -158,12 +179,18 @@ def _date_hierarchy_context(cl) -> dict | None:
     except (TypeError, ValueError):
         return None
     qs = cl.queryset
+    # The list's capped count (accounts.counting) was taken before: at most the cap, the list's
+    # rows are few and are read once for the drill-down rather than probed bucket by bucket. An
+    # admin may say so of a list it knows to be small (``cl.date_hierarchy_few``, e.g. the case
+    # queues chosen by the ids of a few open rows of another table, which every probe would read again).
+    count = getattr(cl, "result_count", None)
+    few = getattr(count, "capped", None) is False or bool(getattr(cl, "date_hierarchy_few", False))
 
     def link(filters):
         return cl.get_query_string(filters, [field_generic])
 
     if year is None:
-        bounds = _bounds(qs, field_name)
+        bounds = _bounds(qs, field_name, few=few)
         if not bounds["first"]:
             return {"show": True, "choices": []}
         first, last = (_local_date(bounds[k]) for k in ("first", "last"))
@@ -174,7 +201,7 @@ def _date_hierarchy_context(cl) -> dict | None:
         else:
             years = list(range(first.year, last.year + 1))
             present = _buckets_present(qs, field_name, [(datetime.date(y, 1, 1), datetime.date(y + 1, 1, 1))
-                                                        for y in years])
+                                                        for y in years], few=few)
             return {"show": True, "choices": [{"link": link({year_field: str(y)}), "title": str(y)}
                                               for y, ok in zip(years, present, strict=True) if ok]}
     if year and month and day:
@@ -186,7 +213,7 @@ def _date_hierarchy_context(cl) -> dict | None:
     if year and month:
         n_days = pycalendar.monthrange(year, month)[1]
         days = [datetime.date(year, month, d) for d in range(1, n_days + 1)]
-        present = _buckets_present(qs, field_name, [(d, d + datetime.timedelta(days=1)) for d in days])
+        present = _buckets_present(qs, field_name, [(d, d + datetime.timedelta(days=1)) for d in days], few=few)
         return {"show": True,
                 "back": {"link": link({year_field: year}), "title": str(year)},
                 "choices": [{"link": link({year_field: year, month_field: month, day_field: d.day}),
@@ -194,7 +221,7 @@ def _date_hierarchy_context(cl) -> dict | None:
                             for d, ok in zip(days, present, strict=True) if ok]}
     months = [datetime.date(year, m, 1) for m in range(1, 13)]
     present = _buckets_present(qs, field_name, [
-        (m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months])
+        (m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months], few=few)
     return {"show": True,
             "back": {"link": link({}), "title": _all_dates_title()},
             "choices": [{"link": link({year_field: year, month_field: m.month}),

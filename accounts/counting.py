@@ -8,7 +8,8 @@ A list needs to know whether there is more than a page and roughly how much; pas
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.expressions import Col
 
 
 class CappedCount(int):
@@ -45,14 +46,16 @@ def counts_capped(*, querysets: list[QuerySet], cap: int | None = None, keep_ord
         querysets: querysets of one database (e.g. the work queues), in the order wanted.
         cap: rows counted exactly (default :func:`list_count_cap`).
         keep_order: keep each queryset's ordering inside the limited subquery (a list's count then
-            walks the same index as its page); by default the ordering is dropped.
+            walks the same index as its page); by default the ordering is dropped. An ordering on a
+            computed value (a subquery, e.g. a queue's earliest pending extension) is dropped all the
+            same: no index serves it, and keeping it computed and sorted every row before counting.
     """
     cap = list_count_cap() if cap is None else cap
     if not querysets:
         return []
     parts, params = [], []
     for i, qs in enumerate(querysets):
-        limited = (qs if keep_order else qs.order_by())[: cap + 1].values("pk")
+        limited = (qs if keep_order and _ordered_by_columns(qs) else qs.order_by())[: cap + 1].values("pk")
         try:
             sql, sql_params = limited.query.sql_with_params()
         except EmptyResultSet:  # e.g. a user with no unit in scope: nothing to count
@@ -64,6 +67,28 @@ def counts_capped(*, querysets: list[QuerySet], cap: int | None = None, keep_ord
         cursor.execute("SELECT " + ", ".join(parts), params)
         row = cursor.fetchone()
     return [CappedCount(n, cap=cap) for n in row]
+
+
+def _ordered_by_columns(qs: QuerySet) -> bool:
+    """Tell whether ``qs`` orders by table columns only (names, or annotations that are plain columns)."""
+    annotations = qs.query.annotations
+
+    def plain(expr) -> bool:
+        if isinstance(expr, F):
+            name = expr.name
+            return name not in annotations or isinstance(annotations[name], Col)
+        if isinstance(expr, Col):
+            return True
+        return all(plain(e) for e in expr.get_source_expressions() if e is not None)
+
+    for item in qs.query.order_by:
+        if isinstance(item, str):
+            name = item.lstrip("-?")
+            if name in annotations and not isinstance(annotations[name], Col):
+                return False
+        elif not plain(item):
+            return False
+    return True
 
 
 def count_capped(*, queryset: QuerySet, cap: int | None = None, keep_order: bool = False) -> CappedCount:

@@ -297,8 +297,8 @@ class AssessmentFacts:
             """
         )
         if d.pg:
-            for table in (self.ev, self.asg, self.clk):
-                self._exec(f"ANALYZE {table}")
+            # One statement for the three tables (the dashboard's data runs these on every request).
+            self._exec(f"ANALYZE {self.ev}, {self.asg}, {self.clk}")
 
     def calendar_table(self) -> str:
         """Create (once) and return the table ``cal(u, d, n)``: ``n`` = working days up to and including ``d``.
@@ -343,7 +343,11 @@ class AssessmentFacts:
 
     def drop(self) -> None:
         """Drop the temporary tables."""
-        for table in (self.ev, self.asg, self.clk, self.cal, self.cand):
-            self._exec(f"DROP TABLE IF EXISTS {table}")
+        tables = (self.ev, self.asg, self.clk, self.cal, self.cand)
+        if self.d.pg:  # one statement (SQLite drops one table at a time)
+            self._exec(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+        else:
+            for table in tables:
+                self._exec(f"DROP TABLE IF EXISTS {table}")
         if self.d.pg:
             self._exec("RESET work_mem")

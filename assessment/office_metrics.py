@@ -117,7 +117,7 @@ def _dispatch_rows(period: Period, as_of: datetime) -> list[OfficeRow]:
     return out
 
 
-def _review_rows(metric: str, period: Period, as_of: datetime) -> list[OfficeRow]:
+def _review_rows(metric: str, period: Period, as_of: datetime, cal=None) -> list[OfficeRow]:
     clock, starts, decisions = _TIERS[metric]
     started_cases = CaseEvent.objects.filter(action__in=starts, at__gte=period.start, at__lt=period.end,
                                              at__lte=as_of).values("case_id")
@@ -133,7 +133,7 @@ def _review_rows(metric: str, period: Period, as_of: datetime) -> list[OfficeRow
     ):
         lengths.setdefault(case_id, []).append((started, amount, unit))
     cases = {c.pk: c for c in Case.objects.filter(pk__in=case_ids).select_related("lead_unit")}
-    cal = calendar.work_calendar()
+    cal = cal or calendar.work_calendar()
     leaders_of_unit: dict = {}
     policies: dict[tuple[str, int | None], dict[str, tuple[int, str]]] = {}
     all_leaders = None
@@ -202,14 +202,20 @@ def office_rows(*, period: Period, as_of: datetime | None = None, metric: str | 
 
     Each row is one duty decided at ``as_of`` (``num`` 1 on time, 0 late) or undecided past its
     deadline (``num`` 0); duties undecided and not yet due are not rows. Queries: one for the
-    交办 clocks, three per review tier (events, clock lengths, cases) and the leaders in charge.
+    交办 clocks, three per review tier (events, clock lengths, cases), the work calendar (two, once) and the
+    leaders in charge.
     """
     as_of = as_of or timezone.now()
     out: list[OfficeRow] = []
+    cal = None  # the work calendar, read once for both review tiers
     for name in OFFICE_METRICS:
         if metric not in (None, name):
             continue
-        out += _dispatch_rows(period, as_of) if name == "dispatch_on_time" else _review_rows(name, period, as_of)
+        if name == "dispatch_on_time":
+            out += _dispatch_rows(period, as_of)
+            continue
+        cal = cal or calendar.work_calendar()
+        out += _review_rows(name, period, as_of, cal)
     return out
 
 

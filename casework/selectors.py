@@ -62,12 +62,14 @@ def case_scope_q(*, user: User) -> Q:
         return Q(pk__in=[])
     if user.is_superuser:
         return Q()
-    q = lead_unit_in_scope_q(user=user)
+    # Within the OR, the lead unit as ``lead_unit_id = ANY(ARRAY(…))`` (:class:`ColumnIn`), which an
+    # index scan takes next to a state; ``IN (SELECT …)`` under an OR is a filter checked row by row.
+    q = Q(ColumnIn("lead_unit_id", units_in_scope(user=user).order_by().values("pk")))
     if user_is_city_wide(user=user):
         q |= Q(lead_unit__isnull=True)
     # Co-units: a subquery on the few granted unit paths, never a list of case ids (C18).
-    co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).values("case_id")
-    q |= Q(pk__in=co_units)
+    co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).order_by().values("case_id")
+    q |= Q(CaseIdIn(co_units))
     return q
 
 
@@ -75,9 +77,11 @@ def lead_unit_in_scope_q(*, user: User) -> Q:
     """Return the ``Q`` on ``Case`` of the cases whose lead unit lies in ``user``'s scope (superusers: all).
 
     Written as ``lead_unit_id IN (SELECT id FROM accounts_unit WHERE path LIKE …)`` rather than a
-    join to the unit: the condition stays on the case table alone, so PostgreSQL can walk the index
-    that matches a list's order and stop after one page (issue 11 §3), and its size does not grow
-    with the data (field case C18).
+    join to the unit: the condition stays on the case table alone, and its size does not grow with
+    the data (field case C18). AND-ed with a queue's state, PostgreSQL turns it into a semi-join
+    and reads the (lead unit, state) index: a handler's 发回修改 queue reads its 952 cases, where
+    ``= ANY(ARRAY(…))`` made it walk the 90,000 承办中 cases in the queue's order (issue 11 §3).
+    Under the access rule's OR, :func:`case_scope_q` writes it with :class:`ColumnIn`.
     """
     if user.is_superuser and user.is_active:
         return Q()
@@ -228,24 +232,28 @@ def cases_overdue_q(*, now: datetime) -> Q:
 # ---------------------------------------------------------------- work queues ("my work")
 
 
-class CaseIdIn(Expression):
-    """The condition "the row's primary key is one of the ``case_id`` s of ``rows``" (a filter).
+class ColumnIn(Expression):
+    """The condition "the row's ``column`` is one of the values of ``rows``" (a filter).
 
-    On PostgreSQL it is ``id = ANY(ARRAY(SELECT case_id …))``: the few ids are read once and the
-    cases fetched through the primary key index. A plain ``id IN (SELECT …)`` lets the planner walk
-    a list's index in order hoping to meet the few matching cases early, which reads a million
-    rows when they are rare (issue 11 §3). Elsewhere it is ``id IN (SELECT …)``.
+    On PostgreSQL it is ``column = ANY(ARRAY(SELECT …))``: the few values are read once, before the
+    statement runs, and the condition is one the planner can put into an index scan, alone or next to
+    another condition (``state = … AND lead_unit_id = ANY(…)`` reads the state's index range, not
+    every case). A plain ``column IN (SELECT …)`` is a hashed filter that no index serves: joined by
+    ``OR`` (the access rule's lead unit or co-unit) it made PostgreSQL walk a list's index and check
+    row after row, 140,000 of them for one page of a handler's 承办中 list (issue 11 §3).
+    Elsewhere it is ``column IN (SELECT …)``.
 
     Args:
-        rows: a queryset of ``values("case_id")`` (any model with a ``case`` foreign key).
+        column: the field name on the filtered model (``"pk"``, ``"lead_unit_id"``).
+        rows: a queryset of ``values(<one field>)``.
     """
 
     conditional = True
     output_field = BooleanField()
 
-    def __init__(self, rows: QuerySet):
+    def __init__(self, column: str, rows: QuerySet):
         super().__init__(output_field=BooleanField())
-        self.lhs = F("pk")
+        self.lhs = F(column)
         self.rows = Subquery(rows)
 
     def get_source_expressions(self):
@@ -263,6 +271,22 @@ class CaseIdIn(Expression):
         lhs, lhs_params = compiler.compile(self.lhs)
         rows, rows_params = compiler.compile(self.rows)
         return f"{lhs} = ANY(ARRAY{rows})", [*lhs_params, *rows_params]
+
+
+class CaseIdIn(ColumnIn):
+    """The condition "the row's primary key is one of the ``case_id`` s of ``rows``" (a filter).
+
+    On PostgreSQL it is ``id = ANY(ARRAY(SELECT case_id …))``: the few ids are read once and the
+    cases fetched through the primary key index. A plain ``id IN (SELECT …)`` lets the planner walk
+    a list's index in order hoping to meet the few matching cases early, which reads a million
+    rows when they are rare (issue 11 §3). Elsewhere it is ``id IN (SELECT …)``.
+
+    Args:
+        rows: a queryset of ``values("case_id")`` (any model with a ``case`` foreign key).
+    """
+
+    def __init__(self, rows: QuerySet):
+        super().__init__("pk", rows)
 
 
 @dataclass(frozen=True)
@@ -292,6 +316,10 @@ QUEUES = [
     QueueSpec("referrals_done", _("纪检移交·已有结果"), "record_referral_outcome", ""),
 ]
 QUEUES_BY_KEY = {q.key: q for q in QUEUES}
+# Queues whose cases are the case ids of a few rows of open work in another table (unreported
+# co-unit tasks, pending extensions, open referrals; :class:`CaseIdIn`): their lists are read once
+# for the date drill-down instead of probed bucket by bucket (``accounts.admin_lists``).
+QUEUES_OF_OPEN_ROWS = frozenset({"co_unit", "extension", "referrals_open"})
 
 
 def queues_for_user(*, user: User) -> list[QueueSpec]:

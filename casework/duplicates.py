@@ -175,8 +175,18 @@ def _eligible_for(case: Case, other: Case) -> bool:
 
 
 def _copy_rows(model, fields: tuple[str, ...], rows) -> None:
-    """Write ``rows`` (tuples in the order of ``fields``) into ``model``'s table by PostgreSQL ``COPY``."""
+    """Write ``rows`` (tuples in the order of ``fields``) into ``model``'s table by PostgreSQL ``COPY``.
+
+    ``fields`` must name every concrete field but the auto primary key: ``COPY`` knows no model
+    defaults, so a field added to the model later and left out here fails loudly, not as NULLs.
+
+    Raises:
+        ValueError: a concrete field of ``model`` is missing from ``fields``.
+    """
     meta = model._meta
+    missing = [f.name for f in meta.concrete_fields if not f.primary_key and f.name not in fields]
+    if missing:
+        raise ValueError(f"{model.__name__}: COPY without {missing}")
     columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:

@@ -17,7 +17,18 @@ from django.db import DatabaseError, connection, transaction
 import pytest
 
 from casework import audit, services
-from casework.models import AuditChainHead, AuditVerificationRun, Case, CaseEvent, Notification, State
+from casework.models import (
+    AuditChainHead,
+    AuditVerificationRun,
+    Case,
+    CaseEvent,
+    Notification,
+    State,
+    chain_head_mac,
+    chain_head_macs,
+    event_hash,
+    event_hashes,
+)
 from casework.selectors import case_audit_verify
 from casework.tasks import audit_verify
 
@@ -297,7 +308,6 @@ def test_bulk_written_events_get_their_heads_from_the_public_helpers(bureau):
 def test_the_batch_seals_equal_event_hash_of_each_event(settings, values):
     # event_hashes / chain_head_macs (the import's batch forms) must seal exactly as the one-event
     # functions do, whatever the varying string holds (JSON escapes, non-ASCII, control characters).
-    from casework.models import chain_head_mac, chain_head_macs, event_hash, event_hashes
 
     at = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=SHANGHAI)
     event = CaseEvent(seq=1, action="register", from_state="", to_state="registered", actor=None, at=at, reason="",

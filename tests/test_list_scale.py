@@ -24,10 +24,11 @@ from django.urls import reverse
 from django.utils import timezone
 import pytest
 
+from accounts.backends import OneQueryModelBackend
 from accounts.counting import count_capped
 from accounts.models import User
 from casework import selectors
-from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension
+from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension, State
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=SHANGHAI)
@@ -356,7 +357,6 @@ def test_state_column_is_the_state_display(staff):
     from django.contrib import admin as django_admin
     from django.utils import translation
 
-    from casework.models import State
 
     model_admin = django_admin.site._registry[Case]
     for language in ("zh-hans", "en"):
@@ -372,7 +372,6 @@ def test_permissions_in_one_statement_are_djangos(staff):
     from django.contrib.auth.backends import ModelBackend
     from django.contrib.auth.models import Permission
 
-    from accounts.backends import OneQueryModelBackend
 
     staff.handler_a.user_permissions.add(Permission.objects.get(codename="view_platform"))
     for role in ROLES:

@@ -1,13 +1,40 @@
 """Shared fixtures: a small bureau with one user per role, built through the services."""
 
 from pathlib import Path
+import threading
 
 from django.conf import settings
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread
 from django.utils import translation
 import pytest
 
 from config.celery import app as celery_app
 from tests.factories import Bureau
+
+
+class SerialWSGIServer(ThreadedWSGIServer):
+    """The live server, answering one request at a time (each connection still in its own thread).
+
+    On SQLite the test database is one connection shared by the live server's threads: two
+    requests at once on it (a page's background fetch of the dashboard data still running when the
+    test opens the next page) abort each other ("database table is locked", "abort due to
+    ROLLBACK") and the page answers 500. Browsers keep connections open, so the lock is per
+    request, around the application, not per connection.
+    """
+
+    def set_app(self, application):
+        lock = threading.Lock()
+
+        def one_at_a_time(environ, start_response):
+            with lock:
+                return application(environ, start_response)
+
+        super().set_app(one_at_a_time)
+
+
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    LiveServerThread.server_class = SerialWSGIServer
 
 # Debian's chromium, headless, with nothing reaching outside this machine.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -248,8 +248,9 @@ class EscalationStep(models.Model):
     The unique constraint makes every step happen at most once, whatever the scheduler does.
     """
 
+    # No index of its own: escalation_step_once (case, clock, round, level) serves every lookup by case.
     case = models.ForeignKey("casework.Case", verbose_name=_("案件"), on_delete=models.PROTECT,
-                             related_name="escalation_steps")
+                             related_name="escalation_steps", db_index=False)
     clock = models.CharField(_("时限"), max_length=20, choices=Clock.choices)
     round = models.PositiveSmallIntegerField(_("办理轮次"))
     level = models.CharField(_("级别"), max_length=20, choices=EscalationLevel.choices)

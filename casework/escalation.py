@@ -348,7 +348,7 @@ def _snapshots(*, targets: list[tuple[Case, CaseClock]], now: datetime, cal_for)
         SupervisionNotice.objects.filter(case_id__in=ids).select_related("unit").order_by("case_id", "opened_at", "pk")
     )
     # The e-mails without their bodies (a digest's body lists thousands of cases): each read once.
-    listed = list(DigestLine.objects.filter(case_id__in=ids).values_list("case_id", "notification_id"))
+    listed = list(DigestLine.objects.filter(step__case_id__in=ids).values_list("step__case_id", "notification_id"))
     fields = ("pk", "case_id", "subject", "recipients", "created_at", "sent_at")
     found = {n.pk: n for n in Notification.objects.filter(
         Q(case_id__in=ids) | Q(pk__in={pk for _case, pk in listed})).only(*fields)}
@@ -1030,12 +1030,12 @@ class _Sweep:
             written = outbox.notification_queue_many(mails=mails, citizen_text_masked=True)
             by_key = {n.key: n for n in written}
             lines_rows = [
-                (by_key[mail["key"]].pk, step["pk"], step["case_id"])
+                (by_key[mail["key"]].pk, step["pk"])
                 for mail, chosen in zip(mails, members, strict=True) if mail["key"] in by_key
                 for step in chosen
             ]
-            _ids_insert(DigestLine, ["notification_id", "step_id", "case_id"],
-                        [list(column) for column in zip(*lines_rows, strict=True)] if lines_rows else [[], [], []])
+            _ids_insert(DigestLine, ["notification_id", "step_id"],
+                        [list(column) for column in zip(*lines_rows, strict=True)] if lines_rows else [[], []])
             if connection.vendor == "postgresql":  # the ids as the text of one array (see _ids_insert)
                 with connection.cursor() as cursor:
                     cursor.execute(f"DELETE FROM {EscalationDigestPending._meta.db_table} WHERE step_id = ANY(%s::bigint[])",

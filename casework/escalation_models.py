@@ -4,7 +4,8 @@ A sweep writes its steps in batches; each step taken waits in :class:`Escalation
 (written in the step's own transaction) until the sweep composes the rung's digests: one e-mail per
 recipient per rung per sweep, listing that recipient's cases (:mod:`casework.escalation`). Each
 case listed in a digest is a :class:`DigestLine`, so "which e-mail told whom about which step" is
-kept (the referral snapshot's ``notifications`` and the case's e-mails read it). Loaded by
+kept (the referral snapshot's ``notifications`` and the case's e-mails read it, through the step's
+case). Loaded by
 ``casework.models``.
 """
 
@@ -35,13 +36,18 @@ class EscalationDigestPending(models.Model):
 
 
 class DigestLine(models.Model):
-    """One case listed in one digest e-mail of the escalation sweep (the step it reports)."""
+    """One case listed in one digest e-mail of the escalation sweep (the step it reports).
+
+    The case is the step's (``step.case``): an append-only line does not repeat it (a column, two
+    indexes and a foreign-key check per line; issue 11 §1). The lines of a case are found through
+    its steps (``step__case``), on the index of the step column. The e-mail's lines are found on the
+    unique (notification, step) index, which leads with the notification.
+    """
 
     notification = models.ForeignKey(
-        "casework.Notification", on_delete=models.PROTECT, related_name="digest_lines"
+        "casework.Notification", on_delete=models.PROTECT, related_name="digest_lines", db_index=False
     )
     step = models.ForeignKey("casework.EscalationStep", on_delete=models.PROTECT, related_name="digest_lines")
-    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="digest_lines")
 
     class Meta:
         verbose_name = _("汇总邮件所列案件")
@@ -49,7 +55,6 @@ class DigestLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["notification", "step"], name="digest_line_once"),
         ]
-        indexes = [models.Index(fields=["case"], name="digest_line_case_idx")]
 
     def __str__(self) -> str:
         return f"{self.notification_id}: {self.step_id}"

@@ -248,7 +248,7 @@ def old_snapshot(case, *, clock, due_at, now, cal) -> dict:
                 "created_at": iso(n.created_at),
                 "sent_at": iso(n.sent_at),
             }
-            for n in Notification.objects.filter(Q(case=case) | Q(digest_lines__case=case))
+            for n in Notification.objects.filter(Q(case=case) | Q(digest_lines__step__case=case))
             .distinct().order_by("created_at", "pk")
         ],
     }

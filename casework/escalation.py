@@ -30,8 +30,8 @@ rung on the running clocks' deadlines, so with nothing due it runs a fixed numbe
 Set-based (issue 11): the due clocks of a rung are claimed in batches (``FOR UPDATE SKIP LOCKED``
 on the cases, so several workers share one sweep) and each batch writes its steps, 督办单,
 referrals (snapshots read for the whole batch), audit events (chained on the heads of all its
-cases, read in one query) and heads in a fixed number of statements. Each step also leaves an
-``EscalationDigestPending`` row in its transaction; at the end of the rung the sweep writes one
+cases, read in one query) and heads in a fixed number of statements. Each batch also leaves an
+``EscalationDigestBatch`` row (its steps' ids) in its transaction; at the end of the rung the sweep writes one
 digest e-mail per recipient listing all his cases (``DigestLine`` records which e-mail listed
 which step) and hands it to Celery after commit. A sweep that stops before its digests leaves
 them to the next sweep: never lost, never sent twice. Statements grow with batches, not cases.
@@ -77,7 +77,7 @@ from casework.models import (
     Clock,
     DigestLine,
     DisciplineReferral,
-    EscalationDigestPending,
+    EscalationDigestBatch,
     EscalationLevel,
     EscalationRung,
     EscalationStep,
@@ -778,7 +778,7 @@ class _Sweep:
         """
         self.batches += 1
         if self.skip_locked and self.batches > 1:
-            # The foreign-key checks of the rows written below (督办单, pending digests → the steps
+            # The foreign-key checks of the rows written below (督办单 → the steps
             # just inserted) run plans cached by this session. Planned while the steps table was
             # small (a new site, a benchmark), they scan it sequentially, and each batch then costs
             # more than the last (quadratic: 0.03 → 0.7 s per 500-row commit by the 12th batch at
@@ -919,7 +919,8 @@ class _Sweep:
         _rows_insert(CaseEvent, ["case_id", "seq", "from_state", "to_state", "payload", "prev_hash", "hash"],
                      events, action=action, at=now, actor_id=None)
         _heads_record([_Head(case_id, seq, hash_) for case_id, seq, _f, _t, _p, _prev, hash_ in events])
-        _ids_insert(EscalationDigestPending, ["step_id"], [step_ids], level=level, queued_at=now)
+        # One row for the batch's steps (not one per step), read and deleted by the rung's digests.
+        _rows_insert(EscalationDigestBatch, ["step_ids"], [(step_ids,)], level=level, queued_at=now)
         logger.info("escalation %s: %s steps taken (%s)", level, len(step_ids), trigger)
 
     # -- the digests
@@ -945,10 +946,11 @@ class _Sweep:
                     if not cursor.fetchone()[0]:
                         logger.info("escalation %s: digests left to the worker still taking the rung", rung.level)
                         return 0
-            pending = EscalationDigestPending.objects.filter(level=rung.level).order_by("step_id")
+            pending = EscalationDigestBatch.objects.filter(level=rung.level).order_by("pk")
             if connection.features.has_select_for_update:
                 pending = pending.select_for_update()
-            step_ids = list(pending.values_list("step_id", flat=True))
+            batches = list(pending.values_list("pk", "step_ids"))
+            step_ids = sorted({step_id for _pk, ids in batches for step_id in ids})
             if not step_ids:
                 return 0
             steps = list(
@@ -1036,12 +1038,7 @@ class _Sweep:
             ]
             _ids_insert(DigestLine, ["notification_id", "step_id"],
                         [list(column) for column in zip(*lines_rows, strict=True)] if lines_rows else [[], []])
-            if connection.vendor == "postgresql":  # the ids as the text of one array (see _ids_insert)
-                with connection.cursor() as cursor:
-                    cursor.execute(f"DELETE FROM {EscalationDigestPending._meta.db_table} WHERE step_id = ANY(%s::bigint[])",
-                                   ["{" + ",".join(map(str, step_ids)) + "}"])
-            else:
-                EscalationDigestPending.objects.filter(step_id__in=step_ids).delete()
+            EscalationDigestBatch.objects.filter(pk__in=[pk for pk, _ids in batches]).delete()
         logger.info("escalation %s: %s digest e-mails for %s steps", rung.level, len(written), len(steps))
         return len(written)
 
@@ -1237,7 +1234,7 @@ def escalation_sweep(*, now: datetime | None = None, batch_size: int | None = No
     """
     sweep = _Sweep(now=now or timezone.now(),
                    batch_size=batch_size or getattr(settings, "CASEWORK_SWEEP_BATCH_SIZE", BATCH_SIZE))
-    left_over = set(EscalationDigestPending.objects.values_list("level", flat=True).distinct())
+    left_over = set(EscalationDigestBatch.objects.values_list("level", flat=True).distinct())
     taken: dict[str, int] = {}
     for rung in ladder_rungs():
         cutoff = _cutoff(sweep.cal, sweep.now, rung.threshold_days)

@@ -555,7 +555,7 @@ from casework.deadline_models import (  # noqa: E402,F401 (calendar, policies, c
     UnitCalendarDay,
     WorkCalendarDay,
 )
-from casework.escalation_models import DigestLine, EscalationDigestPending  # noqa: E402,F401
+from casework.escalation_models import DigestLine, EscalationDigestBatch  # noqa: E402,F401
 from casework.importing_models import ImportJob, ImportJobRow  # noqa: E402,F401
 from casework.learning_models import DuplicateBand, DuplicateFlag, RouterModel  # noqa: E402,F401
 from casework.outbox_models import Notification, NotificationRecipient  # noqa: E402,F401

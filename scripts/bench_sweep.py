@@ -273,7 +273,7 @@ def _undo_escalations() -> None:
         cursor.execute("SET LOCAL session_replication_role = replica")
         for sql in [
             "DELETE FROM casework_digestline",
-            "DELETE FROM casework_escalationdigestpending",
+            "DELETE FROM casework_escalationdigestbatch",
             "DELETE FROM casework_notificationrecipient WHERE notification_id IN "
             "(SELECT id FROM casework_notification WHERE key LIKE 'digest:%%')",
             "DELETE FROM casework_notification WHERE key LIKE 'digest:%%'",
@@ -288,7 +288,7 @@ def _undo_escalations() -> None:
             cursor.execute(sql)
     with connection.cursor() as cursor:
         for table in ("casework_escalationstep", "casework_supervisionnotice", "casework_caseevent",
-                      "casework_auditchainhead", "casework_escalationdigestpending", "casework_digestline",
+                      "casework_auditchainhead", "casework_escalationdigestbatch", "casework_digestline",
                       "casework_notification"):
             cursor.execute(f"VACUUM ANALYZE {table}")
 

@@ -32,7 +32,7 @@ from casework.models import (
     CaseEvent,
     DigestLine,
     DisciplineReferral,
-    EscalationDigestPending,
+    EscalationDigestBatch,
     EscalationRung,
     EscalationStep,
     Notification,
@@ -58,6 +58,11 @@ def bj(*args) -> datetime:
 def calendar_2026(db):
     call_command("calendar_seed", "--from-year", "2025", "--to-year", "2026", stdout=StringIO(),
                  stderr=StringIO())
+
+
+def waiting_steps() -> list[int]:
+    """The ids of the steps waiting for their digest, over every batch row."""
+    return sorted(i for ids in EscalationDigestBatch.objects.values_list("step_ids", flat=True) for i in ids)
 
 
 def case_link(pk: int) -> str:
@@ -141,7 +146,7 @@ def test_a_unit_head_with_fifty_overdue_cases_gets_one_digest_listing_them_all_o
     assert all(case.reference in office.body for case in cases_a + cases_b)
     # Every step is listed once in each digest that concerns it; nothing waits for a digest.
     assert DigestLine.objects.count() == 50 + 3 + 53
-    assert not EscalationDigestPending.objects.exists()
+    assert not EscalationDigestBatch.objects.exists()
     assert all(n.sent_at is not None for n in Notification.objects.filter(key__startswith="digest:"))
 
     # Sent once: the next sweeps find nothing new to take or to mail.
@@ -161,9 +166,11 @@ def test_a_digest_left_by_a_sweep_that_stopped_is_written_by_the_next_sweep(bure
         assert escalation.escalation_sweep(now=URGE_AT) == {"urge": 4}
     finally:
         escalation._Sweep.digests = original
-    assert EscalationDigestPending.objects.count() == 4 and not DigestLine.objects.exists()
+    assert waiting_steps() == sorted(EscalationStep.objects.values_list("pk", flat=True))
+    assert len(waiting_steps()) == 4 and not DigestLine.objects.exists()
+    assert EscalationDigestBatch.objects.count() == 1  # one row for the batch, not one per step
     assert escalation.escalation_sweep(now=URGE_AT) == {}
-    assert not EscalationDigestPending.objects.exists()
+    assert not EscalationDigestBatch.objects.exists()
     # Unit A's head and handler and the 网评办 have the same 4 cases: one e-mail, 4 recipients.
     assert DigestLine.objects.count() == 4
     digest = Notification.objects.get(key__startswith="digest:")
@@ -346,7 +353,7 @@ def test_two_concurrent_sweeps_split_the_batches_and_take_each_step_once(calenda
     # One digest per recipient for the rung, however the two sweeps split its batches: the digests
     # are written once, by the sweep that finished the rung last (issue 11 §2).
     assert max(per_recipient.values()) == 1, per_recipient
-    assert not EscalationDigestPending.objects.exists()
+    assert not EscalationDigestBatch.objects.exists()
     for case in cases[::20]:
         assert case_audit_verify(case=case)
 
@@ -430,7 +437,7 @@ def test_two_real_celery_workers_share_one_sweep_and_take_each_step_once(calenda
     assert {r[3] for r in rows} <= {"urge", "escalate"}
     assert SupervisionNotice.objects.count() == 300
     assert CaseEvent.objects.filter(action="escalation_urge").count() == 300
-    assert not EscalationDigestPending.objects.exists()
+    assert not EscalationDigestBatch.objects.exists()
     told: dict[str, list[int]] = {}
     for line in DigestLine.objects.select_related("notification"):
         for address in line.notification.recipients:

@@ -547,7 +547,7 @@ def _moment(value):
     """The aware UTC datetime of a value read with :func:`_micros` (None stays None)."""
     if value is None or isinstance(value, datetime):
         return value
-    return _EPOCH + timedelta(microseconds=value)
+    return _EPOCH + timedelta(0, 0, value)  # positional: the same timedelta, built faster
 
 
 def _ids_insert(model, id_fields: list[str], columns: list[list[int]], **constants) -> None:
@@ -711,6 +711,7 @@ class _Sweep:
         self.tz = timezone.get_current_timezone()
         self.minutes: dict[datetime, str] = {}
         self.answer_due: dict = {}
+        self.html_labels: dict[str, str] = {}
         self.skip_locked = connection.features.has_select_for_update_skip_locked
         self.case_url = _url_template("admin:casework_case_change")
         self.referral_url = _url_template("admin:casework_disciplinereferral_change")
@@ -978,15 +979,18 @@ class _Sweep:
             # Each case's ladder steps, as the words of its history ("催办·督办单(答复) 2026-03-05 10:01").
             words = self.labels()
             history: dict[int, list[str]] = {}
+            entries: dict[tuple, str] = {}  # each (level, clock, time) in words once: a sweep's steps share its time
             for case_id, clock, level, happened_at in (
                 EscalationStep.objects.filter(case_id__in=_ids({s["case_id"] for s in steps}))
                 .order_by("case_id", "happened_at", "pk").values_list("case_id", "clock", "level",
                                                                       _micros("happened_at"))
             ):
-                happened_at = _moment(happened_at)
-                history.setdefault(case_id, []).append(
-                    f"{words['levels'].get(level, level)}({words['clocks'].get(clock, clock)}) "
-                    f"{self.minute(happened_at)}")
+                entry = entries.get((level, clock, happened_at))
+                if entry is None:
+                    entry = entries[(level, clock, happened_at)] = (
+                        f"{words['levels'].get(level, level)}({words['clocks'].get(clock, clock)}) "
+                        f"{self.minute(_moment(happened_at))}")
+                history.setdefault(case_id, []).append(entry)
             lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
                      for step in steps]
             by_recipient: dict[str, list[int]] = {}
@@ -1060,6 +1064,11 @@ class _Sweep:
             }
         return self._labels
 
+    def _html_label(self, label: str) -> str:
+        """``<strong>label</strong>:`` with ``label`` escaped, once per sweep (a digest line's field name)."""
+        text = self.html_labels[label] = f"<strong>{_escape(label)}</strong>:"
+        return text
+
     def minute(self, moment: datetime) -> str:
         """``moment`` in local time to the minute (``2026-03-05 10:00``), each distinct value formatted once."""
         text = self.minutes.get(moment)
@@ -1116,7 +1125,8 @@ class _Sweep:
             text.append(f"  {words['outcome']}:{referral_url}")
         text.append(f"  {words['page']}:{url}")
         html = [f'<tr><td><a href="{_escape(url)}">{_escape(reference)}</a><br>{_escape(subject)}</td><td>',
-                "<br>".join(f"<strong>{_escape(label)}</strong>:{_escape(value)}" for label, value in fields)]
+                "<br>".join((self.html_labels.get(label) or self._html_label(label)) + _escape(value)
+                            for label, value in fields)]
         if referral_url:
             html.append(f'<br><a href="{_escape(referral_url)}">{_escape(words["outcome_link"])}</a>')
         html.append("</td></tr>")

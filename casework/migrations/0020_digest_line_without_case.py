@@ -10,6 +10,13 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def case_from_step(apps, schema_editor):
+    """Reversed: each line's case again, its step's."""
+    line = apps.get_model("casework", "DigestLine")
+    step = apps.get_model("casework", "EscalationStep")
+    line.objects.update(case_id=models.Subquery(step.objects.filter(pk=models.OuterRef("step_id")).values("case_id")[:1]))
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -17,6 +24,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Nullable first, so that reversed, the column comes back empty and is filled before it is
+        # required again.
+        migrations.AlterField(
+            model_name='digestline',
+            name='case',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='digest_lines', to='casework.case'),
+        ),
+        migrations.RunPython(migrations.RunPython.noop, case_from_step),
         migrations.RemoveIndex(
             model_name='digestline',
             name='digest_line_case_idx',

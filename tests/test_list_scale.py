@@ -18,15 +18,19 @@ from datetime import date, datetime, timedelta
 import json
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, get_objects_for_user
 import pytest
 
 from accounts.backends import OneQueryModelBackend
 from accounts.counting import count_capped
-from accounts.models import User
+from accounts.models import Unit, User
+from accounts.selectors import ACCESS_UNIT, unit_scope_paths
+from accounts.services import unit_create
 from casework import selectors
 from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension, State
 
@@ -384,3 +388,31 @@ def test_permissions_in_one_statement_are_djangos(staff):
         assert mine == ModelBackend().get_all_permissions(User.objects.get(pk=pk)), role
     assert "casework.view_platform" in OneQueryModelBackend().get_all_permissions(
         User.objects.get(pk=staff.handler_a.pk))
+
+
+@pytest.mark.django_db
+def test_unit_scope_paths_are_guardians_object_permissions(staff):
+    """The unit scope read in one plain statement is guardian's ``get_objects_for_user`` (own and group grants).
+
+    Grants on an inactive unit, model-wide grants and other object permissions on units widen nothing.
+    """
+    closed = unit_create(name="撤销单位", code="closed", kind=Unit.Kind.DISTRICT, parent=staff.city, is_active=False)
+    group = Group.objects.create(name="协查组")
+    assign_perm(ACCESS_UNIT, group, staff.unit_b)
+    staff.handler_a.groups.add(group)
+    assign_perm(ACCESS_UNIT, staff.head_a, closed)
+    staff.handler_b.user_permissions.add(Permission.objects.get(codename="access_unit"))  # model-wide: ignored
+    assign_perm("accounts.change_unit", staff.handler_b, staff.unit_a)  # another permission: ignored
+    users = [*(getattr(staff, r) for r in ROLES if r != "superuser"), staff.head_a]
+    for user in users:
+        fresh = User.objects.get(pk=user.pk)
+        expected = sorted(set(get_objects_for_user(
+            fresh, ACCESS_UNIT, klass=Unit.objects.filter(is_active=True), accept_global_perms=False,
+            with_superuser=False).values_list("path", flat=True)))
+        with CaptureQueriesContext(connection) as ctx:
+            assert unit_scope_paths(user=fresh) == expected, user.username
+            assert unit_scope_paths(user=fresh) == expected  # kept on the user for the request
+        assert len(ctx.captured_queries) == 1, user.username
+    assert sorted(unit_scope_paths(user=User.objects.get(pk=staff.handler_a.pk))) == sorted(
+        [staff.unit_a.path, staff.unit_b.path])
+    assert unit_scope_paths(user=staff.superuser) == []

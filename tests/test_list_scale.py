@@ -416,3 +416,40 @@ def test_unit_scope_paths_are_guardians_object_permissions(staff):
     assert sorted(unit_scope_paths(user=User.objects.get(pk=staff.handler_a.pk))) == sorted(
         [staff.unit_a.path, staff.unit_b.path])
     assert unit_scope_paths(user=staff.superuser) == []
+
+
+def _indexes_used(plan: dict) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _indexes_used(child)
+    return found
+
+
+@pytest.mark.django_db
+def test_queues_read_their_own_indexes(staff, client):
+    """30,000 cases, analysed: the 退回待裁定 queue reads its partial index, a handler's 承办中 and 待签收 their unit's.
+
+    Migration 0020 (issue 11 §3): without them the returned queue read every registered case and
+    sorted, and a handler's counts visited every row of the state in the unit.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("EXPLAIN of PostgreSQL plans")
+    seed_cases(staff, first=1, last=30_000)
+    with connection.cursor() as cursor:
+        for model in (Case, CaseClock, CoUnitTask, Extension, DisciplineReferral):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    for user, queue, index in [(staff.dispatcher, "returned", "case_returned_queue_idx"),
+                               (staff.handler_a, "handling", "case_unit_handling_idx"),
+                               (staff.handler_a, "sent_back", "case_unit_handling_idx"),
+                               (staff.handler_a, "sign_for", "case_unit_sign_for_idx")]:
+        client.force_login(user)
+        _response, queries = _get(client, f"{reverse(CHANGELIST)}?queue={queue}")
+        used = set()
+        for q in queries:
+            if "casework_case" in q["sql"]:
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (FORMAT JSON) " + q["sql"])
+                    plan = cursor.fetchone()[0]
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                used |= _indexes_used(plan[0]["Plan"])
+        assert index in used, (queue, sorted(used))

@@ -206,6 +206,12 @@ class Case(ConcurrentTransitionMixin, models.Model):
                          condition=models.Q(state="handling"), name="case_unit_handling_idx"),
             models.Index(fields=["lead_unit", "sign_for_due_at", "submitted_at", "id"],
                          condition=models.Q(state="dispatched"), name="case_unit_sign_for_idx"),
+            # The 承办中 queue of the whole bureau (superusers) in its order: next to the unit index
+            # above, PostgreSQL (taking "no feedback yet" for a sixth of the handled cases, not the
+            # nine tenths it is) read all 90,000 handled cases of the unit index and sorted them.
+            models.Index(fields=["reply_due_at", "submitted_at", "id"],
+                         condition=models.Q(state="handling", feedback_at__isnull=True),
+                         name="case_handling_queue_idx"),
         ]
 
     def __str__(self) -> str:

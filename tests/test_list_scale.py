@@ -441,7 +441,8 @@ def test_queues_read_their_own_indexes(staff, client):
     for user, queue, index in [(staff.dispatcher, "returned", "case_returned_queue_idx"),
                                (staff.handler_a, "handling", "case_unit_handling_idx"),
                                (staff.handler_a, "sent_back", "case_unit_handling_idx"),
-                               (staff.handler_a, "sign_for", "case_unit_sign_for_idx")]:
+                               (staff.handler_a, "sign_for", "case_unit_sign_for_idx"),
+                               (staff.superuser, "handling", "case_handling_queue_idx")]:
         client.force_login(user)
         _response, queries = _get(client, f"{reverse(CHANGELIST)}?queue={queue}")
         used = set()
@@ -453,3 +454,26 @@ def test_queues_read_their_own_indexes(staff, client):
                 plan = plan if isinstance(plan, list) else json.loads(plan)
                 used |= _indexes_used(plan[0]["Plan"])
         assert index in used, (queue, sorted(used))
+
+
+@pytest.mark.django_db
+def test_a_queue_page_applies_the_access_rule_once(staff, client):
+    """A queue's statements carry the access rule once (the changelist's queryset is visible already).
+
+    Twice, PostgreSQL multiplied the two conditions' selectivities and misjudged the queue's size;
+    the rule itself still holds: the queue lists exactly the queue's cases the user may see.
+    """
+    seed_cases(staff, first=1, last=200)
+    user = staff.handler_a
+    client.force_login(user)
+    for key in ("handling", "sent_back", "sign_for", "to_dispatch"):
+        response, queries = _get(client, f"{reverse(CHANGELIST)}?queue={key}")
+        page = [q["sql"] for q in queries if q["sql"].startswith('SELECT "casework_case"."id"')]
+        assert page, key
+        rule = [sql.count('"casework_case"."id" IN (SELECT') + sql.count('"casework_case"."id" = ANY(ARRAY(SELECT')
+                for sql in page]
+        assert rule == [1] * len(page), (key, rule)
+        expected = set(selectors.case_queue(user=user, key=key).values_list("pk", flat=True))
+        assert expected <= set(selectors.cases_visible_to(user=user).values_list("pk", flat=True))
+        shown = {c.pk for c in Case.objects.filter(pk__in=expected) if f'value="{c.pk}"' in response.content.decode()}
+        assert shown == expected or len(expected) > 50, key

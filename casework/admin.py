@@ -156,7 +156,8 @@ class QueueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() in selectors.QUEUES_BY_KEY:
-            return selectors.case_queue(user=request.user, key=self.value(), queryset=queryset)
+            # The changelist's queryset is the admin's get_queryset: visible to the user already.
+            return selectors.case_queue(user=request.user, key=self.value(), queryset=queryset, visible=True)
         return queryset
 
 

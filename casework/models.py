@@ -193,6 +193,25 @@ class Case(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["reply_due_at", "submitted_at", "id"],
                          condition=models.Q(state="handling", feedback_at__isnull=False),
                          name="case_sent_back_queue_idx"),
+            # The 退回待裁定 queue (registered again after a unit returned the case): a third of the
+            # registered cases, which the planner otherwise read in full and sorted (93 → 0.2 ms).
+            models.Index(fields=["submitted_at", "id"], condition=models.Q(state="registered", handling_round__gt=1),
+                         name="case_returned_queue_idx"),
+            # A unit's 承办中 / 发回修改 and 待签收 queues (lead unit in the handler's scope): the unit's
+            # few thousand rows of the state in the queue's order, the access rule's columns (lead
+            # unit, id) and the feedback time in the index, so the capped count and the date
+            # drill-down read the index alone (a district handler's 承办中 count 31 → 4.5 ms,
+            # 待签收 22 → 3 ms), where they visited every one of the unit's rows of the state.
+            models.Index(fields=["lead_unit", "reply_due_at", "submitted_at", "id"], include=["feedback_at"],
+                         condition=models.Q(state="handling"), name="case_unit_handling_idx"),
+            models.Index(fields=["lead_unit", "sign_for_due_at", "submitted_at", "id"],
+                         condition=models.Q(state="dispatched"), name="case_unit_sign_for_idx"),
+            # The 承办中 queue of the whole bureau (superusers) in its order: next to the unit index
+            # above, PostgreSQL (taking "no feedback yet" for a sixth of the handled cases, not the
+            # nine tenths it is) read all 90,000 handled cases of the unit index and sorted them.
+            models.Index(fields=["reply_due_at", "submitted_at", "id"],
+                         condition=models.Q(state="handling", feedback_at__isnull=True),
+                         name="case_handling_queue_idx"),
         ]
 
     def __str__(self) -> str:

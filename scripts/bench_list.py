@@ -16,7 +16,9 @@ over three years, the rest spread over every state of the loop and every handlin
 running clocks overdue. Then, signed in as each role's demo login through Django's test client
 (the whole request: middleware, admin, templates), it times every role's default case list, its
 queues and the common filters (state, unit, overdue, search by reference), the admin index with
-the queue tiles and the dashboard's data, and prints median and range with the number of queries.
+the queue tiles and the dashboard's data, and prints median and range with the number of queries
+and the median CPU time of a request (this process, and the PostgreSQL backend's, read from
+``/proc`` when the server runs on this host: figures that the machine's load does not inflate).
 
 ``run(n_cases, ...)`` returns ``[(measure, figure, target)]`` for ``scripts/bench.py``.
 """
@@ -213,24 +215,51 @@ def _referral_values() -> dict:
     return values
 
 
-def _timed(client, url: str, repeat: int) -> tuple[list[float], int, int]:
+def _backend_cpu_ms(pid: int | None) -> float | None:
+    """CPU time (user + system, ms) used so far by PostgreSQL backend ``pid``, or None when not on this host."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(client, url: str, repeat: int) -> dict:
+    """Request ``url`` once to warm up, then ``repeat`` times; return the per-request figures.
+
+    Keys: ``times`` (wall ms), ``cpu`` (this process's CPU ms), ``pg_cpu`` (the PostgreSQL
+    backend's CPU ms, read from ``/proc``; None when the server is on another host), ``queries``,
+    ``status`` and ``sql`` (median ms spent in statements, as the client saw them). The CPU times
+    count what the request cost whatever the machine's load; the wall time includes the waits.
+    """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    times = []
-    sql_ms = []
+    times, cpu, pg_cpu, sql_ms = [], [], [], []
     queries = 0
     status = 0
     client.get(url)  # warm the plan cache and the caches of this process
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
     for _ in range(repeat):
         with CaptureQueriesContext(connection) as ctx:
+            b0 = _backend_cpu_ms(pid)
+            c0 = time.process_time()
             t0 = time.perf_counter()
             response = client.get(url)
             times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+            b1 = _backend_cpu_ms(pid)
+            pg_cpu.append(None if b0 is None or b1 is None else b1 - b0)
         queries = len(ctx.captured_queries)
         sql_ms.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
         status = response.status_code
-    return times, queries, status, statistics.median(sql_ms)
+    return {"times": times, "cpu": cpu, "pg_cpu": None if None in pg_cpu else pg_cpu, "queries": queries,
+            "status": status, "sql": statistics.median(sql_ms)}
 
 
 def pages_for(*, login: str) -> list[tuple[str, str]]:
@@ -319,14 +348,17 @@ def run(n_cases: int = 1_000_000, *, cases: int | None = None, quick: bool = Fal
         client = Client()
         client.force_login(User.objects.get(username=login))
         for label, page in pages_for(login=login):
-            times, queries, status, sql = _timed(client, page, repeat)
+            m = _timed(client, page, repeat)
+            times = m["times"]
             med = statistics.median(times)
             if label.startswith(("list", "queue", "filter", "search", "date")):
                 all_medians.append(med)
-            figure = (f"{med:.0f} ms median ({min(times):.0f}–{max(times):.0f}), {queries} queries, "
-                      f"{sql:.0f} ms in SQL")
-            if status != 200:
-                figure += f", HTTP {status}"
+            figure = (f"{med:.0f} ms median ({min(times):.0f}–{max(times):.0f}), {m['queries']} queries, "
+                      f"{m['sql']:.0f} ms in SQL, CPU {statistics.median(m['cpu']):.0f} ms app")
+            if m["pg_cpu"] is not None:
+                figure += f" + {statistics.median(m['pg_cpu']):.0f} ms PostgreSQL"
+            if m["status"] != 200:
+                figure += f", HTTP {m['status']}"
             target = f"≤ {target_ms} ms, ≤ 12 queries" if not label.startswith("dashboard") else "≤ 2000 ms"
             rows.append((f"{role}: {label}", figure, target))
             if verbose:

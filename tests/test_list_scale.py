@@ -18,15 +18,19 @@ from datetime import date, datetime, timedelta
 import json
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, get_objects_for_user
 import pytest
 
 from accounts.backends import OneQueryModelBackend
 from accounts.counting import count_capped
-from accounts.models import User
+from accounts.models import Unit, User
+from accounts.selectors import ACCESS_UNIT, unit_scope_paths
+from accounts.services import unit_create
 from casework import selectors
 from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension, State
 
@@ -384,3 +388,92 @@ def test_permissions_in_one_statement_are_djangos(staff):
         assert mine == ModelBackend().get_all_permissions(User.objects.get(pk=pk)), role
     assert "casework.view_platform" in OneQueryModelBackend().get_all_permissions(
         User.objects.get(pk=staff.handler_a.pk))
+
+
+@pytest.mark.django_db
+def test_unit_scope_paths_are_guardians_object_permissions(staff):
+    """The unit scope read in one plain statement is guardian's ``get_objects_for_user`` (own and group grants).
+
+    Grants on an inactive unit, model-wide grants and other object permissions on units widen nothing.
+    """
+    closed = unit_create(name="撤销单位", code="closed", kind=Unit.Kind.DISTRICT, parent=staff.city, is_active=False)
+    group = Group.objects.create(name="协查组")
+    assign_perm(ACCESS_UNIT, group, staff.unit_b)
+    staff.handler_a.groups.add(group)
+    assign_perm(ACCESS_UNIT, staff.head_a, closed)
+    staff.handler_b.user_permissions.add(Permission.objects.get(codename="access_unit"))  # model-wide: ignored
+    assign_perm("accounts.change_unit", staff.handler_b, staff.unit_a)  # another permission: ignored
+    users = [*(getattr(staff, r) for r in ROLES if r != "superuser"), staff.head_a]
+    for user in users:
+        fresh = User.objects.get(pk=user.pk)
+        expected = sorted(set(get_objects_for_user(
+            fresh, ACCESS_UNIT, klass=Unit.objects.filter(is_active=True), accept_global_perms=False,
+            with_superuser=False).values_list("path", flat=True)))
+        with CaptureQueriesContext(connection) as ctx:
+            assert unit_scope_paths(user=fresh) == expected, user.username
+            assert unit_scope_paths(user=fresh) == expected  # kept on the user for the request
+        assert len(ctx.captured_queries) == 1, user.username
+    assert sorted(unit_scope_paths(user=User.objects.get(pk=staff.handler_a.pk))) == sorted(
+        [staff.unit_a.path, staff.unit_b.path])
+    assert unit_scope_paths(user=staff.superuser) == []
+
+
+def _indexes_used(plan: dict) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _indexes_used(child)
+    return found
+
+
+@pytest.mark.django_db
+def test_queues_read_their_own_indexes(staff, client):
+    """30,000 cases, analysed: the 退回待裁定 queue reads its partial index, a handler's 承办中 and 待签收 their unit's.
+
+    Migration 0020 (issue 11 §3): without them the returned queue read every registered case and
+    sorted, and a handler's counts visited every row of the state in the unit.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("EXPLAIN of PostgreSQL plans")
+    seed_cases(staff, first=1, last=30_000)
+    with connection.cursor() as cursor:
+        for model in (Case, CaseClock, CoUnitTask, Extension, DisciplineReferral):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    for user, queue, index in [(staff.dispatcher, "returned", "case_returned_queue_idx"),
+                               (staff.handler_a, "handling", "case_unit_handling_idx"),
+                               (staff.handler_a, "sent_back", "case_unit_handling_idx"),
+                               (staff.handler_a, "sign_for", "case_unit_sign_for_idx"),
+                               (staff.superuser, "handling", "case_handling_queue_idx")]:
+        client.force_login(user)
+        _response, queries = _get(client, f"{reverse(CHANGELIST)}?queue={queue}")
+        used = set()
+        for q in queries:
+            if "casework_case" in q["sql"]:
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (FORMAT JSON) " + q["sql"])
+                    plan = cursor.fetchone()[0]
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                used |= _indexes_used(plan[0]["Plan"])
+        assert index in used, (queue, sorted(used))
+
+
+@pytest.mark.django_db
+def test_a_queue_page_applies_the_access_rule_once(staff, client):
+    """A queue's statements carry the access rule once (the changelist's queryset is visible already).
+
+    Twice, PostgreSQL multiplied the two conditions' selectivities and misjudged the queue's size;
+    the rule itself still holds: the queue lists exactly the queue's cases the user may see.
+    """
+    seed_cases(staff, first=1, last=200)
+    user = staff.handler_a
+    client.force_login(user)
+    for key in ("handling", "sent_back", "sign_for", "to_dispatch"):
+        response, queries = _get(client, f"{reverse(CHANGELIST)}?queue={key}")
+        page = [q["sql"] for q in queries if q["sql"].startswith('SELECT "casework_case"."id"')]
+        assert page, key
+        rule = [sql.count('"casework_case"."id" IN (SELECT') + sql.count('"casework_case"."id" = ANY(ARRAY(SELECT')
+                for sql in page]
+        assert rule == [1] * len(page), (key, rule)
+        expected = set(selectors.case_queue(user=user, key=key).values_list("pk", flat=True))
+        assert expected <= set(selectors.cases_visible_to(user=user).values_list("pk", flat=True))
+        shown = {c.pk for c in Case.objects.filter(pk__in=expected) if f'value="{c.pk}"' in response.content.decode()}
+        assert shown == expected or len(expected) > 50, key

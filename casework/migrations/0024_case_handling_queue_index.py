@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_unit_leaders_in_charge'),
-        ('casework', '0020_case_unit_queue_indexes'),
+        ('casework', '0023_case_unit_queue_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_unit_leaders_in_charge'),
-        ('casework', '0019_notification_body_lz4'),
+        ('casework', '0022_system_rows_fewer_index_entries'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

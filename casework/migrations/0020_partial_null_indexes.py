@@ -8,27 +8,31 @@ from django.db import migrations, models
 # at >= 5,000 msg/s). The deadline columns are NULL until dispatch and are only ever compared
 # (``sign_for_due_at < now``, ``reply_due_at < now``: the overdue filter), which a partial index
 # ``WHERE … IS NOT NULL`` serves (PostgreSQL proves the predicate from the strict comparison);
-# the event's actor is NULL for the system's events and only looked up by ``= <user>``.
-# The actor's FK index is dropped by name without touching the constraint: AlterField would drop
-# and re-add the foreign key, which validates every event again.
+# the event's actor is NULL for the system's events, a clock's unit for the 交办 clock every
+# registration starts, and both are only looked up by ``= <id>`` / ``IN (…)``.
+# The two FK indexes are dropped by name without touching the constraints: AlterField would drop
+# and re-add each foreign key, which validates every event (or clock) again.
+
+FK_INDEXES = (("CaseEvent", "actor"), ("CaseClock", "unit"))
 
 
-def _actor_index_name(schema_editor, model) -> str:
-    return schema_editor._create_index_name(model._meta.db_table, [model._meta.get_field("actor").column])
+def _fk_index(apps, schema_editor, model_name: str, field: str) -> tuple[str, str, str]:
+    model = apps.get_model("casework", model_name)
+    table, column = model._meta.db_table, model._meta.get_field(field).column
+    name = schema_editor._create_index_name(table, [column])
+    return (schema_editor.quote_name(name), schema_editor.quote_name(table), schema_editor.quote_name(column))
 
 
-def actor_fk_index_drop(apps, schema_editor):
-    model = apps.get_model("casework", "CaseEvent")
-    schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(_actor_index_name(schema_editor, model))}")
+def fk_indexes_drop(apps, schema_editor):
+    for model_name, field in FK_INDEXES:
+        name, _table, _column = _fk_index(apps, schema_editor, model_name, field)
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
-def actor_fk_index_create(apps, schema_editor):
-    model = apps.get_model("casework", "CaseEvent")
-    column = model._meta.get_field("actor").column
-    schema_editor.execute(
-        f"CREATE INDEX IF NOT EXISTS {schema_editor.quote_name(_actor_index_name(schema_editor, model))} "
-        f"ON {schema_editor.quote_name(model._meta.db_table)} ({schema_editor.quote_name(column)})"
-    )
+def fk_indexes_create(apps, schema_editor):
+    for model_name, field in FK_INDEXES:
+        name, table, column = _fk_index(apps, schema_editor, model_name, field)
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
 
 
 class Migration(migrations.Migration):
@@ -57,8 +61,13 @@ class Migration(migrations.Migration):
                     name='actor',
                     field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL, verbose_name='操作人'),
                 ),
+                migrations.AlterField(
+                    model_name='caseclock',
+                    name='unit',
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.unit', verbose_name='计时单位'),
+                ),
             ],
-            database_operations=[migrations.RunPython(actor_fk_index_drop, actor_fk_index_create)],
+            database_operations=[migrations.RunPython(fk_indexes_drop, fk_indexes_create)],
         ),
         migrations.AddIndex(
             model_name='case',
@@ -71,5 +80,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='caseevent',
             index=models.Index(condition=models.Q(('actor__isnull', False)), fields=['actor'], name='event_actor_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='caseclock',
+            index=models.Index(condition=models.Q(('unit__isnull', False)), fields=['unit'], name='caseclock_unit_idx'),
         ),
     ]

@@ -114,13 +114,13 @@ def _columns(model, varying: tuple[str, ...], template) -> tuple[list[str], str]
     return columns, "\t".join(constant)
 
 
-# A list of strings as one parameter of ``= ANY(…)``, unnested in a subquery: the statement is
-# planned with one parameter (an InitPlan) rather than with the list written out, for each element
-# of which the planner ran its selectivity estimate (2,000 ids: ~30 ms of the backend's CPU per
-# statement, three times what executing it costs).
-# The parameter is the array's literal (:func:`text_array`), one string: psycopg's list adapter
-# wrote the 2,000 ids element by element in Python, the largest cost of the statement on our side.
-ARRAY_PARAM = "ARRAY(SELECT unnest(%s::text[]))"
+# A batch's ids are looked up one by one from an unnested array parameter, each by a correlated
+# subquery on the unique index (always an index probe per id). ``col = ANY(<2,000 literal ids>)``
+# made the planner estimate every id (~20 ms of backend CPU a statement) and, on statistics older
+# than the rows a running import had added (a fresh or fast-growing table), read every case of the
+# platform (or every row of the job) and filter: a cost that grew with the table. The parameter is
+# the array's literal (:func:`text_array`), one string: psycopg's list adapter wrote the ids
+# element by element in Python.
 
 
 def text_array(values) -> str:
@@ -135,35 +135,35 @@ def text_array(values) -> str:
 def existing_case_ids(*, platform_id: int, external_ids: list[str]) -> dict[str, int]:
     """Return ``{external_id: case id}`` of the given ids already registered for the platform.
 
-    One statement with the ids as one array parameter (on the partial unique index
-    ``case_platform_external_id_unique``). The array is unnested in a subquery (:data:`ARRAY_PARAM`),
-    so the planner does not estimate each of a batch's 2,000 ids on its own.
+    One statement, the ids as one array parameter, each looked up on the partial unique index
+    ``case_platform_external_id_unique`` (whatever the table's statistics say).
     """
     if not external_ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT external_id, id FROM {connection.ops.quote_name(Case._meta.db_table)} "
-            f"WHERE platform_id = %s AND external_id <> '' AND external_id = ANY({ARRAY_PARAM})",
+            f"SELECT u.e, (SELECT c.id FROM {connection.ops.quote_name(Case._meta.db_table)} c "
+            "WHERE c.platform_id = %s AND c.external_id <> '' AND c.external_id = u.e) "
+            "FROM unnest(%s::text[]) AS u(e)",
             [platform_id, text_array(external_ids)],
         )
-        return dict(cursor.fetchall())
+        return {external_id: pk for external_id, pk in cursor.fetchall() if pk is not None}
 
 
 def first_rows_in_job(*, job_id: int, external_ids: list[str]) -> dict[str, int]:
     """Return ``{external_id: first row number}`` of the ids the job has reported on already.
 
-    One statement, the ids as one array parameter (:data:`ARRAY_PARAM`), on ``importrow_job_extid_idx``.
+    One statement, the ids as one array parameter, each looked up on ``importrow_job_extid_idx``.
     """
     if not external_ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT external_id, MIN(row_number) FROM {connection.ops.quote_name(ImportJobRow._meta.db_table)} "
-            f"WHERE job_id = %s AND external_id = ANY({ARRAY_PARAM}) GROUP BY external_id",
+            f"SELECT u.e, (SELECT MIN(r.row_number) FROM {connection.ops.quote_name(ImportJobRow._meta.db_table)} r "
+            "WHERE r.job_id = %s AND r.external_id = u.e) FROM unnest(%s::text[]) AS u(e)",
             [job_id, text_array(external_ids)],
         )
-        return dict(cursor.fetchall())
+        return {external_id: first for external_id, first in cursor.fetchall() if first is not None}
 
 
 def cases_register_copy(*, rows: list, message_types: list[str], platform, acting_user, source: str,

@@ -87,7 +87,7 @@ class CaseEvent(models.Model):
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        db_index=False,
+        db_index=False,  # event_actor_idx (Meta): only the events a person did
     )
     at = models.DateTimeField(_("时间"))
     reason = models.TextField(_("理由"), blank=True)
@@ -104,9 +104,9 @@ class CaseEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["action", "at"], name="event_action_at_idx"),
-            # A user's events (Django's PROTECT check on deleting a user among them); the system's
-            # own events (the escalation sweep writes thousands at once) add no entry to it.
-            models.Index(fields=["actor"], name="event_actor_idx", condition=models.Q(actor__isnull=False)),
+            # ``actor = <user>`` lookups (a user's PROTECT check, events by person): partial, so the
+            # events of the system (sweeps, escalations, imports without a person: actor NULL) add no entry.
+            models.Index(fields=["actor"], condition=models.Q(actor__isnull=False), name="event_actor_idx"),
         ]
         # Append-only in the database itself (PostgreSQL): UPDATE, DELETE and TRUNCATE are refused.
         triggers = [

@@ -150,6 +150,7 @@ class CaseClock(models.Model):
     unit = models.ForeignKey(
         "accounts.Unit", verbose_name=_("计时单位"), null=True, blank=True,
         on_delete=models.PROTECT, related_name="+",
+        db_index=False,  # caseclock_unit_idx (Meta): the 交办 clock of every registration has none
     )
     started_at = models.DateTimeField(_("起算时间"))
     amount = models.PositiveSmallIntegerField(_("时长"))
@@ -185,6 +186,9 @@ class CaseClock(models.Model):
             # The office's figures read one clock's rows started in a period (the 交办 clock on the
             # dashboard, assessment.office_metrics): without it, every clock of every case is read.
             models.Index(fields=["clock", "started_at"], name="caseclock_clock_started_idx"),
+            # ``unit = <unit>`` lookups (a unit's PROTECT check, the sweep's per-unit cut-offs): only
+            # the clocks that have a unit, so a registration's 交办 clock (unit NULL) adds no entry.
+            models.Index(fields=["unit"], condition=models.Q(unit__isnull=False), name="caseclock_unit_idx"),
         ]
 
     def __str__(self) -> str:

@@ -99,8 +99,9 @@ class Case(ConcurrentTransitionMixin, models.Model):
     dispatched_at = models.DateTimeField(_("交办时间"), null=True, blank=True)
     accepted_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
     feedback_at = models.DateTimeField(_("反馈时间"), null=True, blank=True)
-    sign_for_due_at = models.DateTimeField(_("签收期限"), null=True, blank=True, db_index=True)
-    reply_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True, db_index=True)
+    # Indexed where set (case_sign_for_due_idx, case_reply_due_idx in Meta): NULL until dispatch.
+    sign_for_due_at = models.DateTimeField(_("签收期限"), null=True, blank=True)
+    reply_due_at = models.DateTimeField(_("答复期限"), null=True, blank=True)
     # The 网评办's own 交办 clock (快速批办, issue 13 §5): a copy of the running dispatch clock's deadline.
     dispatch_due_at = models.DateTimeField(_("交办期限"), null=True, blank=True)
     published_reply = models.TextField(_("已发布答复"), blank=True)
@@ -188,6 +189,13 @@ class Case(ConcurrentTransitionMixin, models.Model):
                          name="case_key_case_leader_idx"),
             models.Index(fields=["merged_into"], condition=models.Q(merged_into__isnull=False),
                          name="case_merged_into_idx"),
+            # The running clocks' deadlines, for the overdue filter's ``sign_for_due_at < now`` /
+            # ``reply_due_at < now`` (cases_overdue_q, a BitmapOr of the two): only cases that have
+            # one, so a registration (NULL until dispatch, e.g. every imported message) adds no entry.
+            models.Index(fields=["sign_for_due_at"], condition=models.Q(sign_for_due_at__isnull=False),
+                         name="case_sign_for_due_idx"),
+            models.Index(fields=["reply_due_at"], condition=models.Q(reply_due_at__isnull=False),
+                         name="case_reply_due_idx"),
             # The 发回修改 queue (handling again after feedback): a few cases among the handled ones,
             # which the planner otherwise meets by reading the state's rows one by one.
             models.Index(fields=["reply_due_at", "submitted_at", "id"],

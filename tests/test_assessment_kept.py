@@ -10,6 +10,7 @@ them with their time, and 立即更新 recomputes them.
 
 from datetime import date
 
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,7 +18,7 @@ import pytest
 import time_machine
 
 from assessment.facts import Period
-from assessment.figures_store import figures_kept, figures_refresh
+from assessment.figures_store import REFRESH_LOCK_KEY, figures_kept, figures_refresh
 from assessment.models import KeptFigures
 from assessment.office_metrics import office_figures, office_figures_load
 from assessment.selectors import assessment_figures, assessment_scope_unit_ids
@@ -91,6 +92,22 @@ def test_beat_task_keeps_this_year_and_last(timelines):
     result = figures_refresh_task.apply(kwargs={"now": AS_OF.isoformat()}).get()
     assert set(result) == {"2026", "2025"}
     assert KeptFigures.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_beat_run_skips_while_another_refresh_holds_the_lock(timelines):
+    """Overlapping runs (a whole year at 10M events outlasts the 10-minute beat) do not pile up."""
+    cache.delete(REFRESH_LOCK_KEY)
+    assert cache.add(REFRESH_LOCK_KEY, "another worker", timeout=60)
+    try:
+        assert figures_refresh_task.apply(kwargs={"now": AS_OF.isoformat()}).get() == {}
+        assert KeptFigures.objects.count() == 0
+        assert cache.get(REFRESH_LOCK_KEY) == "another worker"  # not released by the skipped run
+    finally:
+        cache.delete(REFRESH_LOCK_KEY)
+    assert set(figures_refresh_task.apply(kwargs={"now": AS_OF.isoformat()}).get()) == {"2026", "2025"}
+    assert KeptFigures.objects.count() == 2
+    assert cache.get(REFRESH_LOCK_KEY) is None  # released after the run
 
 
 @pytest.mark.django_db

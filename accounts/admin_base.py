@@ -159,6 +159,14 @@ class StaffAdminMixin(ListedLookupsOnlyMixin, VersionedAdminMixin):
 
     paginator = CappedPaginator
 
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """Django's, and a :class:`CappedPaginator` reads the drill-down's dates with its count."""
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        # Only for the changelist's own rows (the history page pages log entries with it too).
+        if isinstance(paginator, CappedPaginator) and self.date_hierarchy and queryset.model is self.model:
+            paginator.dates_field = self.date_hierarchy
+        return paginator
+
     def get_changelist(self, request, **kwargs):
         return RowLinksChangeList
 

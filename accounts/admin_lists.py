@@ -15,6 +15,7 @@ Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginat
   probes, one per bucket, each stopping at its first row.
 """
 
+import bisect
 import calendar as pycalendar
 import datetime
 
@@ -29,7 +30,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
-from accounts.counting import count_capped, list_count_cap
+from accounts.counting import CappedCount, count_capped, list_count_cap, ordered_by_columns
 
 
 class CappedPaginator(Paginator):
@@ -39,9 +40,30 @@ class CappedPaginator(Paginator):
     the last row raises ``EmptyPage`` (the changelist answers with its "invalid page" redirect).
     """
 
+    # The changelist's ``date_hierarchy`` field (set by ``StaffAdminMixin.get_paginator``), or None.
+    dates_field: str | None = None
+    # After ``count``: the ``dates_field`` value of every row when the list has at most the cap rows,
+    # read by the count's own statement, else None. The date drill-down tells its years, months or
+    # days from these instead of reading the rows again (a filtered list such as 超期 otherwise read
+    # its matching rows three times: count, first and last date, buckets; issue 11 §3).
+    dates: list | None = None
+
     @cached_property
     def count(self):
+        if self.dates_field:
+            return self._count_and_dates()
         return count_capped(queryset=self.object_list, cap=list_count_cap(), keep_order=True)
+
+    def _count_and_dates(self):
+        cap = list_count_cap()
+        qs = self.object_list
+        if not ordered_by_columns(qs):
+            qs = qs.order_by()
+        values = list(qs[: cap + 1].values_list(self.dates_field, flat=True))
+        count = CappedCount(len(values), cap=cap)
+        if not count.capped:
+            self.dates = values
+        return count
 
     @property
     def capped(self) -> bool:
@@ -216,8 +238,23 @@ def _date_hierarchy_context(cl) -> dict | None:
     def link(filters):
         return cl.get_query_string(filters, [field_generic])
 
+    # The list's dates, read with its count (CappedPaginator.dates): no statement at all.
+    read = getattr(getattr(cl, "paginator", None), "dates", None)
+    local = sorted({_local_date(v) for v in read if v is not None}) if read is not None else None
+
+    def bounds_of() -> dict:
+        if local is None:
+            return _bounds(qs, field_name, few=few)
+        return {"first": local[0] if local else None, "last": local[-1] if local else None}
+
+    def present_in(buckets):
+        if local is None:
+            return _buckets_present(qs, field_name, buckets, few=few)
+        firsts = (bisect.bisect_left(local, start) for start, _end in buckets)
+        return [i < len(local) and local[i] < end for i, (_start, end) in zip(firsts, buckets, strict=True)]
+
     if year is None:
-        bounds = _bounds(qs, field_name, few=few)
+        bounds = bounds_of()
         if not bounds["first"]:
             return {"show": True, "choices": []}
         first, last = (_local_date(bounds[k]) for k in ("first", "last"))
@@ -227,8 +264,7 @@ def _date_hierarchy_context(cl) -> dict | None:
                 month = first.month
         else:
             years = list(range(first.year, last.year + 1))
-            present = _buckets_present(qs, field_name, [(datetime.date(y, 1, 1), datetime.date(y + 1, 1, 1))
-                                                        for y in years], few=few)
+            present = present_in([(datetime.date(y, 1, 1), datetime.date(y + 1, 1, 1)) for y in years])
             return {"show": True, "choices": [{"link": link({year_field: str(y)}), "title": str(y)}
                                               for y, ok in zip(years, present, strict=True) if ok]}
     if year and month and day:
@@ -240,15 +276,14 @@ def _date_hierarchy_context(cl) -> dict | None:
     if year and month:
         n_days = pycalendar.monthrange(year, month)[1]
         days = [datetime.date(year, month, d) for d in range(1, n_days + 1)]
-        present = _buckets_present(qs, field_name, [(d, d + datetime.timedelta(days=1)) for d in days], few=few)
+        present = present_in([(d, d + datetime.timedelta(days=1)) for d in days])
         return {"show": True,
                 "back": {"link": link({year_field: year}), "title": str(year)},
                 "choices": [{"link": link({year_field: year, month_field: month, day_field: d.day}),
                              "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT"))}
                             for d, ok in zip(days, present, strict=True) if ok]}
     months = [datetime.date(year, m, 1) for m in range(1, 13)]
-    present = _buckets_present(qs, field_name, [
-        (m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months], few=few)
+    present = present_in([(m, datetime.date(year + (m.month == 12), m.month % 12 + 1, 1)) for m in months])
     return {"show": True,
             "back": {"link": link({}), "title": _all_dates_title()},
             "choices": [{"link": link({year_field: year, month_field: m.month}),

@@ -55,7 +55,7 @@ def counts_capped(*, querysets: list[QuerySet], cap: int | None = None, keep_ord
         return []
     parts, params = [], []
     for i, qs in enumerate(querysets):
-        limited = (qs if keep_order and _ordered_by_columns(qs) else qs.order_by())[: cap + 1].values("pk")
+        limited = (qs if keep_order and ordered_by_columns(qs) else qs.order_by())[: cap + 1].values("pk")
         try:
             sql, sql_params = limited.query.sql_with_params()
         except EmptyResultSet:  # e.g. a user with no unit in scope: nothing to count
@@ -69,7 +69,7 @@ def counts_capped(*, querysets: list[QuerySet], cap: int | None = None, keep_ord
     return [CappedCount(n, cap=cap) for n in row]
 
 
-def _ordered_by_columns(qs: QuerySet) -> bool:
+def ordered_by_columns(qs: QuerySet) -> bool:
     """Tell whether ``qs`` orders by table columns only (names, or annotations that are plain columns)."""
     annotations = qs.query.annotations
 

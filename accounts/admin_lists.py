@@ -10,9 +10,10 @@ Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginat
 * :class:`CappedPaginator` counts at most ``CASEWORK_LIST_COUNT_CAP`` + 1 rows (in the list's own
   order, so PostgreSQL walks the index of the page); past the cap the list says "1000+" and pages
   on with 上一页/下一页 links instead of numbered pages.
-* :func:`date_hierarchy_context` takes the first and last date from the index (``MIN``/``MAX``)
-  and tells which years, months or days hold a visible case with one statement of ``EXISTS``
-  probes, one per bucket, each stopping at its first row.
+* :func:`date_hierarchy_context`: a list of at most the cap rows has its dates read with its count
+  (``CappedPaginator.dates``) and the drill-down costs no statement; a longer list takes the first
+  and last date from the index and tells which years, months or days hold a visible case with one
+  statement of probes, one per bucket, each stopping at its first row.
 """
 
 import bisect
@@ -126,11 +127,11 @@ def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, da
         return []
     parts, params = [], []
     bound = _aware if _is_datetime_field(queryset, field) else (lambda d: d)
+    connection = connections[queryset.db]
+    model_field = get_fields_from_path(queryset.model, field)[-1]
     if few:
         # A list chosen by a few ids (the 延期待批 queue: ``id = ANY(ARRAY(…))``) would otherwise
         # fetch all its cases again for every bucket (issue 11 §3).
-        connection = connections[queryset.db]
-        model_field = get_fields_from_path(queryset.model, field)[-1]
         sql, sql_params = queryset.order_by().values(field).query.sql_with_params()
         for start, end in buckets:
             parts.append("EXISTS (SELECT 1 FROM cw_dates WHERE v >= %s AND v < %s)")
@@ -144,8 +145,6 @@ def _buckets_present(queryset, field: str, buckets: list[tuple[datetime.date, da
     # The probe is compiled once, with two marker bounds that each bucket's own replace: compiling
     # the list's query (its access rule included) once per day of a month cost a tenth of the
     # list page's CPU (issue 11 §3).
-    connection = connections[queryset.db]
-    model_field = get_fields_from_path(queryset.model, field)[-1]
     markers = _PROBE_MARKERS[bound is _aware]
     probe = queryset.order_by(field).filter(**{f"{field}__gte": markers[0], f"{field}__lt": markers[1]})
     sql, sql_params = probe.values(field)[:1].query.sql_with_params()

@@ -145,6 +145,27 @@ class ScopedUnitFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DigestFilter(admin.SimpleListFilter):
+    """The cases of one escalation digest e-mail (``?digest=<its key>``, the link the e-mail carries).
+
+    A digest lists its longest-overdue cases line by line and links here for all of them; the
+    list is the user's own (the admin's queryset), so a link forwarded to someone else shows
+    only what they may see. Shown in the sidebar only while it is in use.
+    """
+
+    title = _("催办通知")
+    parameter_name = "digest"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, _("该通知所列案件"))] if value else []
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(pk__in=selectors.digest_case_ids(key=self.value()))
+        return queryset
+
+
 class QueueFilter(admin.SimpleListFilter):
     """The work queues of the user's roles ("my work"); a queue lists what is due first."""
 
@@ -181,7 +202,7 @@ class CaseAdmin(StaffModelAdmin):
     list_display = ["reference", "subject", "state_badge", "lead_unit", "clock_cell", "submitted_date"]
     list_display_links = ["reference", "subject"]
     list_select_related = ["lead_unit"]  # the platform is not shown in a row (a join per row read, issue 11 §3)
-    list_filter = [QueueFilter, "state", ScopedUnitFilter, "platform", OverdueFilter, "message_type"]
+    list_filter = [QueueFilter, "state", ScopedUnitFilter, "platform", OverdueFilter, "message_type", DigestFilter]
     search_fields = ["reference", "external_id", "subject", "body"]
     date_hierarchy = "submitted_at"
     list_per_page = 50

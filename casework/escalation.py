@@ -53,6 +53,7 @@ from django.db.models.functions import Substr
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
@@ -954,21 +955,14 @@ class _Sweep:
             step_ids = sorted({step_id for _pk, ids in batches for step_id in ids})
             if not step_ids:
                 return 0
-            steps = list(
-                EscalationStep.objects.filter(pk__in=_ids(step_ids)).order_by("due_at", "pk").values(
-                    "pk", "case_id", "clock", "round", "level",
-                    reference=F("case__reference"), subject=F("case__subject"),
-                    excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
-                    handling_round=F("case__handling_round"), unit_id=F("case__lead_unit_id"),
-                    notice_content=F("notice__content"), referral_id=F("referral__id"),
-                    referral_reason=F("referral__reason"), due_us=_micros("due_at"),
-                    dispatched_us=_micros("case__dispatched_at"), accepted_us=_micros("case__accepted_at"),
-                )
-            )
-            for s in steps:
-                s["due_at"] = _moment(s.pop("due_us"))
-                s["dispatched_at"] = _moment(s.pop("dispatched_us"))
-                s["accepted_at"] = _moment(s.pop("accepted_us"))
+            # Every step with what grouping needs (its unit, clock, due time); the citizen text and
+            # the history are read below for the lines an e-mail lists, not for every step.
+            steps = [
+                {"pk": pk, "case_id": case_id, "clock": clock, "unit_id": unit_id, "due_at": _moment(due_us)}
+                for pk, case_id, clock, unit_id, due_us in
+                EscalationStep.objects.filter(pk__in=_ids(step_ids)).order_by("due_at", "pk").values_list(
+                    "pk", "case_id", "clock", "case__lead_unit_id", _micros("due_at"))
+            ]
             office = None
             if any(s["clock"] in OFFICE_CLOCKS for s in steps):
                 office = office_clock_unit(clock=Clock.DISPATCH)
@@ -976,23 +970,6 @@ class _Sweep:
                     if s["clock"] in OFFICE_CLOCKS:
                         s["unit_id"], s["office_clock"] = (office.pk if office else None), True
             units = Unit.objects.in_bulk({s["unit_id"] for s in steps if s["unit_id"]})
-            # Each case's ladder steps, as the words of its history ("催办·督办单(答复) 2026-03-05 10:01").
-            words = self.labels()
-            history: dict[int, list[str]] = {}
-            entries: dict[tuple, str] = {}  # each (level, clock, time) in words once: a sweep's steps share its time
-            for case_id, clock, level, happened_at in (
-                EscalationStep.objects.filter(case_id__in=_ids({s["case_id"] for s in steps}))
-                .order_by("case_id", "happened_at", "pk").values_list("case_id", "clock", "level",
-                                                                      _micros("happened_at"))
-            ):
-                entry = entries.get((level, clock, happened_at))
-                if entry is None:
-                    entry = entries[(level, clock, happened_at)] = (
-                        f"{words['levels'].get(level, level)}({words['clocks'].get(clock, clock)}) "
-                        f"{self.minute(_moment(happened_at))}")
-                history.setdefault(case_id, []).append(entry)
-            lines = [self._line(step, rung, units.get(step["unit_id"]), history.get(step["case_id"], []))
-                     for step in steps]
             by_recipient: dict[str, list[int]] = {}
             unit_addresses: dict[int, list[str]] = {}  # the addresses of each unit, once per digest
             for i, step in enumerate(steps):
@@ -1010,21 +987,33 @@ class _Sweep:
             groups: dict[tuple[int, ...], list[str]] = {}
             for address, items in by_recipient.items():
                 groups.setdefault(tuple(items), []).append(address)
+            # An e-mail lists its first DIGEST_LINES cases (the longest overdue) line by line and
+            # links to the case list of all of them: 10,000 lines made a 20 MB e-mail, past what
+            # mail servers accept (Postfix's default limit is 10 MB), and nobody reads them.
+            limit = max(SUBJECT_REFERENCES, settings.CASEWORK_DIGEST_LINES)  # the subject names the first three
+            listed = sorted({i for items in groups for i in items[:limit]})
+            self._details([steps[i] for i in listed])
+            lines = {i: self._line(steps[i], rung, units.get(steps[i]["unit_id"]), steps[i]["history"])
+                     for i in listed}
+            list_url = settings.SITE_URL + reverse("admin:casework_case_changelist")
             mails, members = [], []
             for items, addresses in groups.items():
                 chosen = [steps[i] for i in items]
+                shown = items[:limit]
                 digest_key = hashlib.sha256("|".join(sorted(addresses)).encode()).hexdigest()[:16]
-                # The lines joined here, once per e-mail (a template loop over 10,000 lines cost more).
+                first = chosen[0]
+                key = f"digest:{rung.level}:{first['pk']}-{chosen[-1]['pk']}-{len(chosen)}:{digest_key}"
+                # The lines joined here, once per e-mail (a template loop over the lines cost more).
                 context = {
-                    "rung": rung, "count": len(items),
-                    "lines_text": "".join([lines[i]["text"] + "\n" for i in items]),
-                    "lines_html": mark_safe("".join([lines[i]["html"] + "\n" for i in items])),
+                    "rung": rung, "count": len(items), "listed": len(shown), "more": len(items) - len(shown),
+                    "list_url": f"{list_url}?{urlencode({'digest': key})}" if len(items) > 1 else "",
+                    "lines_text": "".join([lines[i]["text"] + "\n" for i in shown]),
+                    "lines_html": mark_safe("".join([lines[i]["html"] + "\n" for i in shown])),
                     "now": timezone.localtime(self.now).strftime("%Y-%m-%d %H:%M"),
                     "closing": _closing(rung, office_clock=all(s.get("office_clock") for s in chosen)),
                 }
-                first = chosen[0]
                 mails.append({
-                    "key": f"digest:{rung.level}:{first['pk']}-{chosen[-1]['pk']}-{len(chosen)}:{digest_key}",
+                    "key": key,
                     "case": Case(pk=first["case_id"]) if len(chosen) == 1 else None,
                     "recipients": addresses,
                     "subject": _digest_subject(rung, chosen, units, self.labels()["clocks"]),
@@ -1045,6 +1034,46 @@ class _Sweep:
             EscalationDigestBatch.objects.filter(pk__in=[pk for pk, _ids in batches]).delete()
         logger.info("escalation %s: %s digest e-mails for %s steps", rung.level, len(written), len(steps))
         return len(written)
+
+    def _details(self, steps: list[dict]) -> None:
+        """Add to each of ``steps`` (rows of :meth:`digests`) what its digest line shows.
+
+        Its case's reference, subject, message excerpt, state, round, 交办 and 签收 times, its
+        督办单's content and referral, and ``history``: the words of the case's ladder steps
+        ("催办·督办单(答复) 2026-03-05 10:01"). Three statements whatever the number of steps.
+        """
+        for step in steps:
+            step["history"] = []
+        if not steps:
+            return
+        by_pk = {step["pk"]: step for step in steps}
+        for row in EscalationStep.objects.filter(pk__in=_ids(by_pk)).values(
+            "pk", "level", reference=F("case__reference"), subject=F("case__subject"),
+            excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
+            handling_round=F("case__handling_round"), notice_content=F("notice__content"),
+            referral_id=F("referral__id"), referral_reason=F("referral__reason"),
+            dispatched_us=_micros("case__dispatched_at"), accepted_us=_micros("case__accepted_at"),
+        ):
+            step = by_pk[row.pop("pk")]
+            step["dispatched_at"] = _moment(row.pop("dispatched_us"))
+            step["accepted_at"] = _moment(row.pop("accepted_us"))
+            step.update(row)
+        words = self.labels()
+        history: dict[int, list[str]] = {}
+        entries: dict[tuple, str] = {}  # each (level, clock, time) in words once: a sweep's steps share its time
+        for case_id, clock, level, happened_at in (
+            EscalationStep.objects.filter(case_id__in=_ids({s["case_id"] for s in steps}))
+            .order_by("case_id", "happened_at", "pk").values_list("case_id", "clock", "level",
+                                                                  _micros("happened_at"))
+        ):
+            entry = entries.get((level, clock, happened_at))
+            if entry is None:
+                entry = entries[(level, clock, happened_at)] = (
+                    f"{words['levels'].get(level, level)}({words['clocks'].get(clock, clock)}) "
+                    f"{self.minute(_moment(happened_at))}")
+            history.setdefault(case_id, []).append(entry)
+        for step in steps:
+            step["history"] = history.get(step["case_id"], [])
 
     def labels(self) -> dict:
         """The words of a digest line, translated once per sweep (not once per case)."""

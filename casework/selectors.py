@@ -46,6 +46,7 @@ from casework.models import (
     Case,
     CaseEvent,
     CoUnitTask,
+    DigestLine,
     DisciplineReferral,
     Extension,
     FollowUp,
@@ -490,6 +491,21 @@ def calendar_exceptions_around(*, dates) -> dict:
             "date", "is_workday"
         )
     )
+
+
+def digest_case_ids(*, key: str) -> QuerySet:
+    """The ids of the cases one escalation digest e-mail covers, as a subquery.
+
+    Args:
+        key: the digest's outbox key (``digest:<level>:…``, carried by the e-mail's link to the
+            case list); any other text matches no case.
+
+    Returns:
+        A ``values("case_id")`` queryset of the cases whose ladder steps the e-mail lists,
+        every one, not only those it shows line by line (``casework.escalation``). Not scoped:
+        filter a queryset the user may see with it.
+    """
+    return DigestLine.objects.filter(notification__key=key).values("step__case_id")
 
 
 def cases_followed_up(*, case_ids: list[int]) -> list[int]:

@@ -149,6 +149,61 @@ def test_a_unit_head_with_fifty_overdue_cases_gets_one_digest_listing_them_all_o
     assert not EscalationDigestBatch.objects.exists()
     assert all(n.sent_at is not None for n in Notification.objects.filter(key__startswith="digest:"))
 
+
+def test_a_digest_past_its_line_limit_lists_the_longest_overdue_and_links_to_all_of_them(
+    bureau, calendar_2026, settings, mailoutbox, django_capture_on_commit_callbacks, client
+):
+    """10,000 lines made a 20 MB e-mail (past a mail server's 10 MB): the rest is one link away."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    settings.CASEWORK_DIGEST_LINES = 5
+    cases_a = seed_handling_cases(bureau, 12, unit=bureau.unit_a, started_at=STARTED, due_at=DUE)
+    # Two of unit A's cases are longer overdue than the rest: they lead the list.
+    late = cases_a[7:9]
+    from casework.models import CaseClock
+
+    CaseClock.objects.filter(case__in=late).update(due_at=DUE - timedelta(days=1))
+    cases_b = seed_handling_cases(bureau, 2, unit=bureau.unit_b, started_at=STARTED, due_at=DUE, tag="B")
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert escalation.escalation_sweep(now=URGE_AT, batch_size=5) == {"urge": 14}
+    mail = {address: m for m in mailoutbox for address in m.to}
+    head = mail[bureau.handler_a.email]
+    html = head.alternatives[0][0]
+    assert "12 件" in head.subject
+    shown = [c for c in cases_a if c.reference in head.body]
+    assert len(shown) == 5 and set(late) <= set(shown)
+    listed = re.findall(r"■ (\S+)", head.body)
+    assert len(listed) == 5 and set(listed[:2]) == {c.reference for c in late}
+    assert "以下列出超期最久的 5 件,另有 7 件未逐件列出。" in head.body and "另有 7 件" in html
+    link = re.search(r"在系统中查看全部案件:(\S+)", head.body).group(1)
+    assert link.startswith(settings.SITE_URL + reverse("admin:casework_case_changelist") + "?digest=")
+    assert f'href="{link.replace("&", "&amp;")}"' in html
+    # Every case of the e-mail is recorded as told, listed line by line or not.
+    notification = Notification.objects.get(recipients__contains=[bureau.handler_a.email]) \
+        if connection.vendor == "postgresql" else \
+        next(n for n in Notification.objects.all() if bureau.handler_a.email in n.recipients)
+    assert DigestLine.objects.filter(notification=notification).count() == 12
+    path = link.removeprefix(settings.SITE_URL)
+
+    client.force_login(bureau.handler_a)
+    page = client.get(path)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert all(c.reference in text for c in cases_a) and not any(c.reference in text for c in cases_b)
+    # The link forwarded to another unit's handler shows none of unit A's cases.
+    client.force_login(bureau.handler_b)
+    page = client.get(path)
+    assert page.status_code == 200
+    assert not any(c.reference in page.content.decode() for c in cases_a)
+    # A made-up key lists nothing; it is no error.
+    client.force_login(bureau.handler_a)
+    page = client.get(reverse("admin:casework_case_changelist") + "?digest=digest:urge:1-2-3:nothing")
+    assert page.status_code == 200 and not any(c.reference in page.content.decode() for c in cases_a)
+    # The 网评办's digest (all 14) says the same with its own link.
+    office = mail[bureau.dispatcher.email]
+    assert "14 件" in office.subject and "另有 9 件未逐件列出" in office.body
+
     # Sent once: the next sweeps find nothing new to take or to mail.
     with django_capture_on_commit_callbacks(execute=True):
         assert escalation.escalation_sweep(now=URGE_AT) == {}

@@ -287,6 +287,9 @@ CASEWORK_IMPORT_BATCH_SIZE = int(os.environ.get("CASEWORK_IMPORT_BATCH_SIZE", 20
 CASEWORK_IMPORT_DIR = VAR_DIR / "imports"
 # Due clocks the escalation sweep claims and writes per transaction (casework.escalation).
 CASEWORK_SWEEP_BATCH_SIZE = int(os.environ.get("CASEWORK_SWEEP_BATCH_SIZE", 500))
+# Cases an escalation digest e-mail lists line by line (the longest overdue first; at least 3);
+# it links to the case list of all of them.
+CASEWORK_DIGEST_LINES = int(os.environ.get("CASEWORK_DIGEST_LINES", 100))
 # The push API (casework.api): request body size, messages per request, JSON nesting depth.
 CASEWORK_API_MAX_BODY_BYTES = int(os.environ.get("CASEWORK_API_MAX_BODY_BYTES", 8 * 1024 * 1024))
 CASEWORK_API_MAX_MESSAGES = int(os.environ.get("CASEWORK_API_MAX_MESSAGES", 1000))

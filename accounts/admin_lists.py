@@ -24,7 +24,8 @@ from django.conf import settings
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
-from django.db.models import DateTimeField, Max, Min
+from django.db.models import DateTimeField, F, Max, Min
+from django.db.models.functions import TruncDate
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
@@ -43,10 +44,11 @@ class CappedPaginator(Paginator):
 
     # The changelist's ``date_hierarchy`` field (set by ``StaffAdminMixin.get_paginator``), or None.
     dates_field: str | None = None
-    # After ``count``: the ``dates_field`` value of every row when the list has at most the cap rows,
-    # read by the count's own statement, else None. The date drill-down tells its years, months or
-    # days from these instead of reading the rows again (a filtered list such as 超期 otherwise read
-    # its matching rows three times: count, first and last date, buckets; issue 11 §3).
+    # After ``count``: the distinct local dates (sorted) of the ``dates_field`` of the rows when the
+    # list has at most the cap rows, read by the count's own statement, else None. The date
+    # drill-down tells its years, months or days from these instead of reading the rows again (a
+    # filtered list such as 超期 otherwise read its matching rows three times: count, first and
+    # last date, buckets; issue 11 §3).
     dates: list | None = None
 
     @cached_property
@@ -60,10 +62,18 @@ class CappedPaginator(Paginator):
         qs = self.object_list
         if not ordered_by_columns(qs):
             qs = qs.order_by()
-        values = list(qs[: cap + 1].values_list(self.dates_field, flat=True))
-        count = CappedCount(len(values), cap=cap)
+        field = self.dates_field
+        # Each row's local date, grouped by the database: the first cap + 1 rows counted, and only
+        # their distinct days come back (a thousand timestamps read and converted to local time cost
+        # more than the statement, ~30 ms of a filtered list).
+        day = TruncDate(field, tzinfo=timezone.get_current_timezone()) if _is_datetime_field(qs, field) else F(field)
+        sql, params = qs.values(cw_day=day)[: cap + 1].query.get_compiler(using=qs.db).as_sql()
+        with connections[qs.db].cursor() as cursor:
+            cursor.execute(f"SELECT cw.cw_day, COUNT(*) FROM ({sql}) cw GROUP BY cw.cw_day", params)
+            days = cursor.fetchall()
+        count = CappedCount(sum(n for _day, n in days), cap=cap)
         if not count.capped:
-            self.dates = values
+            self.dates = sorted(parse_date(d) if isinstance(d, str) else d for d, _n in days if d is not None)
         return count
 
     @property

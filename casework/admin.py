@@ -124,11 +124,10 @@ class OverdueFilter(admin.SimpleListFilter):
         return [("yes", _("已超期")), ("no", _("未超期"))]
 
     def queryset(self, request, queryset):
-        q = selectors.cases_overdue_q(now=timezone.now())
         if self.value() == "yes":
-            return queryset.filter(q)
+            return queryset.filter(selectors.cases_overdue_in_scope_q(user=request.user, now=timezone.now()))
         if self.value() == "no":
-            return queryset.exclude(q)
+            return queryset.exclude(selectors.cases_overdue_q(now=timezone.now()))
         return queryset
 
 

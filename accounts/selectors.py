@@ -30,33 +30,60 @@ def unit_scope_paths(*, user: User) -> list[str]:
     """
     if not user.is_authenticated or not user.is_active or user.is_superuser:
         return []
-    cached = getattr(user, "_unit_scope_paths", None)
+    return _scope_read(user)[0]
+
+
+def unit_scope_single_id(*, user: User) -> int | None:
+    """Return the id of the one unit of ``user``'s scope when it holds exactly one, else None.
+
+    A handler of a unit without sub-units sees that unit's cases only; a list filtered by
+    ``lead_unit_id = <id>`` rather than "one of the units under these paths" is read in its order
+    from the (lead unit, …) indexes and stops at the page (issue 11 §3). None for superusers, for
+    a scope of several units or of none. Read with :func:`unit_scope_paths`' statement, cached
+    on the user object for the request.
+    """
+    if not user.is_authenticated or not user.is_active or user.is_superuser:
+        return None
+    return _scope_read(user)[1]
+
+
+def _scope_read(user: User) -> tuple[list[str], int | None]:
+    cached = getattr(user, "_unit_scope", None)
     if cached is None:
-        cached = _granted_unit_paths(user_id=user.pk)
-        user._unit_scope_paths = cached
+        cached = user._unit_scope = _granted_unit_paths(user_id=user.pk)
     return cached
 
 
-def _granted_unit_paths(*, user_id: int) -> list[str]:
-    """The sorted distinct paths of the active units on which ``user_id`` or a group of theirs holds ``access_unit``."""
+def _granted_unit_paths(*, user_id: int) -> tuple[list[str], int | None]:
+    """The sorted distinct paths of the active units on which ``user_id`` or a group of theirs
+    holds ``access_unit``, and the id of the one unit under them when there is exactly one."""
     unit_ct = ContentType.objects.get_for_model(Unit)  # cached for the process
     codename = ACCESS_UNIT.split(".", 1)[1]  # on the unit's content type, so of this app
     uop, gop = UserObjectPermission._meta.db_table, GroupObjectPermission._meta.db_table
     perm, member = Permission._meta.db_table, User.groups.through._meta.db_table
+    table = Unit._meta.db_table
+    # Each granted path with the number of units under it (itself included, as units_in_scope
+    # counts them) and the smallest id: a few paths, a table of a bureau's units.
+    under = f"FROM {table} d WHERE d.path LIKE g.path || '%%'"
     sql = (
-        f"SELECT DISTINCT u.path FROM {Unit._meta.db_table} u WHERE u.is_active AND CAST(u.id AS TEXT) IN ("
+        f"SELECT g.path, (SELECT COUNT(*) {under}), (SELECT MIN(d.id) {under}) FROM ("
+        f"SELECT DISTINCT u.path FROM {table} u WHERE u.is_active AND CAST(u.id AS TEXT) IN ("
         f" SELECT o.object_pk FROM {uop} o JOIN {perm} p ON p.id = o.permission_id"
         f"  WHERE o.user_id = %s AND o.content_type_id = %s AND p.content_type_id = %s AND p.codename = %s"
         f" UNION ALL"
         f" SELECT o.object_pk FROM {gop} o JOIN {perm} p ON p.id = o.permission_id"
         f"  JOIN {member} m ON m.group_id = o.group_id"
         f"  WHERE m.user_id = %s AND o.content_type_id = %s AND p.content_type_id = %s AND p.codename = %s"
-        f") ORDER BY u.path"
+        f")) g ORDER BY g.path"
     )
     args = [user_id, unit_ct.pk, unit_ct.pk, codename]
     with connections[router.db_for_read(Unit)].cursor() as cursor:
         cursor.execute(sql, args + args)
-        return [path for (path,) in cursor.fetchall()]
+        rows = cursor.fetchall()
+    paths = [path for path, _n, _id in rows]
+    # Nested grants (a unit and its parent) count the inner units twice: one path only is one unit.
+    single = rows[0][2] if len(rows) == 1 and rows[0][1] == 1 else None
+    return paths, single
 
 
 def unit_scope_q(*, user: User, prefix: str = "") -> Q:

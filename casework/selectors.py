@@ -34,6 +34,7 @@ from accounts.counting import CappedCount, counts_capped
 from accounts.models import User
 from accounts.selectors import (
     unit_scope_q,
+    unit_scope_single_id,
     units_in_scope,
     units_led_by_q,
     user_is_city_wide,
@@ -65,7 +66,7 @@ def case_scope_q(*, user: User) -> Q:
         return Q()
     # Within the OR, the lead unit as ``lead_unit_id = ANY(ARRAY(…))`` (:class:`ColumnIn`), which an
     # index scan takes next to a state; ``IN (SELECT …)`` under an OR is a filter checked row by row.
-    q = Q(ColumnIn("lead_unit_id", units_in_scope(user=user).order_by().values("pk")))
+    q = _lead_unit_of_scope_q(user=user)
     if user_is_city_wide(user=user):
         q |= Q(lead_unit__isnull=True)
     # Co-units: a subquery on the few granted unit paths, never a list of case ids (C18).
@@ -82,11 +83,26 @@ def lead_unit_in_scope_q(*, user: User) -> Q:
     the data (field case C18). AND-ed with a queue's state, PostgreSQL turns it into a semi-join
     and reads the (lead unit, state) index: a handler's 发回修改 queue reads its 952 cases, where
     ``= ANY(ARRAY(…))`` made it walk the 90,000 承办中 cases in the queue's order (issue 11 §3).
-    Under the access rule's OR, :func:`case_scope_q` writes it with :class:`ColumnIn`.
+    Under the access rule's OR, :func:`case_scope_q` writes it with :class:`ColumnIn`. A scope of
+    one unit (a handler of a unit without sub-units) is ``lead_unit_id = <id>``: the 待签收 and
+    承办中 queues are then read in their order and stop at the page (at 1,000,000 cases 115 → 81
+    ms and 158 → 125 ms for a district handler).
     """
     if user.is_superuser and user.is_active:
         return Q()
+    single = unit_scope_single_id(user=user)
+    if single is not None:  # one unit: ``= <id>``, read in the queue's order from its (lead unit, …) index
+        return Q(lead_unit_id=single)
     return Q(lead_unit_id__in=units_in_scope(user=user).values("pk"))
+
+
+def _lead_unit_of_scope_q(*, user: User) -> Q:
+    """The lead unit of the scope for the access rule's OR: ``= <id>`` for a one-unit scope (read
+    in order from the (lead unit, …) indexes), else :class:`ColumnIn` of the scope's units."""
+    single = unit_scope_single_id(user=user)
+    if single is not None:
+        return Q(lead_unit_id=single)
+    return Q(ColumnIn("lead_unit_id", units_in_scope(user=user).order_by().values("pk")))
 
 
 def cases_visible_to(*, user: User, queryset: QuerySet[Case] | None = None) -> QuerySet[Case]:
@@ -247,7 +263,7 @@ def cases_overdue_in_scope_q(*, user: User, now: datetime) -> Q:
         return Q(pk__in=[])
     if user.is_superuser or user_is_city_wide(user=user):
         return overdue
-    units = Q(ColumnIn("lead_unit_id", units_in_scope(user=user).order_by().values("pk")))
+    units = _lead_unit_of_scope_q(user=user)
     co_units = CoUnitTask.objects.filter(unit_scope_q(user=user, prefix="unit__")).order_by().values("case_id")
     return (
         (units & Q(state=State.DISPATCHED, sign_for_due_at__lt=now))

@@ -19,16 +19,27 @@ Every admin of the site uses both (``accounts.admin_base.StaffAdminMixin.paginat
 import bisect
 import calendar as pycalendar
 import datetime
+import html
 
 from django.conf import settings
-from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.templatetags import admin_list
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import (
+    display_for_field,
+    display_for_value,
+    get_fields_from_path,
+    lookup_field,
+)
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
-from django.db.models import DateTimeField, F, Max, Min
+from django.db.models import DateField, DateTimeField, F, ForeignKey, ManyToOneRel, Max, Min, TimeField
 from django.db.models.functions import TruncDate
+from django.urls import NoReverseMatch
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 
@@ -302,3 +313,103 @@ def _date_hierarchy_context(cl) -> dict | None:
 
 def _all_dates_title():
     return gettext("All dates")  # Django's own string, translated by Django's catalogue
+
+
+# ---------------------------------------------------------------- the rows of a changelist
+
+
+def result_rows(cl) -> list:
+    """The rows of changelist ``cl`` as Django's ``results(cl)`` gives them, built faster.
+
+    Django's ``items_for_result`` decides each cell's class, link and empty text anew for every
+    row, and writes each cell through ``format_html`` and ``conditional_escape`` (lazy-aware
+    wrappers): a quarter of a case list's request (~24 ms of 90 at 50 rows, issue 11 §3). Here
+    what depends on the column only is decided once per list and each cell is one escaped
+    f-string; the values are still read with ``lookup_field`` and shown with
+    ``display_for_field`` / ``display_for_value``, so the HTML is Django's, cell for cell
+    (``tests/test_list_rows.py`` compares the two on every registered admin). A list with a
+    formset (``list_editable``) is left to Django.
+
+    Returns:
+        a list of ``ResultList`` (one per row of ``cl.result_list``), as the
+        ``change_list_results.html`` template reads them.
+    """
+    if cl.formset:
+        return list(admin_list.results(cl))
+    columns = _row_columns(cl)
+    context = {"preserved_filters": cl.preserved_filters, "opts": cl.opts}
+    pk_attname = str(cl.to_field) if cl.to_field else cl.lookup_opts.pk.attname
+    rows = []
+    for result in cl.result_list:
+        cells = []
+        for name, base, link, tag, empty in columns:
+            cells.append(_cell(cl, result, name, base, link, tag, empty, context, pk_attname))
+        rows.append(admin_list.ResultList(None, cells))
+    return rows
+
+
+def _row_columns(cl) -> list[tuple]:
+    """Per column of ``cl.list_display``: (name, its class, linked, th or td, empty value text)."""
+    empty = cl.model_admin.get_empty_value_display()
+    links = cl.list_display_links
+    first, columns = True, []
+    for index, name in enumerate(cl.list_display):
+        if links is None:
+            link = False
+        elif first and not links:
+            link = True
+        else:
+            link = name in links
+        tag = ("th" if first else "td") if link else "td"
+        if link:
+            first = False
+        columns.append((name, f"field-{admin_list._coerce_field_name(name, index)}", link, tag, empty))
+    return columns
+
+
+def _escaped(value) -> str:
+    """``conditional_escape(value)`` without its lazy-string wrapper (called for every cell)."""
+    if hasattr(value, "__html__"):
+        return value.__html__()
+    return html.escape(str(value))
+
+
+def _cell(cl, result, name, base, link, tag, empty, context, pk_attname) -> str:
+    """One cell of ``items_for_result`` (Django 5.2), the same HTML."""
+    classes = base
+    try:
+        f, attr, value = lookup_field(name, result, cl.model_admin)
+    except ObjectDoesNotExist:
+        result_repr = empty
+    else:
+        empty = getattr(attr, "empty_value_display", empty)
+        if isinstance(value, str) and value.strip() == "":
+            value = ""
+        if f is None or f.auto_created:
+            if name == "action_checkbox":
+                classes = "action-checkbox"
+            boolean = getattr(attr, "boolean", False)
+            if isinstance(attr, property) and hasattr(attr, "fget"):
+                boolean = getattr(attr.fget, "boolean", False)
+            result_repr = display_for_value(value, empty, boolean)
+            if isinstance(value, (datetime.date, datetime.time)):
+                classes += " nowrap"
+        else:
+            if isinstance(f.remote_field, ManyToOneRel):
+                field_value = getattr(result, f.name)
+                result_repr = empty if field_value is None else field_value
+            else:
+                result_repr = display_for_field(value, f, empty, avoid_link=link)
+            if isinstance(f, (DateField, TimeField, ForeignKey)):
+                classes += " nowrap"
+    if not link:
+        return mark_safe(f'<td class="{classes}">{_escaped(result_repr)}</td>')
+    try:
+        url = cl.url_for_result(result)
+    except NoReverseMatch:
+        inner = _escaped(result_repr)
+    else:
+        url = add_preserved_filters(context, url)
+        popup = f' data-popup-opener="{_escaped(result.serializable_value(pk_attname))}"' if cl.is_popup else ""
+        inner = f'<a href="{_escaped(url)}"{popup}>{_escaped(result_repr)}</a>'
+    return mark_safe(f'<{tag} class="{classes}">{inner}</{tag}>')

@@ -374,6 +374,22 @@ def _escaped(value) -> str:
     return html.escape(str(value))
 
 
+def _preserved(context: dict, url: str) -> str:
+    """``add_preserved_filters(context, url)``; with no filters to merge (the rows' links carry them
+    already, ``RowLinksChangeList``) it only re-encodes the query, the same for every row: once."""
+    if context.get("preserved_filters"):
+        return add_preserved_filters(context, url)
+    path, mark, query = url.partition("?")
+    if "#" in url or not url.startswith("/") or url.startswith("//"):
+        return add_preserved_filters(context, url)
+    if not mark:  # nothing to re-encode: a path stays as it is
+        return url
+    memo = context.setdefault("_queries", {})
+    if query not in memo:
+        memo[query] = add_preserved_filters(context, "/?" + query)[1:]
+    return path + memo[query]
+
+
 def _cell(cl, result, name, base, link, tag, empty, context, pk_attname) -> str:
     """One cell of ``items_for_result`` (Django 5.2), the same HTML."""
     classes = base
@@ -409,7 +425,7 @@ def _cell(cl, result, name, base, link, tag, empty, context, pk_attname) -> str:
     except NoReverseMatch:
         inner = _escaped(result_repr)
     else:
-        url = add_preserved_filters(context, url)
+        url = _preserved(context, url)
         popup = f' data-popup-opener="{_escaped(result.serializable_value(pk_attname))}"' if cl.is_popup else ""
         inner = f'<a href="{_escaped(url)}"{popup}>{_escaped(result_repr)}</a>'
     return mark_safe(f'<{tag} class="{classes}">{inner}</{tag}>')

@@ -1042,13 +1042,11 @@ class _Sweep:
         督办单's content and referral, and ``history``: the words of the case's ladder steps
         ("催办·督办单(答复) 2026-03-05 10:01"). Three statements whatever the number of steps.
         """
-        for step in steps:
-            step["history"] = []
         if not steps:
             return
         by_pk = {step["pk"]: step for step in steps}
         for row in EscalationStep.objects.filter(pk__in=_ids(by_pk)).values(
-            "pk", "level", reference=F("case__reference"), subject=F("case__subject"),
+            "pk", reference=F("case__reference"), subject=F("case__subject"),
             excerpt=Substr("case__body", 1, EXCERPT_CHARS + 40), state=F("case__state"),
             handling_round=F("case__handling_round"), notice_content=F("notice__content"),
             referral_id=F("referral__id"), referral_reason=F("referral__reason"),

@@ -1,5 +1,7 @@
 """Shared fixtures: a small bureau with one user per role, built through the services."""
 
+import csv
+import gzip
 from pathlib import Path
 import threading
 
@@ -9,6 +11,9 @@ from django.test.testcases import LiveServerThread
 from django.utils import translation
 import pytest
 
+from casework.demo import is_police_related
+from casework.management.commands.demo_setup import DATA_FILE
+from casework.models import Case
 from config.celery import app as celery_app
 from tests.factories import Bureau
 
@@ -143,3 +148,20 @@ def browser(monkeypatch):
 def _audit_anchor_dir(settings, tmp_path):
     """Each test anchors its audit chain heads in a folder of its own (the anchor is per database)."""
     settings.CASEWORK_AUDIT_ANCHOR_DIR = tmp_path / "audit-anchor"
+
+
+@pytest.fixture
+def small_data_file(tmp_path):
+    """A gzipped slice of the real data file: 80 police-related and 70 other messages (the demo loader's input)."""
+    with gzip.open(DATA_FILE, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames
+        rows = list(reader)
+    police = [r for r in rows if is_police_related(Case(subject=r["subject"], body=r["body"]))][:80]
+    others = [r for r in rows if r not in police][:70]
+    path = tmp_path / "slice.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(police + others)
+    return path

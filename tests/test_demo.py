@@ -8,8 +8,6 @@ from django.core.management import call_command
 import pytest
 
 from accounts.models import Unit, User
-from casework.demo import is_police_related
-from casework.management.commands.demo_setup import DATA_FILE
 from casework.models import (
     Case,
     CoUnitTask,
@@ -20,23 +18,6 @@ from casework.models import (
     State,
     SupervisionNotice,
 )
-
-
-@pytest.fixture
-def small_data_file(tmp_path):
-    """A gzipped slice of the real data file: 80 police-related and 70 other messages."""
-    with gzip.open(DATA_FILE, "rt", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = reader.fieldnames
-        rows = list(reader)
-    police = [r for r in rows if is_police_related(Case(subject=r["subject"], body=r["body"]))][:80]
-    others = [r for r in rows if r not in police][:70]
-    path = tmp_path / "slice.csv.gz"
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(police + others)
-    return path
 
 
 @pytest.mark.django_db

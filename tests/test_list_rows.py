@@ -8,8 +8,6 @@ superuser, as a unit handler (whose lists hold scoped rows and other columns' li
 pop-up (the row links carry ``data-popup-opener``).
 """
 
-import csv
-import gzip
 from io import StringIO
 
 from django.contrib import admin
@@ -20,30 +18,12 @@ import pytest
 
 from accounts.admin_lists import result_rows
 from accounts.models import User
-from casework.demo import is_police_related
-from casework.management.commands.demo_setup import DATA_FILE
 
 
 @pytest.fixture
-def demo(db, tmp_path, settings):
+def demo(db, small_data_file, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    with gzip.open(DATA_FILE, "rt", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields, rows = reader.fieldnames, list(reader)
-    police = [r for r in rows if is_police_related_row(r)][:60]
-    others = [r for r in rows if r not in police][:30]
-    path = tmp_path / "slice.csv.gz"
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(police + others)
-    call_command("demo_setup", file=str(path), password="pw-demo", stdout=StringIO())
-
-
-def is_police_related_row(row) -> bool:
-    from casework.models import Case
-
-    return is_police_related(Case(subject=row["subject"], body=row["body"]))
+    call_command("demo_setup", file=str(small_data_file), password="pw-demo", stdout=StringIO())
 
 
 def _compare(client, url: str, *, allowed_only: bool = False) -> int:

@@ -30,7 +30,7 @@ import pytest
 from accounts.backends import OneQueryModelBackend
 from accounts.counting import count_capped
 from accounts.models import Unit, User
-from accounts.selectors import ACCESS_UNIT, unit_scope_paths, unit_scope_single_id
+from accounts.selectors import ACCESS_UNIT, unit_scope_paths, unit_scope_single_id, units_in_scope
 from accounts.services import unit_create
 from casework import selectors
 from casework.models import ACTIVE_STATES, Case, CaseClock, CoUnitTask, DisciplineReferral, Extension, State
@@ -270,8 +270,6 @@ def test_the_overdue_filter_in_scope_lists_the_same_cases_as_the_plain_rule(staf
 
 
 def units_of(user) -> list:
-    from accounts.selectors import units_in_scope
-
     return list(units_in_scope(user=user))
 
 

@@ -29,6 +29,7 @@ import time_machine
 from casework import escalation
 from casework.calendar import work_calendar
 from casework.models import (
+    CaseClock,
     CaseEvent,
     DigestLine,
     DisciplineReferral,
@@ -160,8 +161,6 @@ def test_a_digest_past_its_line_limit_lists_the_longest_overdue_and_links_to_all
     cases_a = seed_handling_cases(bureau, 12, unit=bureau.unit_a, started_at=STARTED, due_at=DUE)
     # Two of unit A's cases are longer overdue than the rest: they lead the list.
     late = cases_a[7:9]
-    from casework.models import CaseClock
-
     CaseClock.objects.filter(case__in=late).update(due_at=DUE - timedelta(days=1))
     cases_b = seed_handling_cases(bureau, 2, unit=bureau.unit_b, started_at=STARTED, due_at=DUE, tag="B")
     mailoutbox.clear()

@@ -7,13 +7,14 @@ most one working day is left. Screenshots go to ``test-artifacts/case_list/``.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.utils import timezone
 import pytest
 
-from casework import calendar, services
-from casework.models import MessageType
+from casework import calendar, escalation, services
+from casework.models import MessageType, Notification
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,4 +70,41 @@ def test_case_list_reads_at_a_glance(browser, live_server, bureau, width, height
     assert red.evaluate("e => getComputedStyle(e).color") == "rgb(166, 27, 27)"
     assert ("超期" if language == "zh-hans" else "Overdue") in red.inner_text()
 
+    context.close()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_a_digest_link_opens_the_list_of_its_cases(browser, live_server, bureau, settings, language):
+    """The link of a 催办 digest e-mail (``?digest=<key>``) lists its cases, the filter named in the sidebar."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    cases = _seed(bureau)
+    late = _seed(bureau)["overdue"]  # a second overdue case: the digest lists two
+    escalation.escalation_sweep(now=timezone.now())
+    key = next(n.key for n in Notification.objects.filter(key__startswith="digest:")
+               if bureau.dispatcher.email in n.recipients)  # the 网评办's digest
+    context = browser.new_context(viewport={"width": 1366, "height": 768},
+                                  locale="zh-CN" if language == "zh-hans" else "en-US")
+    context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": live_server.url}])
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", bureau.dispatcher.username)
+    page.fill("#id_password", "pw")
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/casework/case/?{urlencode({'digest': key})}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"digest_list_{language}_1366x768.png"))
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 2
+    listed = rows.all_inner_texts()
+    assert any(cases["overdue"].reference in r for r in listed) and any(late.reference in r for r in listed)
+    assert not any(cases["ok"].reference in r for r in listed)
+    # Named first in the sidebar, above the fold: why the list holds these cases.
+    first = page.locator("#changelist-filter details, #changelist-filter h3").first
+    assert first.is_visible() and first.bounding_box()["y"] < 768
+    sidebar = page.locator("#changelist-filter").inner_text()
+    assert sidebar.index("催办通知" if language == "zh-hans" else "Escalation e-mail") < sidebar.index(
+        "我的待办" if language == "zh-hans" else "My work")
+    assert ("催办通知" if language == "zh-hans" else "Escalation e-mail") in sidebar
+    assert ("该通知所列案件" if language == "zh-hans" else "Cases of this e-mail") in sidebar
     context.close()
